@@ -1,0 +1,1 @@
+"""Placeholder: test functions are being written."""

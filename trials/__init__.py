@@ -1,0 +1,1 @@
+"""trials package (being written)."""
