@@ -289,17 +289,21 @@ class EvolutionStrategy(Strategy):
             raise ValueError(f"X must have shape (popsize, n) = ({self.popsize}, {self.n}), got {X.shape}")
         if f.shape != (self.popsize,):
             raise ValueError(f"f must have shape (popsize,) = ({self.popsize},), got {f.shape}")
-        if not np.all(np.isfinite(X)):
+        if not np.isfinite(X).all():
             raise ValueError("X contains NaN or inf; pass the candidates returned by ask()")
-        same = np.all(X == self._asked_X, axis=1)
-        if self.bounds is not None and not np.all(same):
-            inside = self.bounds.contains(X[~same])
-            if not np.all(inside):
-                raise ValueError("injected rows of X lie outside the bounds; clip them into the box first")
+        # fast path: X is exactly the asked population (the common case)
+        all_same = np.array_equal(X, self._asked_X)
+        if not all_same:
+            same = (X == self._asked_X).all(axis=1)
+            if self.bounds is not None:
+                inside = self.bounds.contains(X[~same])
+                if not inside.all():
+                    raise ValueError("injected rows of X lie outside the bounds; clip them into the box first")
         # ---- no state has changed up to here ----
-        Y = self._asked_Y if np.all(same) else np.where(same[:, None], self._asked_Y, self._inverse(X))
+        Y = self._asked_Y if all_same else np.where(same[:, None], self._asked_Y, self._inverse(X))
         finite = np.isfinite(f)
-        if not np.all(finite) and not self._warned_nonfinite:
+        all_finite = bool(finite.all())
+        if not all_finite and not self._warned_nonfinite:
             warnings.warn(
                 f"{type(self).__name__}: {int((~finite).sum())} non-finite objective value(s) ranked worst "
                 "(warned once)",
@@ -307,8 +311,8 @@ class EvolutionStrategy(Strategy):
                 stacklevel=2,
             )
             self._warned_nonfinite = True
-        f_rank = np.where(finite, f, np.inf)
-        order = rank_order(f_rank)
+        f_rank = f.copy() if all_finite else np.where(finite, f, np.inf)
+        order = f_rank.argsort(kind="stable")  # = rank_order(f): ties in sampling order, NaN/inf last
         self.countiter += 1
         self.countevals += self.popsize
         i = int(order[0])

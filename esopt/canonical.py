@@ -1,8 +1,134 @@
-"""Placeholder: CanonicalES is being written (see issues)."""
+"""Canonical ES of Chrabaszcz, Loshchilov and Hutter (2018), "Back to Basics: Benchmarking
+Canonical Evolution Strategies for Playing Atari", arXiv 1802.08842, Algorithm 1.
+
+From the paper (Algorithm 1)::
+
+    eps_i ~ N(0, I),  x_i = theta + sigma eps_i,  i = 1..lambda
+    theta <- theta + lr * sigma * sum_{j=1..mu} w_j eps_{j:lambda},   lr = 1
+    w_j = (ln(mu + 0.5) - ln j) / sum_k (ln(mu + 0.5) - ln k)
+
+with ``sigma`` fixed (the paper's experiments; default ``csa=False``).
+
+Options that are *not* Algorithm 1:
+
+* ``csa=True``: the cumulative step-size adaptation kept in the authors' released code
+  (``CanonicalESOptimizer.update``): ``cs = (mueff + 2)/(n + mueff + 5)``,
+  ``ps <- (1 - cs) ps + sqrt(mueff cs (2 - cs)) sum_j w_j eps_{j:lambda}``,
+  ``sigma <- sigma exp((cs/2)(|ps|^2/n - 1))``.
+* ``mirrored=True``: antithetic pairs ``eps, -eps`` (rows ``eps_0, -eps_0, eps_1, ...``; an odd
+  ``popsize`` leaves the last row unpaired).  The authors use mirrored sampling only in their
+  OpenAI-ES optimizer (Salimans et al. 2017), not in canonical ES.
+* ``lr`` other than 1 (the released code has the parameter, set to 1 in all experiments).
+
+Defaults for ``popsize`` and ``mu`` are ours (``4 + floor(3 ln n)`` and ``floor(popsize/2)``);
+the paper used hundreds of offspring and ``mu = 50``.  With ``sigma`` fixed, ``sigma`` can be
+changed between generations by assigning ``es.sigma`` (a schedule is the caller's business).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
 
 from .base import EvolutionStrategy
+from .weights import log_weights, mueff
+
+__all__ = ["CanonicalES"]
 
 
-class CanonicalES(EvolutionStrategy):  # pragma: no cover - placeholder
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("CanonicalES is not implemented yet")
+class CanonicalES(EvolutionStrategy):
+    """Canonical (mu/mu_W, lambda)-ES with fixed step size (Chrabaszcz et al. 2018, Algorithm 1).
+
+    Parameters
+    ----------
+    x0 : array_like (n,)
+        Initial parameters ``theta``.
+    sigma0 : float > 0
+        Noise standard deviation ``sigma`` (units of ``x``); constant unless ``csa=True``.
+    popsize : int >= 2, optional
+        ``lambda``; default ``4 + floor(3 ln n)``.
+    mu : int, optional
+        Parents recombined, ``1 <= mu <= popsize``; default ``floor(popsize / 2)``.
+    seed, bounds, tolerances
+        As :class:`esopt.base.EvolutionStrategy`.
+    csa : bool
+        Cumulative step-size adaptation of the authors' code (default False).
+    mirrored : bool
+        Antithetic sampling (default False).
+    lr : float > 0
+        Learning rate of the mean update (default 1, the paper's value).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For the base class's reasons, ``mu`` out of range, non-bool flags or ``lr <= 0``.
+    """
+
+    name: ClassVar[str] = "canonical"
+    _state_attrs: ClassVar[tuple[str, ...]] = ("mean", "sigma", "ps", "_E")
+
+    def __init__(self, x0, sigma0, *, popsize=None, mu=None, seed=None, bounds=None, tolerances=None,
+                 csa=False, mirrored=False, lr=1.0):
+        for name, flag in (("csa", csa), ("mirrored", mirrored)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+            raise TypeError(f"lr must be a positive float, got {lr!r}")
+        if not np.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr must be a positive finite float, got {lr!r}")
+        if mu is not None and (isinstance(mu, bool) or not isinstance(mu, (int, np.integer))):
+            raise TypeError(f"mu must be an int, got {mu!r}")
+        super().__init__(x0, sigma0, popsize=popsize, seed=seed, bounds=bounds, tolerances=tolerances)
+        if mu is not None and not 1 <= mu <= self.popsize:
+            raise ValueError(f"mu must satisfy 1 <= mu <= popsize = {self.popsize}, got {mu}")
+        self.mu = self.popsize // 2 if mu is None else int(mu)
+        self.csa = bool(csa)
+        self.mirrored = bool(mirrored)
+        self.lr = float(lr)
+        self.weights = log_weights(self.mu)                       # Algorithm 1 weights
+        self.mueff = mueff(self.weights)
+        self.cs = (self.mueff + 2.0) / (self.n + self.mueff + 5.0)  # authors' code
+        self.mean = self.x0.copy()
+        self.sigma = self.sigma0
+        self.ps = np.zeros(self.n)
+        self._E: np.ndarray | None = None  # fresh noise of the pending ask
+
+    def _init_options(self) -> dict[str, Any]:
+        return {"mu": self.mu, "csa": self.csa, "mirrored": self.mirrored, "lr": self.lr}
+
+    def _sample(self) -> np.ndarray:
+        self._E = None
+        n_fresh = (self.popsize + 1) // 2 if self.mirrored else self.popsize
+        E = self._rng.standard_normal((n_fresh, self.n))              # eps_i ~ N(0, I)
+        Y = np.empty((self.popsize, self.n))
+        if self.mirrored:
+            np.add(self.mean, self.sigma * E, out=Y[0::2])            # theta + sigma eps
+            np.subtract(self.mean, self.sigma * E[: self.popsize // 2], out=Y[1::2])  # theta - sigma eps
+        else:
+            np.add(self.mean, self.sigma * E, out=Y)
+        self._E = E
+        return Y
+
+    def _noise(self, Y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``eps`` of the population rows ``rows`` (stored draws, or ``(y - theta)/sigma`` if injected)."""
+        if self.mirrored:
+            stored = np.where((rows % 2 == 0)[:, None], 1.0, -1.0) * self._E[rows // 2]
+        else:
+            stored = self._E[rows]
+        if Y is self._asked_Y:
+            return stored
+        injected = np.any(Y[rows] != self._asked_Y[rows], axis=1)
+        return np.where(injected[:, None], (Y[rows] - self.mean) / self.sigma, stored)
+
+    def _update(self, Y: np.ndarray, f: np.ndarray) -> None:
+        best = np.argsort(f, kind="stable")[: self.mu]
+        step = self.weights @ self._noise(Y, best)                    # sum_j w_j eps_{j:lambda}
+        self.mean = self.mean + self.lr * self.sigma * step           # Algorithm 1 mean update
+        if self.csa:                                                  # authors' code, not Algorithm 1
+            self.ps = (1 - self.cs) * self.ps + np.sqrt(self.mueff * self.cs * (2 - self.cs)) * step
+            self.sigma = float(self.sigma * np.exp(self.cs / 2 * (float(self.ps @ self.ps) / self.n - 1)))
+        self._E = None
+
+    def _search_view_parts(self) -> dict[str, Any]:
+        return {"stds": np.full(self.n, self.sigma), "pc": None, "eigvals": None, "B": None}

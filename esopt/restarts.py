@@ -1,12 +1,402 @@
-"""Placeholder: IPOP/BIPOP are being written (see issues)."""
+"""Restart strategies with increasing population size: IPOP and BIPOP, over any strategy.
 
-from .base import Strategy
+* **IPOP** (Auger and Hansen, "A Restart CMA Evolution Strategy With Increasing Population
+  Size", CEC 2005): whenever a run stops on a local criterion (``tolfun``, ``tolx``,
+  ``tolstagnation``, ...), a new run starts from ``x0`` with ``sigma0`` and the population size
+  multiplied by ``incpopsize`` (2): ``popsize_k = round(popsize_0 * incpopsize**k)``.
+* **BIPOP** (Hansen, "Benchmarking a BI-Population CMA-ES on the BBOB-2009 Function Testbed",
+  GECCO 2009 workshop): two interlaced regimes after a first run with the default population
+  size ``popsize_0``.  The *large* regime is IPOP (``popsize_0 * 2**k`` after ``k`` earlier
+  large-regime runs counting the first run, ``sigma0``).  The *small* regime draws
+  ``U1, U2 ~ U[0, 1]`` and uses ``sigma0 * 10**(-2 U1)`` and
+  ``floor(popsize_0 * (popsize_l / popsize_0)**(U2**2))``, where ``popsize_l`` is the population
+  size of the latest large run; a small run is limited to ``0.5 * budget_large / popsize``
+  iterations.  The next run is small while the evaluations spent in small runs are below those
+  spent in large runs, so both regimes get about the same budget.  Budget accounting details
+  follow pycma 4.5.0's ``fmin2(..., bipop=True)`` (read from its source), which charges the
+  first run to the small budget, as Hansen's MATLAB code does.  Only large-regime runs count as
+  restarts against ``max_restarts``.
+
+A wrapper is itself a :class:`esopt.base.Strategy`.  **The population size changes between
+restarts, so the shape of** ``ask()`` **changes**: always use ``es.popsize`` (or the returned
+array's shape) of the current generation.  ``stop()`` is ``{}`` until the restarts are
+exhausted or a global criterion (``ftarget``, ``maxfevals``, counted over all runs) fires; it
+then returns the last run's criteria, plus ``{'maxrestarts': max_restarts}`` when the restarts
+were exhausted.  ``result`` is the best over all runs with ``restart_history``.  Every run
+restarts from ``x0``.  Per-run criteria (``maxiter``, ``tolfun``, ...) apply to each run.
+
+Randomness: the wrapper's ``numpy.random.Generator`` draws each run's seed (and BIPOP's
+``U1, U2``), so a seeded wrapper is reproducible; ``state_dict`` stores it and the current
+run's state under the prefix ``inner.`` so that a resumed wrapper continues bit-for-bit, also in
+the middle of a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .base import STATE_FORMAT_VERSION, EvolutionStrategy, Result, Strategy, _check_header, make_rng
+from .termination import Tolerances
+
+__all__ = ["IPOP", "BIPOP", "RestartResult"]
+
+_GLOBAL = ("ftarget", "maxfevals")
 
 
-class IPOP(Strategy):  # pragma: no cover - placeholder
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError
+@dataclass(frozen=True)
+class RestartResult(Result):
+    """:class:`esopt.base.Result` of a restart wrapper, best over all runs.
+
+    ``restart_history`` lists one dict per run (the current one included while it runs):
+    ``run``, ``regime`` (``'first'``, ``'large'`` or ``'small'``), ``popsize``, ``sigma0``,
+    ``evals``, ``iterations``, ``best_f`` and ``stop`` (the criteria that ended it, ``{}``
+    while running).
+    """
+
+    restart_history: list = field(default_factory=list)
 
 
-class BIPOP(IPOP):  # pragma: no cover - placeholder
-    pass
+def _plain_option(name: str, v):
+    """Strategy options must be checkpointable: plain scalars or strings (dtypes become names)."""
+    if isinstance(v, np.dtype) or (isinstance(v, type) and issubclass(v, np.generic)):
+        return np.dtype(v).name
+    if isinstance(v, np.generic):
+        return v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise TypeError(f"strategy option {name}={v!r} must be a scalar, a string or a numpy dtype "
+                    "so that the restart wrapper can be checkpointed")
+
+
+def _resolve_method(method) -> tuple[type, str]:
+    from .registry import STRATEGIES, strategy_class
+
+    if isinstance(method, str):
+        if method not in STRATEGIES:
+            raise ValueError(f"unknown method {method!r} for restarts; known: {sorted(STRATEGIES)}")
+        return strategy_class(method), method
+    if isinstance(method, type) and issubclass(method, EvolutionStrategy):
+        return method, method.name
+    raise TypeError(f"method must be a registered strategy name or an EvolutionStrategy subclass, "
+                    f"got {method!r}")
+
+
+class IPOP(Strategy):
+    """IPOP restarts (Auger and Hansen 2005) around a strategy; see the module docstring.
+
+    Parameters
+    ----------
+    method : str or EvolutionStrategy subclass
+        Inner strategy: a name of :data:`esopt.registry.STRATEGIES` (``'cmaes'``, ...) or a class
+        (it must be registered under its ``name`` for :func:`esopt.load`).
+    x0 : array_like (n,)
+        Initial mean of every run.
+    sigma0 : float > 0
+        Initial step size of every (large-regime) run.
+    popsize : int, optional
+        Population size of the first run; default the inner strategy's default.
+    seed : int, numpy.random.Generator or None
+        Source of the runs' seeds.
+    bounds : (lower, upper), optional
+        Passed to every run.
+    tolerances : Tolerances or dict, optional
+        ``ftarget`` and ``maxfevals`` are global (over all runs); the others apply per run.
+    max_restarts : int >= 0
+        Restarts after the first run (default 9, as pycma).
+    incpopsize : float >= 1
+        Population size factor per restart (default 2).
+    **strategy_options
+        Further constructor arguments of the inner strategy (plain scalars, strings or dtypes).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown ``method``, bad ``max_restarts``/``incpopsize``/options, and everything
+        the inner constructor rejects (``x0``, ``sigma0``, ``bounds``, ...).
+    """
+
+    name: ClassVar[str] = "ipop"
+
+    def __init__(self, method, x0, sigma0, *, popsize=None, seed=None, bounds=None, tolerances=None,
+                 max_restarts=9, incpopsize=2, **strategy_options):
+        self._cls, self.method = _resolve_method(method)
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, (int, np.integer)):
+            raise TypeError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
+        if max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0, got {max_restarts}")
+        if isinstance(incpopsize, bool) or not isinstance(incpopsize, (int, float, np.integer, np.floating)):
+            raise TypeError(f"incpopsize must be a float >= 1, got {incpopsize!r}")
+        if not math.isfinite(incpopsize) or incpopsize < 1:
+            raise ValueError(f"incpopsize must be a finite float >= 1, got {incpopsize!r}")
+        if tolerances is None:
+            tolerances = Tolerances()
+        elif isinstance(tolerances, dict):
+            tolerances = Tolerances.from_dict(tolerances)
+        elif not isinstance(tolerances, Tolerances):
+            raise TypeError(f"tolerances must be a Tolerances or a dict, got {type(tolerances).__name__}")
+        self.options = {k: _plain_option(k, v) for k, v in strategy_options.items()}
+        self.max_restarts = int(max_restarts)
+        self.incpopsize = float(incpopsize)
+        self.tolerances_given = tolerances
+        self.popsize_given = popsize
+        self._bounds_arg = bounds
+        self._rng = make_rng(seed)
+        # the first run validates x0, sigma0, popsize, bounds and the options
+        self.inner: EvolutionStrategy = self._cls(
+            x0, sigma0, popsize=popsize, seed=self._draw_seed(), bounds=bounds,
+            tolerances=self._run_tolerances(None, 0), **self.options)
+        self.n = self.inner.n
+        self.x0 = self.inner.x0.copy()
+        self.sigma0 = self.inner.sigma0
+        self.bounds = self.inner.bounds
+        self.popsize0 = self.inner.popsize
+        self.tolerances = tolerances.resolve(self.n, self.popsize0)  # raises for bad thresholds
+        self.history: list[dict] = []
+        self.run = {"run": 0, "regime": "first", "popsize": self.popsize0, "sigma0": self.sigma0}
+        self.evals_done = 0    # evaluations of the runs before the current one
+        self.iters_done = 0
+        self.best_f = math.inf
+        self.best_x: np.ndarray | None = None
+        self.evals_at_best = 0
+        self.final_stop: dict | None = None
+
+    # ----- run management ------------------------------------------------------------------------
+    def _draw_seed(self) -> int:
+        return int(self._rng.integers(0, 2**63 - 1))
+
+    def _run_tolerances(self, maxiter, evals_done: int) -> Tolerances:
+        t = self.tolerances_given
+        changes: dict[str, Any] = {"maxfevals": max(0.0, float(t.maxfevals) - evals_done)}
+        if maxiter is not None:
+            changes["maxiter"] = maxiter
+        return dataclasses.replace(t, **changes)
+
+    def _next_run(self) -> tuple[str, int, float, float | None]:
+        """``(regime, popsize, sigma0, maxiter or None)`` of the next run (IPOP: large regime)."""
+        k = sum(1 for h in self.history if h["regime"] in ("first", "large"))
+        return "large", int(round(self.popsize0 * self.incpopsize**k)), self.sigma0, None
+
+    def _restarts_exhausted(self) -> bool:
+        return len(self.history) > self.max_restarts
+
+    def _end_run(self, stop: dict) -> None:
+        rec = dict(self.run, evals=self.inner.countevals, iterations=self.inner.countiter,
+                   best_f=float(self.inner.best_f), stop=dict(stop))
+        self.history.append(rec)
+        self._account(rec)
+
+    def _account(self, rec: dict) -> None:
+        """Hook for BIPOP's budget bookkeeping."""
+
+    def _start_run(self) -> None:
+        self.evals_done += self.inner.countevals
+        self.iters_done += self.inner.countiter
+        regime, popsize, sigma0, maxiter = self._next_run()
+        self.inner = self._cls(self.x0, sigma0, popsize=popsize, seed=self._draw_seed(),
+                               bounds=self._bounds_arg, tolerances=self._run_tolerances(maxiter, self.evals_done),
+                               **self.options)
+        self.run = {"run": len(self.history), "regime": regime, "popsize": popsize, "sigma0": sigma0}
+
+    # ----- Strategy API --------------------------------------------------------------------------
+    @property
+    def popsize(self) -> int:  # type: ignore[override]
+        """Population size of the current run (changes between restarts)."""
+        return self.inner.popsize
+
+    @property
+    def countevals(self) -> int:
+        """Evaluations over all runs."""
+        return self.evals_done + self.inner.countevals
+
+    @property
+    def countiter(self) -> int:
+        """Iterations (tells) over all runs."""
+        return self.iters_done + self.inner.countiter
+
+    @property
+    def sigma(self) -> float:
+        return float(self.inner.sigma)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.inner.mean
+
+    @property
+    def restart_history(self) -> list[dict]:
+        """Completed runs, then the current one (``stop == {}``) if it has started."""
+        hist = [dict(h) for h in self.history]
+        if self.final_stop is None and self.inner.countiter > 0:
+            hist.append(dict(self.run, evals=self.inner.countevals, iterations=self.inner.countiter,
+                             best_f=float(self.inner.best_f), stop={}))
+        return hist
+
+    def ask(self) -> np.ndarray:
+        """Candidates of the current run, shape ``(popsize, n)`` with the *current* popsize."""
+        return self.inner.ask()
+
+    def tell(self, X, f) -> None:
+        """Tell the current run; starts the next run when it stops on a local criterion.
+
+        Raises ``ValueError``/``TypeError`` as :meth:`EvolutionStrategy.tell`, before any change.
+        """
+        self.inner.tell(X, f)  # validates before changing anything
+        if self.inner.best_f < self.best_f:
+            self.best_f = float(self.inner.best_f)
+            self.best_x = self.inner.best_x.copy()
+            self.evals_at_best = self.evals_done + self.inner.evals_at_best
+        if self.final_stop is not None:
+            return
+        stop = self.inner.stop()
+        if not stop:
+            return
+        self._end_run(stop)
+        if any(k in stop for k in _GLOBAL):
+            self.final_stop = dict(stop)
+        elif self._restarts_exhausted():
+            self.final_stop = dict(stop, maxrestarts=self.max_restarts)
+        else:
+            self._start_run()
+
+    def stop(self) -> dict:
+        """``{}`` while restarts remain; else the last run's criteria (see module docstring)."""
+        if self.final_stop is not None:
+            return dict(self.final_stop)
+        return {k: v for k, v in self.inner.stop().items() if k in _GLOBAL}
+
+    @property
+    def result(self) -> RestartResult:
+        """Best over all runs, totals, current mean/sigma and the restart history."""
+        r = self.inner.result
+        return RestartResult(
+            x=None if self.best_x is None else self.best_x.copy(), f=self.best_f, nfev=self.countevals,
+            nit=self.countiter, mean=r.mean, sigma=r.sigma, stop=self.stop(),
+            restart_history=self.restart_history,
+        )
+
+    # ----- checkpoint state ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Flat dict: wrapper header, ``init.*``, ``rng``, ``restarts.*`` and the current run's
+        state dict under ``inner.``."""
+        d: dict[str, Any] = {"class": self.name, "version": STATE_FORMAT_VERSION}
+        d["init.method"] = self.method
+        d["init.x0"] = self.x0.copy()
+        d["init.sigma0"] = self.sigma0
+        d["init.popsize"] = self.popsize0
+        d["init.max_restarts"] = self.max_restarts
+        d["init.incpopsize"] = self.incpopsize
+        if self.bounds is not None:
+            d["init.bounds.lower"] = self.bounds.lower.copy()
+            d["init.bounds.upper"] = self.bounds.upper.copy()
+        for k, v in dataclasses.asdict(self.tolerances_given).items():
+            d[f"init.tolerances.{k}"] = v
+        for k, v in self.options.items():
+            d[f"init.options.{k}"] = v
+        d["rng"] = json.dumps(self._rng.bit_generator.state)
+        d["restarts.history"] = json.dumps(self.history)
+        d["restarts.run"] = json.dumps(self.run)
+        d["restarts.evals_done"] = self.evals_done
+        d["restarts.iters_done"] = self.iters_done
+        d["restarts.best_f"] = self.best_f
+        d["restarts.evals_at_best"] = self.evals_at_best
+        if self.best_x is not None:
+            d["restarts.best_x"] = self.best_x.copy()
+        d["restarts.final_stop"] = None if self.final_stop is None else json.dumps(self.final_stop)
+        d.update(self._extra_state())
+        for k, v in self.inner.state_dict().items():
+            d[f"inner.{k}"] = v
+        return d
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, d: dict[str, Any]) -> None:
+        """Hook for subclasses' extra state."""
+
+    @classmethod
+    def from_state_dict(cls, d: dict[str, Any]) -> IPOP:
+        """Rebuild from :meth:`state_dict` output; continues bit-for-bit.
+
+        Raises ``ValueError`` for another class, another format version or a missing key.
+        """
+        _check_header(d, cls)
+        try:
+            tol = Tolerances(**{k[len("init.tolerances."):]: v for k, v in d.items()
+                                if k.startswith("init.tolerances.")})
+            bounds = None
+            if "init.bounds.lower" in d:
+                bounds = (np.asarray(d["init.bounds.lower"]), np.asarray(d["init.bounds.upper"]))
+            options = {k[len("init.options."):]: v for k, v in d.items() if k.startswith("init.options.")}
+            obj = cls(str(d["init.method"]), np.asarray(d["init.x0"]), float(d["init.sigma0"]),
+                      popsize=int(d["init.popsize"]), seed=None, bounds=bounds, tolerances=tol,
+                      max_restarts=int(d["init.max_restarts"]), incpopsize=float(d["init.incpopsize"]),
+                      **options)
+            obj._rng.bit_generator.state = json.loads(str(d["rng"]))
+            obj.history = json.loads(str(d["restarts.history"]))
+            obj.run = json.loads(str(d["restarts.run"]))
+            obj.evals_done = int(d["restarts.evals_done"])
+            obj.iters_done = int(d["restarts.iters_done"])
+            obj.best_f = float(d["restarts.best_f"])
+            obj.evals_at_best = int(d["restarts.evals_at_best"])
+            obj.best_x = np.array(d["restarts.best_x"], float) if "restarts.best_x" in d else None
+            fs = d["restarts.final_stop"]
+            obj.final_stop = None if fs is None else json.loads(str(fs))
+            obj._load_extra_state(d)
+            inner = {k[len("inner."):]: v for k, v in d.items() if k.startswith("inner.")}
+            obj.inner = obj._cls.from_state_dict(inner)
+        except KeyError as e:
+            raise ValueError(f"state dict for {cls.__name__} is missing key {e.args[0]!r}") from None
+        return obj
+
+
+class BIPOP(IPOP):
+    """BIPOP restarts (Hansen 2009): interlaced large (IPOP) and small-population runs.
+
+    Same parameters as :class:`IPOP`; ``max_restarts`` counts large-regime restarts only.
+    See the module docstring for the regimes and the budget split.
+    """
+
+    name: ClassVar[str] = "bipop"
+
+    def __init__(self, method, x0, sigma0, **kwargs):
+        super().__init__(method, x0, sigma0, **kwargs)
+        self.budget_small = 0  # evaluations of small-regime runs (and of the first run)
+        self.budget_large = 0
+
+    def _account(self, rec: dict) -> None:
+        if rec["regime"] == "large":
+            self.budget_large += rec["evals"]
+        else:
+            self.budget_small += rec["evals"]
+
+    def _n_large(self) -> int:
+        """Runs of the large regime so far, the first run included."""
+        return sum(1 for h in self.history if h["regime"] in ("first", "large"))
+
+    def _restarts_exhausted(self) -> bool:
+        return self._n_large() > self.max_restarts
+
+    def _next_run(self) -> tuple[str, int, float, float | None]:
+        k = self._n_large()
+        if self.budget_small < max(1, self.budget_large):
+            u1 = self._rng.uniform()
+            u2 = self._rng.uniform()
+            sigma0 = self.sigma0 * 0.01**u1                                     # 10^(-2 U1)
+            ratio = self.incpopsize ** (k - 1)                                  # popsize_l / popsize_0
+            popsize = max(2, int(self.popsize0 * ratio ** (u2**2)))
+            default_maxiter = self.tolerances_given.resolve(self.n, popsize).maxiter
+            maxiter = min(default_maxiter, 0.5 * self.budget_large / popsize)
+            return "small", popsize, sigma0, maxiter
+        return "large", int(round(self.popsize0 * self.incpopsize**k)), self.sigma0, None
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"restarts.budget_small": self.budget_small, "restarts.budget_large": self.budget_large}
+
+    def _load_extra_state(self, d: dict[str, Any]) -> None:
+        self.budget_small = int(d["restarts.budget_small"])
+        self.budget_large = int(d["restarts.budget_large"])

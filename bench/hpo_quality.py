@@ -1,0 +1,508 @@
+"""Tuning quality at equal trial budget: esopt CMA-ES (and sep-CMA-ES) vs random search vs Optuna TPE.
+
+Usage (from the repository root)::
+
+    python bench/hpo_quality.py --config cluster/configs/digits-cmaes.yaml --trials 30 --seeds 5
+    python bench/hpo_quality.py --config cluster/configs/digits-highdim.yaml --seeds 5 --save-results
+
+What it does
+------------
+The search space (a :class:`cluster.space.Space`, unit cube ``[0, 1]^d``) and the training task
+(``trial:`` = ``trials.TrialSpec`` fields) are read from the campaign config, so the benchmark and
+the shipped config agree.  Every method gets the same number of trials per run and ``--seeds``
+independent runs; every trial is one call of ``trials.train_and_evaluate`` (validation error =
+objective, test error recorded but never seen by any method):
+
+* ``cmaes`` / ``sepcmaes``: ``esopt.make_strategy(name, space.x0, sigma0, popsize=, seed=,
+  bounds=space.bounds)`` with the config's ``strategy.popsize`` / ``strategy.sigma0``; ask a
+  generation, evaluate it, tell it (sequential-generation semantics, as the campaign driver).  A
+  last, incomplete generation is evaluated but not told.
+* ``random``: i.i.d. uniform points of the same unit cube, decoded by the same ``Space``.
+* ``tpe``: Optuna's ``TPESampler(seed=...)`` (Optuna's defaults), ask/tell, with distributions
+  that match the ``Space`` (``log=True`` on the log10 scale, ``IntDistribution`` for ints).
+
+A method may carry overrides: ``cmaes:popsize=8,sigma0=0.2`` (the whole string is its label).
+
+Seeds
+-----
+Run ``r`` (``r = 0..seeds-1``) uses the *training* seed ``trial.seed + r`` for **every trial of
+every method**: within a run the objective is a deterministic function of the hyperparameters, and
+the methods of run ``r`` are compared on the very same function (a paired design).  The optimizer
+seed is ``strategy.seed + r`` (CMA-ES), ``r`` (random, TPE).  Because the best validation error of
+a run is the minimum over many evaluations that share one training seed, it is optimistic; the
+benchmark therefore also retrains each run's final best with ``--reeval`` fresh training seeds
+(seeds ``10_000 + k``) and reports that mean (an unbiased estimate of the chosen
+hyperparameters' quality) together with the spread between training seeds (the noise floor).
+
+Parallelism: ``--workers`` processes (default: CPU count), each with 1 torch/BLAS thread, each
+running whole runs (one method x one seed) one trial after another, so TPE stays fully sequential
+and CMA-ES keeps its generation semantics.  Finished runs are cached under ``--out`` (one CSV per
+run, written atomically); rerunning the command resumes and only computes what is missing.
+
+Outputs: a per-trial CSV, a PNG of best-so-far validation error vs trials (median line and
+min-max band over seeds, one colour per method), and markdown tables (printed; with
+``--save-results`` also copied to ``bench/results/``).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Pin BLAS/torch threads before numpy/torch are imported (workers inherit the environment).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+REEVAL_SEED0 = 10_000
+FRACTIONS = (0.25, 0.5, 1.0)
+COLORS = {"cmaes": "tab:blue", "sepcmaes": "tab:cyan", "random": "tab:gray", "tpe": "tab:orange"}
+BASE_COLS = ["method", "seed", "trial", "generation", "train_seed", "objective", "test_error", "status",
+             "wall_time_s", "best_so_far"]
+
+
+# ----------------------------------------------------------------------------------------------
+# config, methods
+def load(config_path: str):
+    """``cluster.config.load_config`` (imported lazily so that workers import it themselves)."""
+    from cluster.config import load_config
+
+    return load_config(config_path)
+
+
+def parse_method(spec: str) -> tuple[str, dict]:
+    """``"cmaes:popsize=8,sigma0=0.2"`` -> ``("cmaes", {"popsize": 8, "sigma0": 0.2})``.
+
+    Raises ``ValueError`` for an unknown method or option.
+    """
+    name, _, opts = spec.partition(":")
+    allowed = {"cmaes": {"popsize", "sigma0"}, "sepcmaes": {"popsize", "sigma0"}, "random": set(),
+               "tpe": {"n_startup_trials"}}
+    if name not in allowed:
+        raise ValueError(f"unknown method {name!r}; known: {sorted(allowed)}")
+    kw: dict = {}
+    for item in filter(None, opts.split(",")):
+        key, _, val = item.partition("=")
+        if key not in allowed[name]:
+            raise ValueError(f"method {name!r} takes options {sorted(allowed[name])}, got {key!r}")
+        kw[key] = int(val) if key in ("popsize", "n_startup_trials") else float(val)
+    return name, kw
+
+
+def trial_spec(cfg, train_seed: int, overrides: dict):
+    """The config's ``trial:`` dict with the training seed, 1 thread and ``overrides`` applied."""
+    import trials
+
+    d = dict(cfg.trial)
+    d.update(overrides)
+    d["seed"] = int(train_seed)
+    d["threads"] = 1
+    return trials.TrialSpec.from_dict(d) if hasattr(trials.TrialSpec, "from_dict") else trials.TrialSpec(**d)
+
+
+def evaluate(hp: dict, spec) -> dict:
+    """One trial -> plain dict (objective = validation error; 1.0 when not ``ok`` or not finite)."""
+    import trials
+
+    t0 = time.perf_counter()
+    res = trials.train_and_evaluate(hp, spec)
+    obj = float(res.objective) if res.objective is not None else math.nan
+    test = float(res.test_error) if getattr(res, "test_error", None) is not None else math.nan
+    status = str(getattr(res, "status", "ok"))
+    if status != "ok" or not math.isfinite(obj):
+        obj = 1.0
+    wall = float(getattr(res, "wall_time_s", None) or (time.perf_counter() - t0))
+    return {"objective": obj, "test_error": test, "status": status, "wall_time_s": wall}
+
+
+def tpe_distributions(space) -> dict:
+    """Optuna distributions equal to the ``Space``'s params (log10 -> ``log=True``, int -> Int)."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    out = {}
+    for p in space.params:
+        log = p.scale == "log10"
+        if p.type == "int":
+            out[p.name] = IntDistribution(int(p.lower), int(p.upper), log=log)
+        else:
+            out[p.name] = FloatDistribution(float(p.lower), float(p.upper), log=log)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# one run (executed in a worker process)
+def run_one(job: dict) -> dict:
+    """Run ``job["n_trials"]`` trials of one method with one seed; write its CSV; return a summary."""
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = load(job["config"])
+    space = cfg.space
+    name, kw = parse_method(job["method"])
+    seed = int(job["seed"])
+    train_seed = int(cfg.trial.get("seed", 0)) + seed
+    spec = trial_spec(cfg, train_seed, job["trial_overrides"])
+    n_trials = int(job["n_trials"])
+    rows: list[dict] = []
+    best = math.inf
+    t_start = time.perf_counter()
+
+    def record(hp: dict, gen: int) -> float:
+        nonlocal best
+        r = evaluate(hp, spec)
+        best = min(best, r["objective"])
+        rows.append({"method": job["method"], "seed": seed, "trial": len(rows), "generation": gen,
+                     "train_seed": train_seed, **r, "best_so_far": best, **hp})
+        return r["objective"]
+
+    if name in ("cmaes", "sepcmaes"):
+        import esopt
+
+        popsize = kw.get("popsize", cfg.strategy.popsize)
+        sigma0 = kw.get("sigma0", cfg.strategy.sigma0)
+        es = esopt.make_strategy(name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + seed,
+                                 bounds=space.bounds)
+        gen = 0
+        while len(rows) < n_trials:
+            X = es.ask()
+            k = min(len(X), n_trials - len(rows))
+            f = [record(space.decode(x), gen) for x in X[:k]]
+            if k == len(X):
+                es.tell(X, np.asarray(f))
+            gen += 1
+    elif name == "random":
+        rng = np.random.default_rng([seed, 7])
+        for _ in range(n_trials):
+            record(space.decode(rng.uniform(size=space.dim)), -1)
+    elif name == "tpe":
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=seed, **kw)
+        study = optuna.create_study(direction="minimize", sampler=sampler)
+        dists = tpe_distributions(space)
+        for _ in range(n_trials):
+            t = study.ask(dists)
+            hp = {p.name: (int(t.params[p.name]) if p.type == "int" else float(t.params[p.name]))
+                  for p in space.params}
+            study.tell(t, record(hp, -1))
+    elapsed = time.perf_counter() - t_start
+    write_csv(Path(job["csv"]), rows, space.names)
+    i = int(np.argmin([r["objective"] for r in rows]))
+    return {"method": job["method"], "seed": seed, "elapsed_s": elapsed, "best": rows[i]["objective"],
+            "best_hp": {n: rows[i][n] for n in space.names}}
+
+
+def reeval_one(job: dict) -> list[dict]:
+    """Retrain ``job["hp"]`` with training seeds ``REEVAL_SEED0 + k`` (k < job["k"]); rows for the CSV."""
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = load(job["config"])
+    out = []
+    for k in range(int(job["k"])):
+        spec = trial_spec(cfg, REEVAL_SEED0 + k, job["trial_overrides"])
+        r = evaluate(job["hp"], spec)
+        out.append({"probe": job["probe"], "method": job["method"], "seed": job["seed"],
+                    "train_seed": REEVAL_SEED0 + k, **r, **job["hp"]})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def write_csv(path: Path, rows: list[dict], names: list[str], base=BASE_COLS) -> None:
+    """Write ``rows`` atomically (``path.tmp`` then rename); columns ``base`` then ``names``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(base) + list(names), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt(v) for k, v in r.items()})
+    tmp.replace(path)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", s)
+
+
+# ----------------------------------------------------------------------------------------------
+# statistics and report
+def curves(rows: list[dict], methods: list[str], seeds: int, n: int) -> dict[str, np.ndarray]:
+    """``{method: (seeds, n)}`` best-so-far validation error (fraction)."""
+    out = {}
+    for m in methods:
+        A = np.full((seeds, n), np.nan)
+        for r in rows:
+            if r["method"] == m and int(r["seed"]) < seeds and int(r["trial"]) < n:
+                A[int(r["seed"]), int(r["trial"])] = float(r["objective"])
+        out[m] = np.minimum.accumulate(A, axis=1)
+    return out
+
+
+def pct(a) -> str:
+    return f"{100 * a:.2f}"
+
+
+def med_range(a: np.ndarray) -> str:
+    a = np.asarray(a, float)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return "n/a"
+    return f"{pct(np.median(a))} [{pct(a.min())}-{pct(a.max())}]"
+
+
+def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spec_info) -> str:
+    """Markdown tables (see module docstring)."""
+    C = curves(rows, methods, seeds, n)
+    cuts = [max(1, math.ceil(fr * n)) for fr in FRACTIONS]
+    lines = [f"### {cfg.name}: d = {cfg.space.dim} hyperparameters, {n} trials per run, {seeds} seeds",
+             "", spec_info, "",
+             "Best validation error (%) so far, median [min-max] over seeds:", "",
+             "| method | " + " | ".join(f"{int(fr * 100)}% ({c} trials)" for fr, c in zip(FRACTIONS, cuts))
+             + " | test error of final best (%) | retrained final best, val (%) | run wall time (s) |",
+             "|---" * (len(cuts) + 4) + "|"]
+    by = {(r["method"], int(r["seed"]), int(r["trial"])): r for r in rows}
+    for m in methods:
+        cells = [med_range(C[m][:, c - 1]) for c in cuts]
+        tests = []
+        for s in range(seeds):
+            obj = C[m][s]
+            if np.all(np.isnan(obj)):
+                continue
+            vals = [float(by[(m, s, t)]["objective"]) for t in range(n)]
+            tests.append(float(by[(m, s, int(np.argmin(vals)))]["test_error"]))
+        re_m = [np.mean([float(r["objective"]) for r in reeval_rows if r["method"] == m and int(r["seed"]) == s])
+                for s in range(seeds) if any(r["method"] == m and int(r["seed"]) == s for r in reeval_rows)]
+        walls = [sm["elapsed_s"] for sm in summaries if sm["method"] == m]
+        wall = f"{np.median(walls):.0f} [{min(walls):.0f}-{max(walls):.0f}]" if walls else "n/a"
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {med_range(tests)} | {med_range(re_m)} | {wall} |")
+    lines.append("")
+    # paired comparison against random search
+    if "random" in methods:
+        lines += ["Paired per-seed difference of the final best validation error, method - random "
+                  "(percentage points; negative = better than random):", ""]
+        for m in methods:
+            if m == "random":
+                continue
+            d = C[m][:, n - 1] - C["random"][:, n - 1]
+            d = d[np.isfinite(d)]
+            lines.append(f"- {m}: " + ", ".join(f"{100 * x:+.2f}" for x in d)
+                         + f" (median {100 * np.median(d):+.2f}; better on {(d < 0).sum()}/{d.size} seeds)")
+        spread = C["random"][:, n - 1]
+        lines += ["", f"Seed-to-seed spread (max-min over seeds) of the final best: "
+                  + ", ".join(f"{m} {100 * (np.nanmax(C[m][:, n - 1]) - np.nanmin(C[m][:, n - 1])):.2f}"
+                              for m in methods) + " (percentage points)."]
+        del spread
+    # training-seed noise
+    if reeval_rows:
+        lines += ["", f"Noise between training seeds (each probe retrained with {n_reeval(reeval_rows)} "
+                      f"fresh seeds; validation error %, mean, std, min-max):", "",
+                  "| probe | val mean | val std | val min-max | test mean | test std |", "|---|---|---|---|---|---|"]
+        groups: dict = {}
+        for r in reeval_rows:
+            groups.setdefault((r["probe"], r["method"], r["seed"]), []).append(r)
+        stds = []
+        for (probe, m, s), g in groups.items():
+            v = np.array([float(r["objective"]) for r in g])
+            t = np.array([float(r["test_error"]) for r in g])
+            stds.append(v.std(ddof=1) if v.size > 1 else np.nan)
+            label = probe if probe == "x0" else f"{m} seed {s} best"
+            lines.append(f"| {label} | {pct(v.mean())} | {pct(stds[-1])} | {pct(v.min())}-{pct(v.max())} | "
+                         f"{pct(t.mean())} | {pct(t.std(ddof=1) if t.size > 1 else np.nan)} |")
+        lines += ["", f"Pooled std between training seeds: {pct(np.sqrt(np.nanmean(np.square(stds))))} "
+                  "percentage points (validation error)."]
+    lines += ["", f"Total wall time of this invocation: {wall_total:.0f} s."]
+    return "\n".join(lines)
+
+
+def n_reeval(reeval_rows) -> int:
+    groups: dict = {}
+    for r in reeval_rows:
+        groups[(r["probe"], r["method"], r["seed"])] = groups.get((r["probe"], r["method"], r["seed"]), 0) + 1
+    return max(groups.values()) if groups else 0
+
+
+def plot(path: Path, cfg, rows, methods, seeds, n) -> None:
+    """Best-so-far validation error (%) vs trial: median line, min-max band, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    C = curves(rows, methods, seeds, n)
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    x = np.arange(1, n + 1)
+    for i, m in enumerate(methods):
+        color = COLORS.get(m, f"C{i + 4}")
+        A = 100 * C[m]
+        ax.plot(x, np.nanmedian(A, axis=0), color=color, lw=2, label=f"{m} (median of {seeds})")
+        ax.fill_between(x, np.nanmin(A, axis=0), np.nanmax(A, axis=0), color=color, alpha=0.18, lw=0)
+    ax.set_xlabel("trials")
+    ax.set_ylabel("best validation error so far (%)")
+    ax.set_yscale("log")
+    ax.set_title(f"{cfg.name}: d={cfg.space.dim}, band = min-max over {seeds} seeds")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", required=True, help="campaign YAML (space, trial, strategy)")
+    ap.add_argument("--trials", type=int, default=None, help="trials per run (default: budget.max_trials)")
+    ap.add_argument("--seeds", type=int, default=5, help="independent runs per method")
+    ap.add_argument("--methods", default=None,
+                    help="comma list, e.g. 'cmaes,random,tpe' or 'cmaes:popsize=8,sigma0=0.2' (default: "
+                         "cmaes,random,tpe, plus sepcmaes when d >= 10)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--epochs", type=int, default=None, help="override trial.epochs (smoke tests)")
+    ap.add_argument("--reeval", type=int, default=3, help="fresh training seeds per run's final best (0: off)")
+    ap.add_argument("--out", default=None, help="cache/output folder (default bench/out/<config name>)")
+    ap.add_argument("--save-results", action="store_true", help="also copy CSV, PNG and tables to bench/results/")
+    ap.add_argument("--report-only", action="store_true", help="no new trials; tables from the cache")
+    args = ap.parse_args(argv)
+
+    cfg = load(args.config)
+    n = args.trials or cfg.budget.max_trials
+    if not n:
+        ap.error("--trials is required when the config has no budget.max_trials")
+    methods = args.methods.split(",") if args.methods else (
+        ["cmaes", "sepcmaes", "random", "tpe"] if cfg.space.dim >= 10 else ["cmaes", "random", "tpe"])
+    for m in methods:
+        parse_method(m)
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    tag = f"n{n}" + (f"-e{args.epochs}" if args.epochs is not None else "")
+    out = Path(args.out) if args.out else ROOT / "bench" / "out" / cfg.name
+    run_dir = out / "runs" / tag
+    spec_info = (f"Task: `trial: {json.dumps({**cfg.trial, **overrides})}`; strategy: popsize "
+                 f"{cfg.strategy.popsize or 'default'}, sigma0 {cfg.strategy.sigma0}. "
+                 f"Training seed of run r = trial.seed + r for every trial of every method.")
+
+    jobs = []
+    for s in range(args.seeds):
+        for m in methods:
+            csv_path = run_dir / f"{slug(m)}-s{s}.csv"
+            if not csv_path.exists():
+                jobs.append({"config": args.config, "method": m, "seed": s, "n_trials": n,
+                             "trial_overrides": overrides, "csv": str(csv_path)})
+    t0 = time.perf_counter()
+    summaries_path = run_dir / "summaries.jsonl"
+    if jobs and not args.report_only:
+        print(f"{len(jobs)} runs x {n} trials on {args.workers} workers -> {run_dir}", flush=True)
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+            futs = {pool.submit(run_one, j): j for j in jobs}
+            for fut in as_completed(futs):
+                sm = fut.result()
+                with summaries_path.open("a") as fh:
+                    fh.write(json.dumps(sm) + "\n")
+                print(f"  done {sm['method']} seed {sm['seed']}: best {pct(sm['best'])}% in {sm['elapsed_s']:.0f} s "
+                      f"({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+    rows = []
+    for s in range(args.seeds):
+        for m in methods:
+            p = run_dir / f"{slug(m)}-s{s}.csv"
+            if p.exists():
+                rows += read_csv(p)
+    summaries = [json.loads(line) for line in summaries_path.read_text().splitlines()] if summaries_path.exists() \
+        else []
+    summaries = [sm for sm in summaries if sm["method"] in methods and sm["seed"] < args.seeds]
+
+    # re-evaluation of every run's final best, and of the config's x0, with fresh training seeds
+    reeval_rows: list[dict] = []
+    re_path = run_dir / f"reeval-k{args.reeval}.csv"
+    if args.reeval > 0:
+        done = read_csv(re_path) if re_path.exists() else []
+        have = {(r["probe"], r["method"], str(r["seed"])) for r in done}
+        rjobs = []
+        x0_hp = cfg.space.decode(cfg.space.x0)
+        if ("x0", "x0", "-1") not in have:
+            rjobs.append({"config": args.config, "probe": "x0", "method": "x0", "seed": -1, "hp": x0_hp,
+                          "k": args.reeval, "trial_overrides": overrides})
+        by_run: dict = {}
+        for r in rows:
+            by_run.setdefault((r["method"], int(r["seed"])), []).append(r)
+        for (m, s), rr in sorted(by_run.items()):
+            if ("best", m, str(s)) in have or len(rr) < n:
+                continue
+            b = min(rr, key=lambda r: (float(r["objective"]), int(r["trial"])))
+            hp = {p.name: (int(float(b[p.name])) if p.type == "int" else float(b[p.name])) for p in cfg.space.params}
+            rjobs.append({"config": args.config, "probe": "best", "method": m, "seed": s, "hp": hp,
+                          "k": args.reeval, "trial_overrides": overrides})
+        if rjobs and not args.report_only:
+            print(f"re-evaluating {len(rjobs)} probes x {args.reeval} training seeds", flush=True)
+            ctx = mp.get_context("spawn")
+            with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+                for fut in as_completed([pool.submit(reeval_one, j) for j in rjobs]):
+                    done += fut.result()
+                    write_csv(re_path, done, cfg.space.names,
+                              base=["probe", "method", "seed", "train_seed", "objective", "test_error", "status",
+                                    "wall_time_s"])
+        reeval_rows = [r for r in done if r["method"] in methods + ["x0"]]
+    wall_total = time.perf_counter() - t0
+
+    table = report(cfg, rows, reeval_rows, summaries, methods, args.seeds, n, wall_total, spec_info)
+    print(table)
+    (out / f"hpo_quality-{tag}.md").write_text(table + "\n")
+    all_csv = out / f"hpo_quality-{tag}.csv"
+    write_csv(all_csv, rows, cfg.space.names)
+    png = out / f"hpo_quality-{tag}.png"
+    plot(png, cfg, rows, methods, args.seeds, n)
+    print(f"\nwrote {all_csv}, {png}, {out / f'hpo_quality-{tag}.md'}")
+    if args.save_results:
+        res = ROOT / "bench" / "results"
+        res.mkdir(parents=True, exist_ok=True)
+        write_csv(res / f"hpo_quality-{cfg.name}.csv", rows, cfg.space.names)
+        if reeval_rows:
+            write_csv(res / f"hpo_quality-{cfg.name}-reeval.csv", reeval_rows, cfg.space.names,
+                      base=["probe", "method", "seed", "train_seed", "objective", "test_error", "status",
+                            "wall_time_s"])
+        plot(res / f"hpo_quality-{cfg.name}.png", cfg, rows, methods, args.seeds, n)
+        update_md(res / "hpo_quality.md", cfg.name, table, " ".join(["python", "bench/hpo_quality.py"] + sys.argv[1:]
+                                                                   if argv is None else list(argv)))
+        print(f"saved to {res}")
+    return 0
+
+
+def update_md(path: Path, name: str, table: str, command: str) -> None:
+    """Replace (or append) the section of ``name`` in ``path``, delimited by HTML comments."""
+    start, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    section = f"{start}\n{table}\n\nCommand: `{command}`\n{end}"
+    text = path.read_text() if path.exists() else "# Tuning quality (bench/hpo_quality.py)\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Run a generation's trials as Ray tasks: resources, retries, timeouts, cancellation.
+
+Each trial is one Ray task (a streaming generator) with the configured ``num_cpus`` and
+``num_gpus`` (fractions pack several trials on one GPU).  The task first yields a small
+"started" message (node id, worker id) and then the trial's result, so the driver knows when
+and where a trial actually started: ``resources.timeout_s`` counts from that moment, not from
+the submission, and the journal shows the node of a running trial.
+
+Failure handling (``failures`` section of the config):
+
+* a worker or node that dies is a *system failure*: Ray re-executes the task up to
+  ``max_retries`` times by itself (``max_retries`` task option); if it still fails, the trial is
+  ``failed`` and is penalized (never retried again nor aborted on);
+* an exception in the objective, a non-finite objective value, a ``TrialResult`` with status
+  ``failed``, or a trial running longer than ``timeout_s`` (cancelled with
+  ``ray.cancel(force=True)``, reason ``"timeout"``) follow ``on_error``: ``penalty`` records the
+  trial ``failed`` (the campaign tells the optimizer a penalty, :mod:`cluster.penalty`),
+  ``retry`` submits it again while ``attempts <= max_retries`` and then penalizes it, ``abort``
+  cancels the other running trials and stops the generation;
+* a ``TrialResult`` with status ``diverged`` is an outcome of the hyperparameters, not an
+  error: it is ``done`` with its objective if that is finite, else ``failed`` and penalized,
+  whatever ``on_error`` says.
+
+A trial that uses a GPU runs in a fresh worker process (``max_calls=1``) so that its GPU memory
+is returned when it ends; CPU-only trials reuse workers; ``resources.fresh_process`` overrides
+both.  Results are collected with ``ray.wait`` in the order they finish.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .config import FailuresConfig, ResourcesConfig
+from .objective import Objective
+
+__all__ = ["TrialTask", "TrialOutcome", "RayExecutor", "ExecutorListener", "check_feasible"]
+
+_WAIT_S = 0.5  # longest single ray.wait, so that Ctrl-C is handled promptly
+
+
+@dataclass
+class TrialTask:
+    """One trial to run: journal id, position, params (own units), submissions so far."""
+
+    trial_id: int
+    generation: int
+    idx: int
+    params: dict
+    attempts: int = 0
+    last_error: str | None = None  # why the previous attempt failed (retries), journaled at resubmission
+
+
+@dataclass
+class TrialOutcome:
+    """Final outcome of a trial.
+
+    ``status`` is ``done`` (finite ``objective``), ``failed`` (``error`` says why; the campaign
+    penalizes it) or ``cancelled``.  ``result`` is the objective's full result dict, if any.
+    """
+
+    task: TrialTask
+    status: str
+    objective: float | None = None
+    result: dict | None = None
+    error: str | None = None
+    node_id: str | None = None
+    worker_id: str | None = None
+    finished_at: float = field(default_factory=time.time)
+
+
+class ExecutorListener(Protocol):
+    """What the executor reports to the campaign (which journals each call at once)."""
+
+    def submitted(self, tasks: Sequence[TrialTask], errors: Sequence[str | None]) -> None: ...
+
+    def started(self, task: TrialTask, node_id: str, worker_id: str, started_at: float) -> None: ...
+
+    def finished(self, outcome: TrialOutcome) -> None: ...
+
+
+def _trial_task(objective: Objective, params: dict):
+    """The Ray task: yield a "started" message, then the trial's result (never raises for
+    exceptions of the objective: they come back as ``kind == "error"``)."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
+    yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
+    t0 = time.time()
+    try:
+        out = objective(params)
+        out["kind"] = "result"
+    except Exception as e:  # noqa: BLE001 - every objective error is recorded, not raised
+        out = {"kind": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    out.update(node_id=node_id, worker_id=worker_id, pid=os.getpid(), wall_s=time.time() - t0)
+    yield out
+
+
+def check_feasible(resources: ResourcesConfig) -> None:
+    """Raise ``ValueError`` if no node of the connected Ray cluster can run one trial
+    (e.g. ``num_gpus: 1`` on a cluster without GPUs).  Nodes are read from ``ray.nodes()``."""
+    import ray
+
+    need = {"CPU": float(resources.num_cpus), "GPU": float(resources.num_gpus)}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for res in nodes:
+        if all(res.get(k, 0.0) >= v for k, v in need.items() if v > 0):
+            return
+    have = [{k: res.get(k, 0.0) for k in need} for res in nodes]
+    raise ValueError(f"no Ray node can run a trial needing num_cpus={need['CPU']}, num_gpus={need['GPU']} "
+                     f"(nodes have {have}); lower resources.num_cpus/num_gpus or add nodes")
+
+
+class _Running:
+    __slots__ = ("task", "started_at", "deadline")
+
+    def __init__(self, task: TrialTask):
+        self.task = task
+        self.started_at: float | None = None
+        self.deadline = math.inf
+
+
+class RayExecutor:
+    """Submit trials to Ray and report their transitions to a listener.
+
+    Parameters
+    ----------
+    objective : Objective
+        Picklable objective (see :mod:`cluster.objective`).
+    resources, failures : ResourcesConfig, FailuresConfig
+        The config sections (see module docstring for the semantics).
+
+    Requires an initialized Ray connection (``ray.init``) when :meth:`run` is called.
+    """
+
+    def __init__(self, objective: Objective, resources: ResourcesConfig, failures: FailuresConfig):
+        import ray
+
+        self.objective = objective
+        self.resources = resources
+        self.failures = failures
+        fresh = resources.fresh_process if resources.fresh_process is not None else resources.num_gpus > 0
+        self.fresh_process = bool(fresh)
+        opts: dict[str, Any] = dict(num_cpus=float(resources.num_cpus), num_gpus=float(resources.num_gpus),
+                                    max_retries=int(failures.max_retries), retry_exceptions=False,
+                                    num_returns="streaming")
+        if self.fresh_process:
+            opts["max_calls"] = 1
+        self._remote = ray.remote(_trial_task).options(**opts)
+        self._running: dict[Any, _Running] = {}
+        self.limit = resources.max_concurrent or math.inf
+        self.max_running_seen = 0  # most trials in flight at once (for tests/benchmarks)
+
+    # ------------------------------------------------------------------ public
+    def run(self, tasks: Sequence[TrialTask], listener: ExecutorListener) -> str | None:
+        """Run ``tasks`` to completion, reporting every transition to ``listener``.
+
+        Returns None when every task ended ``done``/``failed``, or the abort reason when a
+        failure under ``on_error: abort`` stopped the run (the other running trials are then
+        cancelled and reported ``cancelled``; tasks not yet submitted are left untouched).
+        ``KeyboardInterrupt`` propagates; call :meth:`cancel_all` then.
+        """
+        import ray
+
+        queue: deque[TrialTask] = deque(tasks)
+        while queue or self._running:
+            self._submit(queue, listener)
+            refs = list(self._running)
+            timeout = self._next_timeout()
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+            if ready:
+                more, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+                ready = list(dict.fromkeys([*ready, *more]))
+            for gen in ready:
+                outcome = self._receive(gen, listener)
+                if outcome is None:
+                    continue
+                reason = self._handle(outcome, queue, listener)
+                if reason is not None:
+                    self.cancel_all(listener, reason="cancelled: campaign aborted")
+                    return reason
+            reason = self._expire(queue, listener)
+            if reason is not None:
+                self.cancel_all(listener, reason="cancelled: campaign aborted")
+                return reason
+        return None
+
+    def cancel_all(self, listener: ExecutorListener | None = None, *, reason: str = "cancelled") -> list[TrialTask]:
+        """Force-cancel every running trial; report each as ``cancelled`` (if a listener is given).
+
+        Returns the cancelled tasks.  Errors from Ray (e.g. a cluster already gone) are ignored.
+        """
+        import ray
+
+        cancelled = []
+        for gen, run in list(self._running.items()):
+            try:
+                ray.cancel(gen, force=True)
+            except Exception:  # noqa: BLE001 - best effort while stopping
+                pass
+            del self._running[gen]
+            cancelled.append(run.task)
+            if listener is not None:
+                listener.finished(TrialOutcome(run.task, "cancelled", error=reason))
+        return cancelled
+
+    # ------------------------------------------------------------------ internals
+    def _submit(self, queue: deque[TrialTask], listener: ExecutorListener) -> None:
+        batch: list[TrialTask] = []
+        errors: list[str | None] = []
+        while queue and len(self._running) + len(batch) < self.limit:
+            task = queue.popleft()
+            batch.append(task)
+            errors.append(task.last_error)
+            task.last_error = None
+        if not batch:
+            return
+        listener.submitted(batch, errors)  # journaled (status running) before Ray sees them
+        for task in batch:
+            task.attempts += 1
+            gen = self._remote.remote(self.objective, task.params)
+            self._running[gen] = _Running(task)
+        self.max_running_seen = max(self.max_running_seen, len(self._running))
+
+    def _next_timeout(self) -> float:
+        deadlines = [r.deadline for r in self._running.values()]
+        nearest = min(deadlines, default=math.inf)
+        return max(0.0, min(_WAIT_S, nearest - time.time()))
+
+    def _receive(self, gen: Any, listener: ExecutorListener) -> TrialOutcome | None:
+        import ray
+
+        run = self._running[gen]
+        task = run.task
+        try:
+            msg = ray.get(next(gen))
+        except StopIteration:  # pragma: no cover - the task always yields a result before ending
+            del self._running[gen]
+            return TrialOutcome(task, "failed", error="system: the trial task ended without a result")
+        except ray.exceptions.TaskCancelledError:
+            del self._running[gen]
+            return TrialOutcome(task, "cancelled", error="cancelled")
+        except ray.exceptions.RayTaskError as e:  # an error outside the objective's try block
+            del self._running[gen]
+            return TrialOutcome(task, "failed", error=f"error: {_first_line(e)}")
+        except ray.exceptions.RayError as e:  # worker/node died and Ray's retries are exhausted
+            del self._running[gen]
+            out = TrialOutcome(task, "failed", error=f"system: {type(e).__name__}: {_first_line(e)}")
+            out.result = {"system_failure": True}
+            return out
+        if msg.get("kind") == "start":
+            now = time.time()
+            run.started_at = now
+            if self.resources.timeout_s is not None:
+                run.deadline = now + float(self.resources.timeout_s)
+            listener.started(task, msg.get("node_id"), msg.get("worker_id"), now)
+            return None
+        del self._running[gen]
+        return self._outcome(task, msg)
+
+    @staticmethod
+    def _outcome(task: TrialTask, msg: dict) -> TrialOutcome:
+        node, worker = msg.get("node_id"), msg.get("worker_id")
+        if msg["kind"] == "error":
+            return TrialOutcome(task, "failed", result={"traceback": msg.get("traceback")},
+                                error=f"exception: {msg['error']}", node_id=node, worker_id=worker)
+        result = dict(msg.get("result") or {})
+        result.setdefault("wall_s", msg.get("wall_s"))
+        f = float(msg["objective"])
+        status = msg.get("status", "ok")
+        reason = msg.get("reason")
+        if status == "failed":
+            return TrialOutcome(task, "failed", result=result, error=f"failed: {reason}", node_id=node,
+                                worker_id=worker)
+        if not math.isfinite(f):
+            err = f"diverged: {reason}" if status == "diverged" else f"non-finite objective ({f})"
+            return TrialOutcome(task, "failed", result=result, error=err, node_id=node, worker_id=worker)
+        return TrialOutcome(task, "done", objective=f, result=result, node_id=node, worker_id=worker)
+
+    def _policy_applies(self, outcome: TrialOutcome) -> bool:
+        err = outcome.error or ""
+        return outcome.status == "failed" and not err.startswith(("diverged", "system"))
+
+    def _handle(self, outcome: TrialOutcome, queue: deque[TrialTask], listener: ExecutorListener) -> str | None:
+        on_error = self.failures.on_error
+        if self._policy_applies(outcome):
+            task = outcome.task
+            if on_error == "retry" and task.attempts <= self.failures.max_retries:
+                task.last_error = f"attempt {task.attempts} {outcome.error}"
+                queue.appendleft(task)
+                return None
+            if on_error == "abort":
+                listener.finished(outcome)
+                return (f"trial {task.trial_id} (generation {task.generation}, idx {task.idx}) {outcome.error}; "
+                        "failures.on_error is 'abort'")
+        listener.finished(outcome)
+        return None
+
+    def _expire(self, queue: deque[TrialTask], listener: ExecutorListener) -> str | None:
+        import ray
+
+        now = time.time()
+        for gen, run in list(self._running.items()):
+            if run.deadline <= now:
+                try:
+                    ray.cancel(gen, force=True)
+                except Exception:  # noqa: BLE001
+                    pass
+                del self._running[gen]
+                out = TrialOutcome(run.task, "failed", error="timeout",
+                                   result={"timeout_s": self.resources.timeout_s,
+                                           "ran_s": now - (run.started_at or now)})
+                reason = self._handle(out, queue, listener)
+                if reason is not None:
+                    return reason
+        return None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else type(e).__name__

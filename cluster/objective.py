@@ -1,0 +1,170 @@
+"""The campaign's objective as a picklable callable ``params -> dict``.
+
+A config names the objective as ``"module:function"``.  :class:`Objective` carries that string
+(not the function), so that it pickles to Ray workers on any node and is imported there on
+first use.  Calling it returns a plain dict::
+
+    {"objective": float (may be nan/inf), "status": "ok" | "diverged" | "failed",
+     "reason": str | None, "result": dict}
+
+``result`` is the full ``TrialResult.to_dict()`` for ``trials:train_and_evaluate``, the dict
+returned by a user function, or ``{"objective": value}`` for a function returning a number.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import TRIALS_OBJECTIVE, CampaignConfig, ConfigError, import_callable
+
+__all__ = ["Objective", "make_objective", "normalize_result", "pin_threads"]
+
+_CACHE: dict[str, Callable[..., Any]] = {}
+_PINNED: list[int] = []  # threads this process was pinned to (pinning once per process is enough)
+
+
+def _threads(num_cpus: float) -> int:
+    """Threads for a trial with ``num_cpus`` CPUs: ``max(1, floor(num_cpus))``."""
+    return max(1, int(math.floor(num_cpus)))
+
+
+def pin_threads(n: int) -> Any:
+    """Limit BLAS/OpenMP thread pools (threadpoolctl) and torch (if imported) to ``n`` threads.
+
+    Returns the threadpoolctl limiter (or None if threadpoolctl is missing); it stays in force
+    for the life of the process or until ``restore_original_limits()``.
+    """
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)  # for libraries loaded after this point
+    limiter = None
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=n)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    return limiter
+
+
+def normalize_result(value: Any) -> dict[str, Any]:
+    """Turn what an objective returned into ``{"objective", "status", "reason", "result"}``.
+
+    Accepts a real number, a mapping with key ``"objective"`` (and optionally ``status``,
+    ``reason``), or an object with ``to_dict()`` returning such a mapping (``TrialResult``).
+
+    Raises
+    ------
+    TypeError
+        For anything else (e.g. a string, a bool, a mapping without ``objective``).
+    """
+    if hasattr(value, "to_dict") and callable(value.to_dict) and not isinstance(value, Mapping):
+        value = value.to_dict()
+    if isinstance(value, Mapping):
+        if "objective" not in value:
+            raise TypeError(f"the objective returned a dict without key 'objective' (keys: {sorted(value)})")
+        obj = value["objective"]
+        result = dict(value)
+    else:
+        obj = value
+        result = {"objective": value}
+    if isinstance(obj, bool) or not isinstance(obj, numbers.Real) and obj is not None:
+        raise TypeError(f"the objective value must be a real number, got {type(obj).__name__}: {obj!r}")
+    objective = float("nan") if obj is None else float(obj)
+    if "objective" in result:
+        result["objective"] = objective
+    status = str(result.get("status") or "ok")
+    reason = result.get("reason")
+    return {"objective": objective, "status": status, "reason": None if reason is None else str(reason),
+            "result": result}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Picklable objective: ``Objective(...)(params) -> dict`` (see module docstring).
+
+    Attributes
+    ----------
+    target : str
+        ``"module:function"``.
+    trial : dict
+        ``TrialSpec`` fields, used only for ``trials:train_and_evaluate`` (then the function is
+        called as ``train_and_evaluate(params, TrialSpec.from_dict(trial))``).
+    num_cpus : float
+        CPUs of a trial: BLAS/torch threads are pinned to ``max(1, floor(num_cpus))`` in the
+        worker, and ``TrialSpec.threads`` defaults to it.
+    sys_path : tuple of str
+        Import directories of the driver, appended to a worker's ``sys.path`` if missing there,
+        so that a module importable in the driver (e.g. next to a script) is importable in workers.
+    """
+
+    target: str
+    trial: dict = field(default_factory=dict)
+    num_cpus: float = 1.0
+    sys_path: tuple[str, ...] = ()
+
+    @property
+    def uses_trials(self) -> bool:
+        return self.target == TRIALS_OBJECTIVE
+
+    def load(self) -> Callable[..., Any]:
+        """Import the target (cached per process). Raises ``ConfigError`` if not importable."""
+        fn = _CACHE.get(self.target)
+        if fn is None:
+            for p in self.sys_path:
+                if p not in sys.path:
+                    sys.path.append(p)
+            importlib.invalidate_caches()
+            fn = import_callable(self.target, "objective")
+            _CACHE[self.target] = fn
+        return fn
+
+    def spec(self) -> Any:
+        """The ``trials.TrialSpec`` for this campaign (threads default to the trial's CPUs)."""
+        import trials
+
+        fields = dict(self.trial)
+        if fields.get("threads") is None:
+            fields["threads"] = _threads(self.num_cpus)
+        return trials.TrialSpec.from_dict(fields)
+
+    def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Evaluate ``params`` (dict in own units) and return the normalized dict.
+
+        Exceptions of the objective propagate (the executor records them).
+        """
+        n = _threads(self.num_cpus)
+        if _PINNED != [n]:
+            pin_threads(n)
+            _PINNED[:] = [n]
+        fn = self.load()
+        value = fn(dict(params), self.spec()) if self.uses_trials else fn(dict(params))
+        return normalize_result(value)
+
+
+def make_objective(config: CampaignConfig) -> Objective:
+    """Build the :class:`Objective` of a campaign config.
+
+    Raises
+    ------
+    ConfigError
+        If the objective (or ``trial``) is not usable; checked in the driver before anything runs.
+    """
+    obj = Objective(target=config.objective, trial=dict(config.trial), num_cpus=float(config.resources.num_cpus),
+                    sys_path=tuple(p for p in sys.path if p and os.path.isdir(p)))
+    obj.load()
+    if obj.uses_trials:
+        try:
+            obj.spec()
+        except (TypeError, ValueError) as e:
+            raise ConfigError("trial", str(e)) from e
+    return obj

@@ -1,0 +1,216 @@
+"""The hyperparameters a trial accepts: names, units, valid ranges, defaults, and their validation.
+
+``HPARAMS`` is the registry (name -> :class:`HParam`).  :func:`resolve_hparams` turns a user dict
+(plus ``TrialSpec.fixed``) into the complete, canonical dict a trial trains with, or raises
+``ValueError`` before anything is trained.
+
+Conventions (each also in the entry's ``doc``):
+
+* ``weight_decay`` is the decoupled decay factor lambda of Loshchilov & Hutter (arXiv 1711.05101,
+  Algorithms 1 and 2): every step does ``theta <- theta - eta_t * lambda * theta`` with ``eta_t`` the SGDR
+  schedule multiplier in [eta_min, 1]; it is *not* multiplied by the learning rate.  (torch's
+  ``AdamW`` multiplies its ``weight_decay`` by the current lr, so :mod:`trials.optim` passes
+  ``lambda / lr`` to it; the product is then exactly ``eta_t * lambda``.)
+* ``weight_decay_norm`` is the paper's normalized weight decay (Appendix B.1):
+  ``lambda = lambda_norm * sqrt(b / (B * T))`` with batch size ``b``, training-set size ``B`` and
+  epochs ``T``.  Give at most one of ``weight_decay`` and ``weight_decay_norm``.
+* Momentum-like coefficients close to 1 are best tuned on a log scale of ``1 - beta``:
+  ``log10_one_minus_beta1 = x`` means ``beta1 = 1 - 10**x`` (so ``x = -1`` is 0.9, ``x = -3`` is
+  0.999); likewise ``log10_one_minus_beta2`` and ``log10_one_minus_momentum``.  Give either the
+  plain or the log form of a coefficient, not both.
+* Integer hyperparameters (``filters*``, ``dense_units``, ``log2_batch_size``, ``shift``) accept
+  ints or integral floats (``3.0``); a non-integral value (``3.5``) is a ``ValueError``: round it in
+  the search space.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["HParam", "HPARAMS", "resolve_hparams", "describe_hparams"]
+
+
+@dataclass(frozen=True)
+class HParam:
+    """One hyperparameter: its unit, closed/open valid range, default and meaning.
+
+    ``low``/``high`` are the bounds; ``low_open``/``high_open`` make them strict.  ``default`` is a
+    number, ``None`` (feature off / taken from the spec, see ``doc``), or a dict keyed by optimizer
+    name.  ``applies_to`` lists the optimizers or models the name is meaningful for (empty = all);
+    giving it for another one raises ``ValueError`` rather than silently tuning nothing.  ``alias_of``
+    names the canonical hyperparameter a log-form alias sets.  ``scale`` is a hint for search spaces
+    (``"log"`` or ``"linear"``).
+    """
+
+    name: str  # the key in the hparams dict
+    unit: str  # what one unit of the value is
+    low: float  # lower bound of the valid range
+    high: float  # upper bound of the valid range
+    default: Any  # value used when not given (number, None, or {optimizer: value})
+    doc: str  # one-line meaning
+    integer: bool = False  # value must be integral
+    low_open: bool = False  # low itself is invalid
+    high_open: bool = False  # high itself is invalid
+    applies_to: tuple[str, ...] = ()  # optimizers/models it applies to; () = all
+    alias_of: str | None = None  # canonical name set by this log-form alias
+    scale: str = "linear"  # suggested search scale: "linear" or "log"
+
+    def range_text(self) -> str:
+        """The valid range in interval notation, e.g. ``(0, 100]``."""
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        return f"{lo}{self.low:g}, {self.high:g}{hi}"
+
+    def check(self, value: Any) -> float | int:
+        """Return ``value`` as a float (or int for integer ones); ``ValueError`` when it is not a
+        finite real number inside the valid range (or not integral for an integer one)."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"hyperparameter {self.name!r} must be a real number, got {value!r}")
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"hyperparameter {self.name!r} must be finite, got {value!r}")
+        too_low = v <= self.low if self.low_open else v < self.low
+        too_high = v >= self.high if self.high_open else v > self.high
+        if too_low or too_high:
+            raise ValueError(
+                f"hyperparameter {self.name!r}={value!r} is outside its valid range {self.range_text()} "
+                f"({self.unit}); fix the value or the search-space bounds"
+            )
+        if self.integer:
+            if v != round(v):
+                raise ValueError(
+                    f"hyperparameter {self.name!r} must be an integer, got {value!r}; round it in the search space"
+                )
+            return int(round(v))
+        return v
+
+
+_OPT = ("adamw", "sgdw")
+_H = [
+    HParam("lr", "learning rate at schedule multiplier 1 (peak of each SGDR period)", 0.0, 100.0,
+           {"adamw": 2e-3, "sgdw": 0.05}, "peak learning rate alpha; lr at fractional epoch t is alpha * eta_t",
+           low_open=True, scale="log"),
+    HParam("weight_decay", "fraction of each weight removed per step at multiplier 1", 0.0, 1.0, 5e-4,
+           "decoupled weight decay lambda: theta <- theta - eta_t*lambda*theta each step (not times lr); "
+           "weights of conv/linear layers only", high_open=True, scale="log"),
+    HParam("weight_decay_norm", "dimensionless", 0.0, 100.0, None,
+           "normalized weight decay: lambda = weight_decay_norm*sqrt(batch_size/(n_train*epochs)); "
+           "replaces weight_decay", scale="log"),
+    HParam("T_0", "epochs (may be fractional)", 0.0, 1e4, None,
+           "length of the first SGDR period; default (None) = spec.epochs, i.e. one cosine decay and no restart",
+           low_open=True, scale="log"),
+    HParam("T_mult", "dimensionless factor", 1.0, 10.0, 1.0,
+           "each SGDR period is T_mult times longer than the previous one (may be fractional)"),
+    HParam("eta_min", "fraction of lr", 0.0, 1.0, 0.0,
+           "schedule multiplier at the end of each period (lr falls to eta_min*lr)"),
+    HParam("momentum", "dimensionless", 0.0, 1.0, 0.9, "SGDW momentum beta (Algorithm 1 of 1711.05101)",
+           high_open=True, applies_to=("sgdw",)),
+    HParam("beta1", "dimensionless", 0.0, 1.0, 0.9, "AdamW first-moment decay", high_open=True,
+           applies_to=("adamw",)),
+    HParam("beta2", "dimensionless", 0.0, 1.0, 0.999, "AdamW second-moment decay", high_open=True,
+           applies_to=("adamw",)),
+    HParam("log10_one_minus_momentum", "log10 of (1 - momentum)", -6.0, 0.0, None,
+           "sets momentum = 1 - 10**value", applies_to=("sgdw",), alias_of="momentum"),
+    HParam("log10_one_minus_beta1", "log10 of (1 - beta1)", -6.0, 0.0, None,
+           "sets beta1 = 1 - 10**value (-1 is 0.9)", applies_to=("adamw",), alias_of="beta1"),
+    HParam("log10_one_minus_beta2", "log10 of (1 - beta2)", -6.0, 0.0, None,
+           "sets beta2 = 1 - 10**value (-3 is 0.999)", applies_to=("adamw",), alias_of="beta2"),
+    HParam("filters1", "channels", 1, 512, 16,
+           "output channels of conv layer 1 (CNN) / of stage 1 (ResNet-20)", integer=True, scale="log"),
+    HParam("filters2", "channels", 1, 512, 32,
+           "output channels of conv layer 2 (CNN) / of stage 2 (ResNet-20)", integer=True, scale="log"),
+    HParam("filters3", "channels", 1, 512, 64,
+           "output channels of conv layer 3 (CNN) / of stage 3 (ResNet-20)", integer=True, scale="log"),
+    HParam("dense_units", "units", 1, 4096, 128, "width of the CNN's hidden dense layer", integer=True,
+           applies_to=("cnn",), scale="log"),
+    HParam("dropout1", "probability", 0.0, 1.0, 0.0, "dropout after conv layer / stage 1", high_open=True),
+    HParam("dropout2", "probability", 0.0, 1.0, 0.0, "dropout after conv layer / stage 2", high_open=True),
+    HParam("dropout3", "probability", 0.0, 1.0, 0.0, "dropout after conv layer / stage 3", high_open=True),
+    HParam("dropout_dense", "probability", 0.0, 1.0, 0.0, "dropout before the output layer", high_open=True),
+    HParam("log2_batch_size", "log2 of images per batch", 0, 14, None,
+           "batch size = 2**value; default (None) = spec.batch_size", integer=True),
+    HParam("label_smoothing", "probability mass", 0.0, 1.0, 0.0,
+           "label smoothing of the cross-entropy loss (torch's label_smoothing)", high_open=True),
+    HParam("shift", "pixels", 0, 8, 0,
+           "augmentation: random translation of each training image by up to +-shift pixels per axis "
+           "(zero fill); must be smaller than the image side", integer=True),
+    HParam("grad_clip", "L2 norm of the full gradient", 0.0, 1e6, None,
+           "clip the gradient's global L2 norm to this value before each step; default (None) = off",
+           low_open=True, scale="log"),
+]
+HPARAMS: dict[str, HParam] = {h.name: h for h in _H}
+
+
+def _default(h: HParam, optimizer: str) -> Any:
+    return h.default[optimizer] if isinstance(h.default, dict) else h.default
+
+
+def resolve_hparams(hparams: dict | None, fixed: dict | None, optimizer: str, model: str) -> dict:
+    """Merge ``hparams`` and ``fixed`` and return the complete canonical hyperparameter dict.
+
+    Parameters: ``hparams`` and ``fixed`` map names of ``HPARAMS`` to numbers (a name may be in
+    only one of them); ``optimizer`` is ``"adamw"`` or ``"sgdw"``; ``model`` the resolved model name
+    (``"cnn"`` or ``"resnet20"``).
+
+    Returns a dict with every canonical name that applies to ``optimizer``/``model`` (aliases
+    converted, e.g. ``beta1 = 1 - 10**log10_one_minus_beta1``) and the values that depend on the
+    spec or the data left as ``None``: ``T_0``, ``log2_batch_size``, ``grad_clip`` (off), and
+    exactly one of ``weight_decay``/``weight_decay_norm`` (the other ``None``).
+
+    Raises ``ValueError``: unknown name (listing the known ones), name in both dicts, a name that
+    does not apply to the optimizer/model, both plain and log form of a coefficient, both
+    ``weight_decay`` and ``weight_decay_norm``, or a value outside the valid range.
+    """
+    hparams = dict(hparams or {})
+    fixed = dict(fixed or {})
+    for what, d in (("hparams", hparams), ("spec.fixed", fixed)):
+        if not all(isinstance(k, str) for k in d):
+            raise ValueError(f"{what} keys must be strings, got {list(d)!r}")
+        unknown = sorted(set(d) - set(HPARAMS))
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s) {unknown} in {what}; known: {sorted(HPARAMS)}")
+    both = sorted(set(hparams) & set(fixed))
+    if both:
+        raise ValueError(f"hyperparameter(s) {both} are both tuned (hparams) and fixed (spec.fixed); keep one")
+    given = {**fixed, **hparams}
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        h = HPARAMS[name]
+        if h.applies_to and optimizer not in h.applies_to and model not in h.applies_to:
+            raise ValueError(
+                f"hyperparameter {name!r} applies to {list(h.applies_to)} only, not to "
+                f"optimizer={optimizer!r} / model={model!r}; remove it or change the spec"
+            )
+        v = h.check(value)
+        if h.alias_of is not None:
+            if h.alias_of in given:
+                raise ValueError(f"give either {h.alias_of!r} or {name!r}, not both")
+            out[h.alias_of] = 1.0 - 10.0**v
+        else:
+            out[name] = v
+    if out.get("weight_decay") is not None and out.get("weight_decay_norm") is not None:
+        raise ValueError("give either 'weight_decay' or 'weight_decay_norm', not both")
+    for name, h in HPARAMS.items():
+        if h.alias_of is not None or name in out:
+            continue
+        if h.applies_to and optimizer not in h.applies_to and model not in h.applies_to:
+            continue
+        out[name] = _default(h, optimizer)
+    if out["weight_decay_norm"] is not None:
+        out["weight_decay"] = None
+    return out
+
+
+def describe_hparams() -> str:
+    """A Markdown table of ``HPARAMS`` (name, unit, valid range, default, meaning) for docs."""
+    rows = ["| name | unit | valid range | default | applies to | meaning |", "|---|---|---|---|---|---|"]
+    for h in HPARAMS.values():
+        kind = " (int)" if h.integer else ""
+        rows.append(
+            f"| `{h.name}` | {h.unit} | {h.range_text()}{kind} | {h.default} | "
+            f"{', '.join(h.applies_to) or 'all'} | {h.doc} |"
+        )
+    return "\n".join(rows)
