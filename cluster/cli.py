@@ -195,6 +195,14 @@ def _uses_trials(cfg: Any) -> bool:
     return objective == TRIALS_OBJECTIVE
 
 
+def _ordered(params: Mapping[str, Any] | None, cfg: Any) -> dict[str, Any]:
+    """``params`` in the order of the config's search space (unknown names last)."""
+    params = dict(params or {})
+    raw = cfg if isinstance(cfg, Mapping) else getattr(cfg, "raw", {})
+    names = [n for n in (raw.get("space") or {}) if n in params]
+    return {**{n: params[n] for n in names}, **{k: v for k, v in params.items() if k not in names}}
+
+
 def _params_lines(params: Mapping[str, Any], indent: str = "  ") -> list[str]:
     width = max((len(k) for k in params), default=0)
     return [f"{indent}{k:<{width}} = {_fmt(v)}" for k, v in params.items()]
@@ -218,7 +226,7 @@ def _print_summary(result, directory: Path, cfg) -> None:
     if best:
         out.append(f"best hyperparameters (trial {best.get('id')}, generation {best.get('generation')}, "
                    f"index {best.get('idx')}):")
-        out += _params_lines(best.get("params") or {})
+        out += _params_lines(_ordered(best.get("params"), cfg))
         name = "validation error" if _uses_trials(cfg) else "objective"
         res = best.get("result") if isinstance(best.get("result"), Mapping) else {}
         test = res.get("test_error")
@@ -306,18 +314,20 @@ def _cmd_status(args) -> int:
         counts[t.get("status")] = counts.get(t.get("status"), 0) + 1
     out.append("trials: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if best:
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in (best.get("params") or {}).items())
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in _ordered(best.get("params"), raw).items())
         out.append(f"best so far: {_fmt(best.get('objective'))} (trial {best.get('id')}, generation "
                    f"{best.get('generation')}, index {best.get('idx')}): {params}")
     else:
         out.append("best so far: none")
     running = [t for t in trials if t.get("status") == "running"]
     if running:
-        out.append("running:")
+        out.append("running (submitted to Ray):")
         for t in running:
+            where = (f"on node {t['node_id']} worker {t.get('worker_id') or '?'}" if t.get("node_id")
+                     else "waiting for resources")
+            since = _ago(t.get("started_at"))
             out.append(f"  trial {t.get('id')} (generation {t.get('generation')}, index {t.get('idx')}) "
-                       f"on node {t.get('node_id') or '?'} worker {t.get('worker_id') or '?'}"
-                       + (f", for {_ago(t.get('started_at'))}" if _ago(t.get("started_at")) else ""))
+                       f"{where}" + (f", for {since}" if since else ""))
     print("\n".join(out))
     return EXIT_DONE
 

@@ -453,6 +453,11 @@ class ESSearcher(Searcher):
         return tuple(t for t in self._rows if t not in self._results)
 
     @property
+    def completed_trial_ids(self) -> tuple[str, ...]:
+        """Trial ids of the current generation whose results are buffered (not told yet)."""
+        return tuple(self._results)
+
+    @property
     def stop_reason(self) -> dict:
         """The strategy's ``stop()`` after the last generation told (``{}`` while running)."""
         return dict(self._stop)

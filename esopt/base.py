@@ -207,7 +207,9 @@ class EvolutionStrategy(Strategy):
         elif not isinstance(tolerances, Tolerances):
             raise TypeError(f"tolerances must be a Tolerances or a dict, got {type(tolerances).__name__}")
         self.tolerances_given = tolerances
-        self.tolerances = tolerances.resolve(n, self.popsize)
+        # pycma evaluates its default option strings (maxiter, tolstagnation) with the unrounded
+        # default popsize 4 + 3 ln n, or with the popsize given
+        self.tolerances = tolerances.resolve(n, self.popsize if popsize is not None else 4 + 3 * np.log(n))
         self.x0 = x
         self.sigma0 = s
         self._rng = make_rng(seed)
@@ -298,7 +300,7 @@ class EvolutionStrategy(Strategy):
             if self.bounds is not None:
                 inside = self.bounds.contains(X[~same])
                 if not inside.all():
-                    raise ValueError("injected rows of X lie outside the bounds; clip them into the box first")
+                    raise ValueError("injected rows of X lie outside the bounds; clip them into the box")
         # ---- no state has changed up to here ----
         Y = self._asked_Y if all_same else np.where(same[:, None], self._asked_Y, self._inverse(X))
         finite = np.isfinite(f)

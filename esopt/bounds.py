@@ -84,6 +84,8 @@ class BoxBounds:
         if only_up.any():
             up = self.upper[only_up]
             X[..., only_up] = up - np.abs(up - Y[..., only_up])
+        # exact identity inside the box ((y - l) mod 2w + l can differ from y by round-off)
+        X = np.where((Y >= self.lower) & (Y <= self.upper), Y, X)
         # guard against round-off pushing a value a hair outside the box
         return np.clip(X, self.lower, self.upper)
 

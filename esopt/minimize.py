@@ -12,10 +12,20 @@ import numpy as np
 from .registry import STRATEGIES, make_strategy, strategy_class
 from .termination import Tolerances
 
-__all__ = ["minimize", "SUCCESS_CRITERIA"]
+__all__ = ["minimize", "SUCCESS_CRITERIA", "BUDGET_CRITERIA", "is_success"]
 
-#: Criteria that count as convergence: ``success`` is True when the run ended with one of them.
+#: Criteria that mean convergence (the target was reached, or f or x stopped changing).
 SUCCESS_CRITERIA = frozenset({"ftarget", "tolfun", "tolfunhist", "tolx"})
+#: Criteria that mean a budget ran out (``maxrestarts`` comes from the restart wrappers).
+BUDGET_CRITERIA = frozenset({"maxfevals", "maxiter", "maxrestarts"})
+
+
+def is_success(stop: dict) -> bool:
+    """``True`` iff ``ftarget`` fired, or ``tolfun``/``tolfunhist``/``tolx`` fired and no budget
+    criterion (``maxfevals``, ``maxiter``, ``maxrestarts``) did."""
+    if "ftarget" in stop:
+        return True
+    return bool(SUCCESS_CRITERIA.intersection(stop)) and not BUDGET_CRITERIA.intersection(stop)
 
 _TOLERANCE_NAMES = frozenset(f.name for f in dataclasses.fields(Tolerances))
 _COMMON_ARGS = frozenset({"self", "x0", "sigma0", "popsize", "seed", "bounds", "tolerances"})
@@ -120,12 +130,13 @@ def minimize(
         ``x`` (n,) best solution seen (the initial mean if nothing was evaluated), ``fun`` its
         value, ``nfev``, ``nit`` (generations), ``stop`` (dict of fired criteria, or
         ``{"callback": True}``), ``success``, ``message`` and ``strategy`` (the final strategy
-        object, e.g. for :func:`esopt.save`).  ``success`` is True exactly when ``stop`` contains
-        one of :data:`SUCCESS_CRITERIA` = ``ftarget``, ``tolfun``, ``tolfunhist``, ``tolx``
-        (target reached or the search converged; a local optimum counts), and False for budget
-        or numerical criteria (``maxfevals``, ``maxiter``, ``tolstagnation``, ``tolupsigma``,
-        ``tolconditioncov``, ``noeffectaxis``, ``noeffectcoord``, ``tolflatfitness``) and for
-        a callback stop.
+        object, e.g. for :func:`esopt.save`).  ``success`` (:func:`is_success`) is True exactly
+        when ``stop`` contains ``ftarget``, or contains ``tolfun``, ``tolfunhist`` or ``tolx``
+        (the search converged; a local optimum counts) and none of the budget criteria
+        ``maxfevals``, ``maxiter``, ``maxrestarts`` (restarts exhausted).  It is False for
+        budget stops, for the numerical criteria alone (``tolstagnation``, ``tolupsigma``,
+        ``tolconditioncov``, ``noeffectaxis``, ``noeffectcoord``, ``tolflatfitness``) and for a
+        callback stop.
 
     Raises
     ------
@@ -143,7 +154,9 @@ def minimize(
     if method not in STRATEGIES:
         raise ValueError(f"unknown method {method!r}; known: {sorted(STRATEGIES)}")
     tol, strategy_options = _split_options(method, options)
-    kwargs: dict[str, Any] = dict(popsize=popsize, seed=seed, bounds=bounds, tolerances=Tolerances.from_dict(tol))
+    kwargs: dict[str, Any] = dict(
+        popsize=popsize, seed=seed, bounds=bounds, tolerances=Tolerances.from_dict(tol)
+    )
     if restarts is not None:
         kwargs["max_restarts"] = max_restarts
     es = make_strategy(method, x0, sigma0, restarts=restarts, **kwargs, **strategy_options)
@@ -166,7 +179,7 @@ def _make_result(es, stop: dict):
     from scipy.optimize import OptimizeResult  # deferred: scipy.optimize is slow to import
 
     r = es.result
-    success = bool(SUCCESS_CRITERIA.intersection(stop))
+    success = is_success(stop)
     message = "stopped by " + ", ".join(f"{k}={v!r}" for k, v in stop.items())
     x = r.x if r.x is not None else np.asarray(r.mean, dtype=float).copy()
     return OptimizeResult(

@@ -98,7 +98,7 @@ class FitnessHistory:
         k = len(f_sorted) // 2
         median = float(f_sorted[k] if len(f_sorted) % 2 else (f_sorted[k - 1] + f_sorted[k]) / 2)
         maxlen = int(10 + 30 * n / popsize)
-        self.hist = np.concatenate(([fbest], self.hist))[: maxlen + 1]
+        self.hist = np.concatenate(([fbest], self.hist))[:maxlen]  # pycma: at most int(10 + 30 n / popsize)
         if countiter % 5 == 0:
             self.histbest = np.concatenate(([fbest], self.histbest))[:20000]
             self.histmedian = np.concatenate(([median], self.histmedian))[:20000]

@@ -202,12 +202,14 @@ def _wait_for(pred, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def _running(run_dir):
+def _started(run_dir):
+    """Trials running on a node (submitted ones are 'running' too, with no node until they start)."""
     if not (run_dir / "campaign.db").exists():
         return None
     try:
         with _db(run_dir) as db:
-            return db.execute("SELECT count(*) FROM trials WHERE status = 'running'").fetchone()[0]
+            return db.execute("SELECT count(*) FROM trials WHERE status = 'running' AND node_id IS NOT NULL"
+                              ).fetchone()[0]
     except sqlite3.Error:
         return None
 
@@ -222,14 +224,17 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
     proc = subprocess.Popen([*esopt_cmd, "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _running(run_dir) == 2, 60, "two running trials")
+        _wait_for(lambda: _started(run_dir) == 2, 90, "two trials started on a node")  # 2 CPUs, 1 each
         st = subprocess.run([*esopt_cmd, "status", str(run_dir)], env=env, capture_output=True, text=True,
                             timeout=60)
         assert st.returncode == 0, st.stderr
-        assert f"driver pid {proc.pid})" in st.stdout and "trials: done 0, running 2, pending 2" in st.stdout
+        assert f"driver pid {proc.pid})" in st.stdout and "trials: done 0, running 4," in st.stdout
         with _db(run_dir) as db:
-            nodes = [n for n, in db.execute("SELECT node_id FROM trials WHERE status = 'running'")]
-        assert all(nodes) and all(f"on node {n}" in st.stdout for n in nodes)
+            started = db.execute("SELECT id, node_id FROM trials WHERE node_id IS NOT NULL").fetchall()
+        assert len(started) == 2
+        for tid, node in started:
+            assert f"trial {tid} (generation 1, index {tid - 1}) on node {node} worker" in st.stdout
+        assert st.stdout.count("waiting for resources") == 2
 
         second = subprocess.run([*esopt_cmd, "resume", str(run_dir), "--no-progress"], env=env,
                                 capture_output=True, text=True, timeout=60)

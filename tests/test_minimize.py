@@ -7,7 +7,7 @@ from scipy.optimize import OptimizeResult
 import esopt
 from esopt import CMAES
 from esopt import testfunctions as tf
-from esopt.minimize import SUCCESS_CRITERIA
+from esopt.minimize import SUCCESS_CRITERIA, is_success
 
 
 def test_result_fields_and_success():
@@ -74,7 +74,8 @@ def test_callback_sees_strategy_and_can_stop():
 
 
 def test_options_go_to_tolerances_and_strategy():
-    r = esopt.minimize(tf.sphere, np.ones(3), 1.0, seed=0, options={"active": False, "maxiter": 3, "tolx": 1e-3})
+    options = {"active": False, "maxiter": 3, "tolx": 1e-3}
+    r = esopt.minimize(tf.sphere, np.ones(3), 1.0, seed=0, options=options)
     assert r.strategy.active is False and np.all(r.strategy.weights >= 0)
     assert r.strategy.tolerances.tolx == 1e-3 and r.stop == {"maxiter": 3}
 
@@ -113,3 +114,21 @@ def test_bad_fun_and_outputs():
         esopt.minimize(lambda X: X, np.ones(2), 1.0, vectorized=True)
     with pytest.raises(ValueError, match="sigma0"):
         esopt.minimize(tf.sphere, np.ones(2), -1.0)
+
+
+def test_success_definition():
+    assert is_success({"ftarget": 0.0}) and is_success({"ftarget": 0.0, "maxfevals": 10})
+    assert is_success({"tolfun": 1e-11}) and is_success({"tolx": 1e-11, "noeffectaxis": True})
+    assert not is_success({"tolfun": 1e-11, "maxrestarts": 3})
+    assert not is_success({"tolfun": 1e-11, "maxiter": 100})
+    assert not is_success({"tolstagnation": 10}) and not is_success({"tolflatfitness": 1})
+    assert not is_success({})
+
+
+def test_restarts_wrapper_is_used():
+    r = esopt.minimize(tf.rastrigin, np.full(3, 3.0), 2.0, seed=1, vectorized=True, restarts="ipop",
+                       max_restarts=2, options={"tolfun": 1e-6})
+    assert type(r.strategy).__name__ == "IPOP"
+    assert r.stop.get("maxrestarts") == 2 or "ftarget" in r.stop
+    assert r.success == is_success(r.stop)
+    assert r.nfev == r.strategy.result.nfev and tf.rastrigin(r.x) == r.fun

@@ -1,0 +1,77 @@
+"""BoxBounds: periodic reflection into the box, identity inside, errors on bad bounds."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from esopt import CMAES, BoxBounds
+
+
+def test_identity_inside_and_inverse():
+    b = BoxBounds([-1.0, 0.0], [1.0, 5.0], 2)
+    Y = np.array([[0.3, 4.9], [-1.0, 0.0], [1.0, 5.0]])
+    assert np.array_equal(b.transform(Y), Y)
+    assert np.array_equal(b.inverse(Y), Y) and b.inverse(Y) is not Y
+
+
+def test_reflection_values():
+    b = BoxBounds(0.0, 1.0, 1)
+    y = np.array([[-0.25], [1.25], [2.25], [-1.75], [3.0]])
+    np.testing.assert_allclose(b.transform(y), [[0.25], [0.75], [0.25], [0.25], [1.0]])
+
+
+def test_one_sided_and_unbounded_coordinates():
+    b = BoxBounds([0.0, -np.inf, -np.inf], [np.inf, 2.0, np.inf], 3)
+    x = b.transform(np.array([-3.0, 5.0, -1e9]))
+    np.testing.assert_array_equal(x, [3.0, -1.0, -1e9])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lo=st.floats(-1e3, 1e3),
+    width=st.floats(1e-3, 1e3),
+    y=arrays(np.float64, (7, 1), elements=st.floats(-1e5, 1e5)),
+)
+def test_always_inside_periodic_and_continuous(lo, width, y):
+    b = BoxBounds(lo, lo + width, 1)
+    x = b.transform(y)
+    assert np.all(x >= lo) and np.all(x <= lo + width)
+    # period 2w, mirror symmetry at the lower bound
+    np.testing.assert_allclose(b.transform(y + 2 * width), x, atol=1e-6 * (1 + np.abs(y).max()))
+    np.testing.assert_allclose(b.transform(2 * lo - y), x, atol=1e-6 * (1 + np.abs(y).max()))
+    assert np.array_equal(b.contains(x), np.ones(7, bool))
+
+
+@pytest.mark.parametrize("lower,upper,n,match", [
+    (1.0, 1.0, 2, "lower must be < upper"),
+    ([0.0, 2.0], [1.0, 1.0], 2, r"lower\[1\]"),
+    (np.zeros(3), 1.0, 2, "shape"),
+    (np.nan, 1.0, 2, "NaN"),
+])
+def test_bad_bounds(lower, upper, n, match):
+    with pytest.raises(ValueError, match=match):
+        BoxBounds(lower, upper, n)
+
+
+def test_bounds_argument_errors_in_strategy():
+    with pytest.raises(ValueError, match="pair"):
+        CMAES(np.zeros(2), 1.0, bounds=(0.0, 1.0, 2.0))
+    with pytest.raises(ValueError, match="outside the bounds"):
+        CMAES(np.array([0.5, 3.0]), 1.0, bounds=(0.0, 1.0))
+    with pytest.raises(TypeError, match="lower"):
+        CMAES(np.zeros(2), 1.0, bounds=("a", 1.0))
+
+
+def test_strategy_inside_box_behaves_as_unbounded():
+    # far from the bounds the reflection is the identity: identical runs
+    a = CMAES(np.zeros(3), 1e-3, seed=4)
+    b = CMAES(np.zeros(3), 1e-3, seed=4, bounds=(-10.0, 10.0))
+    for _ in range(20):
+        Xa, Xb = a.ask(), b.ask()
+        assert np.array_equal(Xa, Xb)
+        f = np.sum((Xa - 1e-3) ** 2, axis=1)
+        a.tell(Xa, f)
+        b.tell(Xb, f)
+    assert np.array_equal(a.mean, b.mean)
