@@ -165,6 +165,9 @@ def run_one(job: dict) -> dict:
         best = min(best, r["objective"])
         rows.append({"method": job["method"], "seed": seed, "trial": len(rows), "generation": gen,
                      "train_seed": train_seed, **r, "best_so_far": best, **hp})
+        if len(rows) % max(1, n_trials // 4) == 0:
+            print(f"    {job['method']} seed {seed}: {len(rows)}/{n_trials} trials, best {pct(best)}%, "
+                  f"{time.perf_counter() - t_start:.0f} s", flush=True)
         return r["objective"]
 
     if name in ("cmaes", "sepcmaes"):
@@ -215,8 +218,8 @@ def reeval_one(job: dict) -> list[dict]:
     for k in range(int(job["k"])):
         spec = trial_spec(cfg, REEVAL_SEED0 + k, job["trial_overrides"])
         r = evaluate(job["hp"], spec)
-        out.append({"probe": job["probe"], "method": job["method"], "seed": job["seed"],
-                    "train_seed": REEVAL_SEED0 + k, **r, **job["hp"]})
+        out.append({"probe": job["probe"], "run": job.get("run", ""), "method": job["method"],
+                    "seed": job["seed"], "train_seed": REEVAL_SEED0 + k, **r, **job["hp"]})
     return out
 
 
@@ -313,7 +316,7 @@ def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spe
             lines.append(f"- {m}: " + ", ".join(f"{100 * x:+.2f}" for x in d)
                          + f" (median {100 * np.median(d):+.2f}; better on {(d < 0).sum()}/{d.size} seeds)")
         spread = C["random"][:, n - 1]
-        lines += ["", f"Seed-to-seed spread (max-min over seeds) of the final best: "
+        lines += ["", "Seed-to-seed spread (max-min over seeds) of the final best: "
                   + ", ".join(f"{m} {100 * (np.nanmax(C[m][:, n - 1]) - np.nanmin(C[m][:, n - 1])):.2f}"
                               for m in methods) + " (percentage points)."]
         del spread
@@ -374,6 +377,48 @@ def plot(path: Path, cfg, rows, methods, seeds, n) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+def run_key(cfg, method: str, overrides: dict) -> str:
+    """Short hash of what determines a run's trials: space, trial spec (+ overrides), and for the ES
+    methods the strategy settings; cached runs of a changed config are therefore never reused."""
+    import hashlib
+
+    name, _ = parse_method(method)
+    raw = cfg.raw
+    key = {"space": raw["space"], "trial": {**raw["trial"], **overrides}, "method": method}
+    if name in ("cmaes", "sepcmaes"):
+        key["strategy"] = {k: raw["strategy"][k] for k in ("popsize", "sigma0", "seed")}
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_pool(fn, jobs: list[dict], workers: int):
+    """Yield ``fn(job)`` results as they finish, from ``workers`` spawned processes."""
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        for fut in as_completed([pool.submit(fn, j) for j in jobs]):
+            yield fut.result()
+
+
+def reeval_jobs(cfg, config_path, runs: dict, n, k, overrides, have: set) -> list[dict]:
+    """Jobs retraining the config's x0 and each complete run's final best with ``k`` fresh seeds.
+
+    ``runs`` maps a run's CSV name to its rows; ``have`` holds the run names already re-evaluated
+    (and ``"x0"``)."""
+    jobs = []
+    if "x0" not in have:
+        jobs.append({"config": config_path, "probe": "x0", "run": "x0", "method": "x0", "seed": -1,
+                     "hp": cfg.space.decode(cfg.space.x0), "k": k, "trial_overrides": overrides})
+    for name, rr in sorted(runs.items()):
+        if name in have or len(rr) < n:
+            continue
+        b = min(rr, key=lambda r: (float(r["objective"]), int(r["trial"])))
+        hp = {p.name: (int(float(b[p.name])) if p.type == "int" else float(b[p.name])) for p in cfg.space.params}
+        jobs.append({"config": config_path, "probe": "best", "run": name, "method": b["method"],
+                     "seed": int(b["seed"]), "hp": hp, "k": k, "trial_overrides": overrides})
+    return jobs
+
+
+REEVAL_COLS = ["probe", "run", "method", "seed", "train_seed", "objective", "test_error", "status", "wall_time_s"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="campaign YAML (space, trial, strategy)")
@@ -382,13 +427,14 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=None,
                     help="comma list, e.g. 'cmaes,random,tpe' or 'cmaes:popsize=8,sigma0=0.2' (default: "
                          "cmaes,random,tpe, plus sepcmaes when d >= 10)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (1 thread each)")
     ap.add_argument("--epochs", type=int, default=None, help="override trial.epochs (smoke tests)")
-    ap.add_argument("--reeval", type=int, default=3, help="fresh training seeds per run's final best (0: off)")
+    ap.add_argument("--reeval", type=int, default=3, help="fresh training seeds per final best (0: off)")
     ap.add_argument("--out", default=None, help="cache/output folder (default bench/out/<config name>)")
-    ap.add_argument("--save-results", action="store_true", help="also copy CSV, PNG and tables to bench/results/")
+    ap.add_argument("--save-results", action="store_true", help="copy CSV, PNG, tables to bench/results/")
     ap.add_argument("--report-only", action="store_true", help="no new trials; tables from the cache")
     args = ap.parse_args(argv)
+    command = "python bench/hpo_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     cfg = load(args.config)
     n = args.trials or cfg.budget.max_trials
@@ -399,95 +445,66 @@ def main(argv=None) -> int:
     for m in methods:
         parse_method(m)
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    tag = f"n{n}" + (f"-e{args.epochs}" if args.epochs is not None else "")
     out = Path(args.out) if args.out else ROOT / "bench" / "out" / cfg.name
-    run_dir = out / "runs" / tag
-    spec_info = (f"Task: `trial: {json.dumps({**cfg.trial, **overrides})}`; strategy: popsize "
+    run_dir = out / "runs"
+    tag = f"n{n}-s{args.seeds}" + (f"-e{args.epochs}" if args.epochs is not None else "")
+    spec_info = (f"Task: `trial: {json.dumps({**cfg.trial, **overrides})}`; config strategy: popsize "
                  f"{cfg.strategy.popsize or 'default'}, sigma0 {cfg.strategy.sigma0}. "
-                 f"Training seed of run r = trial.seed + r for every trial of every method.")
+                 "Training seed of run r = trial.seed + r for every trial of every method.")
 
-    jobs = []
-    for s in range(args.seeds):
-        for m in methods:
-            csv_path = run_dir / f"{slug(m)}-s{s}.csv"
-            if not csv_path.exists():
-                jobs.append({"config": args.config, "method": m, "seed": s, "n_trials": n,
-                             "trial_overrides": overrides, "csv": str(csv_path)})
+    def csv_path(m: str, s: int) -> Path:
+        return run_dir / f"{slug(m)}-{run_key(cfg, m, overrides)}-n{n}-s{s}.csv"
+
+    jobs = [{"config": args.config, "method": m, "seed": s, "n_trials": n, "trial_overrides": overrides,
+             "csv": str(csv_path(m, s))}
+            for s in range(args.seeds) for m in methods if not csv_path(m, s).exists()]
     t0 = time.perf_counter()
     summaries_path = run_dir / "summaries.jsonl"
     if jobs and not args.report_only:
         print(f"{len(jobs)} runs x {n} trials on {args.workers} workers -> {run_dir}", flush=True)
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
-            futs = {pool.submit(run_one, j): j for j in jobs}
-            for fut in as_completed(futs):
-                sm = fut.result()
-                with summaries_path.open("a") as fh:
-                    fh.write(json.dumps(sm) + "\n")
-                print(f"  done {sm['method']} seed {sm['seed']}: best {pct(sm['best'])}% in {sm['elapsed_s']:.0f} s "
-                      f"({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
-    rows = []
-    for s in range(args.seeds):
-        for m in methods:
-            p = run_dir / f"{slug(m)}-s{s}.csv"
-            if p.exists():
-                rows += read_csv(p)
-    summaries = [json.loads(line) for line in summaries_path.read_text().splitlines()] if summaries_path.exists() \
-        else []
-    summaries = [sm for sm in summaries if sm["method"] in methods and sm["seed"] < args.seeds]
+        for sm in run_pool(run_one, jobs, args.workers):
+            sm["csv"] = csv_path(sm["method"], sm["seed"]).name
+            with summaries_path.open("a") as fh:
+                fh.write(json.dumps(sm) + "\n")
+            print(f"  done {sm['method']} seed {sm['seed']}: best {pct(sm['best'])}% in {sm['elapsed_s']:.0f} s "
+                  f"({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+    runs = {csv_path(m, s).name: read_csv(csv_path(m, s))
+            for s in range(args.seeds) for m in methods if csv_path(m, s).exists()}
+    rows = [r for rr in runs.values() for r in rr]
+    names = {csv_path(m, s).name for s in range(args.seeds) for m in methods}
+    summaries = [json.loads(line) for line in summaries_path.read_text().splitlines()] \
+        if summaries_path.exists() else []
+    summaries = list({sm["csv"]: sm for sm in summaries if sm.get("csv") in names}.values())
 
     # re-evaluation of every run's final best, and of the config's x0, with fresh training seeds
     reeval_rows: list[dict] = []
-    re_path = run_dir / f"reeval-k{args.reeval}.csv"
     if args.reeval > 0:
+        re_path = run_dir / f"reeval-{run_key(cfg, 'random', overrides)}-k{args.reeval}.csv"
         done = read_csv(re_path) if re_path.exists() else []
-        have = {(r["probe"], r["method"], str(r["seed"])) for r in done}
-        rjobs = []
-        x0_hp = cfg.space.decode(cfg.space.x0)
-        if ("x0", "x0", "-1") not in have:
-            rjobs.append({"config": args.config, "probe": "x0", "method": "x0", "seed": -1, "hp": x0_hp,
-                          "k": args.reeval, "trial_overrides": overrides})
-        by_run: dict = {}
-        for r in rows:
-            by_run.setdefault((r["method"], int(r["seed"])), []).append(r)
-        for (m, s), rr in sorted(by_run.items()):
-            if ("best", m, str(s)) in have or len(rr) < n:
-                continue
-            b = min(rr, key=lambda r: (float(r["objective"]), int(r["trial"])))
-            hp = {p.name: (int(float(b[p.name])) if p.type == "int" else float(b[p.name])) for p in cfg.space.params}
-            rjobs.append({"config": args.config, "probe": "best", "method": m, "seed": s, "hp": hp,
-                          "k": args.reeval, "trial_overrides": overrides})
+        rjobs = reeval_jobs(cfg, args.config, runs, n, args.reeval, overrides, {r["run"] for r in done})
         if rjobs and not args.report_only:
             print(f"re-evaluating {len(rjobs)} probes x {args.reeval} training seeds", flush=True)
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
-                for fut in as_completed([pool.submit(reeval_one, j) for j in rjobs]):
-                    done += fut.result()
-                    write_csv(re_path, done, cfg.space.names,
-                              base=["probe", "method", "seed", "train_seed", "objective", "test_error", "status",
-                                    "wall_time_s"])
-        reeval_rows = [r for r in done if r["method"] in methods + ["x0"]]
+            for res in run_pool(reeval_one, rjobs, args.workers):
+                done += res
+                write_csv(re_path, done, cfg.space.names, base=REEVAL_COLS)
+        reeval_rows = [r for r in done if r["run"] in names | {"x0"}]
     wall_total = time.perf_counter() - t0
 
     table = report(cfg, rows, reeval_rows, summaries, methods, args.seeds, n, wall_total, spec_info)
     print(table)
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"hpo_quality-{tag}.md").write_text(table + "\n")
-    all_csv = out / f"hpo_quality-{tag}.csv"
-    write_csv(all_csv, rows, cfg.space.names)
-    png = out / f"hpo_quality-{tag}.png"
-    plot(png, cfg, rows, methods, args.seeds, n)
-    print(f"\nwrote {all_csv}, {png}, {out / f'hpo_quality-{tag}.md'}")
+    write_csv(out / f"hpo_quality-{tag}.csv", rows, cfg.space.names)
+    plot(out / f"hpo_quality-{tag}.png", cfg, rows, methods, args.seeds, n)
+    print(f"\nwrote {out}/hpo_quality-{tag}.{{md,csv,png}}")
     if args.save_results:
         res = ROOT / "bench" / "results"
         res.mkdir(parents=True, exist_ok=True)
         write_csv(res / f"hpo_quality-{cfg.name}.csv", rows, cfg.space.names)
         if reeval_rows:
-            write_csv(res / f"hpo_quality-{cfg.name}-reeval.csv", reeval_rows, cfg.space.names,
-                      base=["probe", "method", "seed", "train_seed", "objective", "test_error", "status",
-                            "wall_time_s"])
+            write_csv(res / f"hpo_quality-{cfg.name}-reeval.csv", reeval_rows, cfg.space.names, base=REEVAL_COLS)
         plot(res / f"hpo_quality-{cfg.name}.png", cfg, rows, methods, args.seeds, n)
-        update_md(res / "hpo_quality.md", cfg.name, table, " ".join(["python", "bench/hpo_quality.py"] + sys.argv[1:]
-                                                                   if argv is None else list(argv)))
+        update_md(res / "hpo_quality.md", cfg.name, table, command)
         print(f"saved to {res}")
     return 0
 

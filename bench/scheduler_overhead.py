@@ -23,7 +23,6 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TB loggers in Tune
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -140,30 +139,41 @@ def run_tune(points: list[dict], cpus: int, workdir: Path) -> dict:
     return {"wall": wall}
 
 
-def _breakdown(trials: list[dict], gens: list[dict], sleep: float) -> str:
-    """Where esopt's time goes, from the journal's timestamps."""
-    dur = [(_ts(t["finished_at"]) - _ts(t["started_at"])) for t in trials
-           if t.get("started_at") is not None and t.get("finished_at") is not None]
-    lines = []
-    if dur:
-        med, top = 1e3 * (statistics.median(dur) - sleep), 1e3 * (max(dur) - sleep)
-        lines.append(f"  in-trial time beyond the sleep (journal started_at..finished_at): "
-                     f"median {med:.1f} ms, max {top:.1f} ms")
+def _breakdown(trials: list[dict], gens: list[dict], sleep: float, cpus: int, wall: float) -> str:
+    """Where esopt's slot time goes, from the journal's timestamps (seconds of slot time)."""
     by_gen: dict[int, list[dict]] = {}
     for t in trials:
         by_gen.setdefault(t["generation"], []).append(t)
-    turn = []
-    for g in sorted(by_gen)[:-1]:
-        nxt = by_gen.get(g + 1)
-        if not nxt:
-            continue
-        last_finish = max(_ts(t["finished_at"]) for t in by_gen[g])
-        first_start = min(_ts(t["started_at"]) for t in nxt)
-        turn.append(first_start - last_finish)
-    if turn:
-        lines.append(f"  generation turnaround (last finish -> first start of the next; tell+ask+journal): "
-                     f"median {1e3 * statistics.median(turn):.1f} ms, "
-                     f"total {sum(turn):.2f} s over {len(turn)}")
+    asked = {g["generation"]: _ts(g["asked_at"]) for g in gens}
+    dur = [_ts(t["finished_at"]) - _ts(t["started_at"]) for t in trials]
+    in_trial = sum(dur) - sleep * len(trials)
+    startup = dispatch = barrier = turnaround = 0.0
+    gaps = []
+    order = sorted(by_gen)
+    for n, g in enumerate(order):
+        rows = by_gen[g]
+        s = sorted(_ts(t["started_at"]) for t in rows)
+        f = sorted(_ts(t["finished_at"]) for t in rows)
+        k0 = min(cpus, len(rows))
+        if n == 0:
+            startup = sum(x - asked[g] for x in s[:k0])  # ask -> first trials start (worker start-up)
+        gaps += [s[k] - f[k - cpus] for k in range(cpus, len(s))]  # a slot freed -> its next trial starts
+        barrier += sum(f[-1] - x for x in f[-k0:])  # slots idle while the generation's last trial runs
+        if n + 1 < len(order):
+            nxt = sorted(_ts(t["started_at"]) for t in by_gen[order[n + 1]])
+            turnaround += sum(x - f[-1] for x in nxt[:k0])  # last finish -> next generation's trials start
+    dispatch = sum(gaps)
+    total_idle = wall * cpus - sleep * len(trials)
+    per = 1e3 / len(trials)
+    lines = [f"  slot time not sleeping: {total_idle:.2f} s = {per * total_idle:.1f} ms/trial, of which"]
+    med = 1e3 * statistics.median(gaps or [0])
+    parts = (("worker start-up (first ask -> first starts)", startup),
+             ("work in the trial beyond the sleep (objective call, result)", in_trial),
+             (f"dispatch gaps inside generations (median {med:.1f} ms)", dispatch),
+             ("slots idle at each generation's end (straggler barrier)", barrier),
+             ("generation turnaround (last finish -> next starts: tell, ask, journal, submit)", turnaround))
+    for name, v in parts:
+        lines.append(f"    {name:<80} {v:7.2f} s  {per * v:6.1f} ms/trial")
     return "\n".join(lines)
 
 
@@ -198,7 +208,8 @@ def main(argv=None) -> int:
     if tu is not None:
         o_tu = row("Ray Tune (Tuner, replay)", tu["wall"])
         print(f"overhead ratio Tune / esopt: {o_tu / max(o_es, 1e-9):.1f}x")
-    print("esopt breakdown:\n" + _breakdown(es["trials"], es["gens"], args.sleep))
+    print("esopt breakdown (from the journal's timestamps):\n"
+          + _breakdown(es["trials"], es["gens"], args.sleep, args.cpus, es["wall"]))
     return 0
 
 

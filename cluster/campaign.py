@@ -43,7 +43,7 @@ import numpy as np
 from .config import CampaignConfig, ConfigError, parse_config
 from .objective import Objective, make_objective
 from .penalty import penalize
-from .store import DB_NAME, Journal, JournalError
+from .store import DB_NAME, Journal, JournalError, check_config_match
 
 __all__ = ["Campaign", "CampaignLocked", "CampaignResult", "LOCK_NAME"]
 
@@ -253,18 +253,16 @@ class Campaign:
         directory = Path(directory)
         if not (directory / DB_NAME).exists():
             raise JournalError(f"no campaign journal in {directory} (expected {directory / DB_NAME})")
-        Journal._validate(directory / DB_NAME)  # refuse a bad file before taking the lock
+        # everything that can refuse the campaign is checked before the lock or a writable
+        # connection touches the directory
+        stored_raw = Journal._validate(directory / DB_NAME)
+        if config is not None:
+            check_config_match(stored_raw, config.raw, directory / DB_NAME)
+        stored = parse_config(stored_raw)
+        objective = make_objective(stored)
         lock = _Lock(directory)
         try:
             journal = Journal(directory)
-            try:
-                if config is not None:
-                    journal.check_config(config.raw)
-                stored = parse_config(journal.config())
-                objective = make_objective(stored)
-            except BaseException:
-                journal.close()
-                raise
         except BaseException:
             lock.release()
             raise

@@ -236,8 +236,9 @@ def _print_summary(result, directory: Path, cfg) -> None:
         out.append("no trial finished successfully")
     q = shlex.quote(str(directory))
     out += [f"campaign directory: {directory}",
-            f"  plots and trials.csv:  esopt report {q}",
-            f"  continue or inspect:   esopt resume {q}   |   esopt status {q}"]
+            f"  esopt report {q}   # PNG plots and trials.csv into {directory / 'report'}",
+            f"  esopt resume {q}   # continue after Ctrl-C, a crash or a kill",
+            f"  esopt status {q}   # generations, best so far, trials by status"]
     print("\n".join(out))
 
 

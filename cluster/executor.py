@@ -153,7 +153,7 @@ class RayExecutor:
                                     num_returns="streaming")
         if self.fresh_process:
             opts["max_calls"] = 1
-        self._remote = ray.remote(_trial_task).options(**opts)
+        self._remote = ray.remote(**opts)(_trial_task)  # max_calls is not accepted by .options()
         self._running: dict[Any, _Running] = {}
         self.limit = resources.max_concurrent or math.inf
         self.max_running_seen = 0  # most trials in flight at once (for tests/benchmarks)

@@ -60,7 +60,8 @@ def normalize_result(value: Any) -> dict[str, Any]:
     """Turn what an objective returned into ``{"objective", "status", "reason", "result"}``.
 
     Accepts a real number, a mapping with key ``"objective"`` (and optionally ``status``,
-    ``reason``), or an object with ``to_dict()`` returning such a mapping (``TrialResult``).
+    ``reason``; an objective of None there reads as NaN), or an object with ``to_dict()``
+    returning such a mapping (``TrialResult``).
 
     Raises
     ------
@@ -75,6 +76,8 @@ def normalize_result(value: Any) -> dict[str, Any]:
         obj = value["objective"]
         result = dict(value)
     else:
+        if value is None:
+            raise TypeError("the objective returned None; return a float or a dict with key 'objective'")
         obj = value
         result = {"objective": value}
     if isinstance(obj, bool) or not isinstance(obj, numbers.Real) and obj is not None:

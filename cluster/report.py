@@ -4,10 +4,11 @@
 
 - ``objective.png``: every evaluation's objective, the best so far and the median of each
   generation, against the evaluation number;
-- ``sigma.png``: the strategy's step size ``sigma`` per generation (unit-cube coordinates, i.e. a
-  fraction of every hyperparameter's scaled range; log axis);
-- ``params.png``: per hyperparameter, the sampled values per generation and the decoded mean of
-  the search distribution, in the hyperparameter's own units (log axis for ``scale: log10``);
+- ``sigma.png``: the strategy's step size ``sigma`` after each generation's tell (unit-cube
+  coordinates, i.e. a fraction of every hyperparameter's scaled range; log axis);
+- ``params.png``: per hyperparameter, the sampled values per generation and the mean of the search
+  distribution each generation was sampled from, in the hyperparameter's own units (log axis for
+  ``scale: log10``);
 - ``trials.csv``: one row per trial (every status), hyperparameters in their own units.
 
 Evaluations are numbered in the order the strategy sees them, ``(generation, idx)``, counting
@@ -32,7 +33,7 @@ from matplotlib.ticker import MaxNLocator
 from .space import Space
 
 __all__ = ["write_report", "write_trials_csv", "objective_curves", "plot_objective", "plot_sigma",
-           "plot_params", "space_of", "REPORT_FILES"]
+           "plot_params", "sampling_means", "space_of", "REPORT_FILES"]
 
 REPORT_FILES = ("objective.png", "sigma.png", "params.png", "trials.csv")
 _FINISHED = ("done", "failed")
@@ -146,7 +147,7 @@ def plot_objective(trials: Sequence[Mapping], path: str | Path) -> Path:
 
 
 def plot_sigma(generations: Sequence[Mapping], path: str | Path) -> Path:
-    """Step size ``sigma`` per generation (unit-cube coordinates), log axis. Returns ``path``."""
+    """Step size ``sigma`` after each generation's tell (unit-cube coordinates), log axis; returns path."""
     path = Path(path)
     fig = Figure(figsize=(8, 3.5))
     ax = fig.add_subplot()
@@ -159,11 +160,26 @@ def plot_sigma(generations: Sequence[Mapping], path: str | Path) -> Path:
     else:
         _no_data(ax, "no generation yet")
     ax.set_xlabel("generation")
-    ax.set_ylabel("sigma (fraction of each range)")
+    ax.set_ylabel("sigma after the tell\n(fraction of each range)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def sampling_means(generations: Sequence[Mapping], space: Space) -> list[tuple[int, np.ndarray]]:
+    """``[(g, mean)]``: the unit-cube mean generation ``g`` was sampled from, shape ``(d,)`` each.
+
+    Generation 1 is sampled around ``space.x0``; generation ``g + 1`` around the mean the journal
+    stored at the tell of generation ``g`` (so the last entry is the mean of the next, not yet
+    asked, generation).  Generations without a stored mean (not told yet) are skipped.
+    """
+    out = [(1, np.asarray(space.x0, dtype=float))] if generations else []
+    for g in sorted(generations, key=lambda g: int(g["generation"])):
+        m = g.get("mean")
+        if m is not None and len(m) == space.dim:
+            out.append((int(g["generation"]) + 1, np.asarray(m, dtype=float)))
+    return out
 
 
 def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space: Space,
@@ -171,8 +187,8 @@ def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space
     """One panel per hyperparameter: sampled values and distribution mean per generation.
 
     Values are in the hyperparameter's own units: trials' ``params`` as evaluated (ints rounded),
-    and the generation's unit-cube ``mean`` decoded with ``space`` (clipped into the bounds).
-    The best finished trial is starred.  Returns ``path``.
+    and the mean each generation was sampled from (:func:`sampling_means`) decoded with ``space``
+    (clipped into the bounds).  The best finished trial is starred.  Returns ``path``.
     """
     path = Path(path)
     d = space.dim
@@ -181,11 +197,7 @@ def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space
     rows = [t for t in trials if isinstance(t.get("params"), Mapping)]
     best = min((t for t in rows if t.get("status") == "done" and _finite(t.get("objective")) is not None),
                key=lambda t: float(t["objective"]), default=None)
-    means = []
-    for g in sorted(generations, key=lambda g: int(g["generation"])):
-        m = g.get("mean")
-        if m is not None and len(m) == d:
-            means.append((int(g["generation"]), space.decode(np.clip(np.asarray(m, float), 0.0, 1.0))))
+    means = [(x, space.decode(np.clip(m, 0.0, 1.0))) for x, m in sampling_means(generations, space)]
     for ax, p in zip(axes, space.params):
         for status, style, color in (("done", "o", "C0"), ("failed", "x", "C3"),
                                      ("running", "o", "0.75"), ("pending", "o", "0.85")):
@@ -195,7 +207,7 @@ def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space
                         color=color, ms=4, alpha=0.8, label=status if status != "done" else "sampled")
         if means:
             ax.plot([g for g, _ in means], [m[p.name] for _, m in means], "-", color="C1", lw=2,
-                    label="mean (decoded)")
+                    label="sampling mean")
         if best is not None and p.name in best["params"]:
             ax.plot([int(best["generation"])], [best["params"][p.name]], "*", color="gold", ms=14,
                     mec="k", label="best")
@@ -215,16 +227,23 @@ def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space
     return _save(fig, path)
 
 
+def _duration(t: Mapping) -> float | None:
+    a, b = _finite(t.get("started_at")), _finite(t.get("finished_at"))
+    return None if a is None or b is None or t.get("status") not in _FINISHED else b - a
+
+
 def write_trials_csv(trials: Sequence[Mapping], names: Sequence[str], path: str | Path) -> Path:
     """One row per trial in ``(generation, idx)`` order; ``names`` are the hyperparameter columns.
 
     Columns: id, generation, idx, status, objective, test_error (from the trial's result, when
     the objective reported one), one column per hyperparameter (own units), attempts, node_id,
-    worker_id, started_at, finished_at, wall_time_s (from the result), error.  Returns ``path``.
+    worker_id, started_at and finished_at (Unix seconds, as journaled), duration_s (their
+    difference), wall_time_s (the trial's own timing, when its result has one), error.
+    Returns ``path``.
     """
     path = Path(path)
     cols = ["id", "generation", "idx", "status", "objective", "test_error", *names, "attempts", "node_id",
-            "worker_id", "started_at", "finished_at", "wall_time_s", "error"]
+            "worker_id", "started_at", "finished_at", "duration_s", "wall_time_s", "error"]
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(cols)
@@ -234,7 +253,7 @@ def write_trials_csv(trials: Sequence[Mapping], names: Sequence[str], path: str 
             w.writerow([t.get("id"), t.get("generation"), t.get("idx"), t.get("status"), t.get("objective"),
                         result.get("test_error"), *(params.get(n) for n in names), t.get("attempts"),
                         t.get("node_id"), t.get("worker_id"), t.get("started_at"), t.get("finished_at"),
-                        result.get("wall_time_s"), t.get("error")])
+                        _duration(t), result.get("wall_time_s"), t.get("error")])
     return path
 
 

@@ -23,8 +23,9 @@ before the next transition starts.  A committed transition survives the death of
 last transitions, which a resume then re-runs.
 
 Opening an existing file checks it before anything can write to it: the SQLite header, an
-integrity check (``PRAGMA quick_check``) and the schema are read through a read-only connection,
-and a corrupt file, a foreign database or a newer schema raise :class:`JournalError` with the
+integrity check (``PRAGMA quick_check``) and the schema are read through a read-only connection
+(``immutable=1`` when no ``-wal`` file exists, so not even -wal/-shm files are created), and a
+corrupt file, a foreign database or a newer schema raise :class:`JournalError` with the
 file left byte-for-byte untouched.
 """
 
@@ -119,6 +120,15 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"value of type {type(o).__name__} is not JSON serializable")
 
 
+def check_config_match(stored: Mapping[str, Any], raw: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`JournalError` if config ``raw`` differs from ``stored`` (naming the top-level keys)."""
+    given = json.loads(json.dumps(dict(raw), default=_json_default))
+    if dict(stored) != given:
+        diff = sorted(k for k in set(stored) | set(given) if stored.get(k) != given.get(k))
+        raise JournalError(f"the config does not match the one stored in {path} (differs in {diff}); "
+                           "resume with the stored config or start a new campaign directory")
+
+
 class Journal:
     """Read (and, for the campaign driver, write) a campaign journal.
 
@@ -198,7 +208,9 @@ class Journal:
         return cls(path)
 
     @staticmethod
-    def _validate(path: Path) -> None:
+    def _validate(path: Path) -> dict[str, Any]:
+        """Check ``path`` without writing anything (see the module docstring); return the stored
+        config dict.  Raises :class:`JournalError`."""
         if not path.exists():
             raise JournalError(f"no campaign journal at {path}")
         try:
@@ -209,8 +221,13 @@ class Journal:
         if header != _SQLITE_HEADER:
             raise JournalError(f"{path} is not an SQLite database (corrupt or not a campaign journal); "
                                "it was left untouched")
+        # Without a -wal file nobody is writing and the main file holds everything: read it as
+        # immutable, which creates no -wal/-shm files next to it.  With one (a live or killed
+        # writer), a plain read-only connection sees the committed WAL content too.
+        wal = Path(str(path) + "-wal").exists()
+        uri = f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
         try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         except sqlite3.Error as e:
             raise JournalError(f"cannot open {path}: {e}") from e
         try:
@@ -244,8 +261,13 @@ class Journal:
                 if not cols <= have:
                     raise JournalError(f"{path}: table {table!r} lacks columns {sorted(cols - have)}; "
                                        "not an esopt journal of this version")
-            if conn.execute("SELECT COUNT(*) FROM campaign WHERE id=1").fetchone()[0] != 1:
+            row = conn.execute("SELECT config_json FROM campaign WHERE id=1").fetchone()
+            if row is None:
                 raise JournalError(f"{path} has no campaign row; it is incomplete")
+            try:
+                return json.loads(row[0])
+            except (TypeError, ValueError) as e:
+                raise JournalError(f"{path}: the stored config is not valid JSON ({e})") from e
         finally:
             conn.close()
 
@@ -296,12 +318,7 @@ class Journal:
 
     def check_config(self, raw: Mapping[str, Any]) -> None:
         """Raise :class:`JournalError` if ``raw`` differs from the stored config (naming the keys)."""
-        stored = self.config()
-        given = json.loads(json.dumps(dict(raw), default=_json_default))
-        if stored != given:
-            diff = sorted(k for k in set(stored) | set(given) if stored.get(k) != given.get(k))
-            raise JournalError(f"the config does not match the one stored in {self.path} (differs in {diff}); "
-                               "resume with the stored config or start a new campaign directory")
+        check_config_match(self.config(), raw, self.path)
 
     def campaign_info(self) -> dict[str, Any]:
         """The campaign row (name, status, message, created_at, updated_at, driver_pid, elapsed_s)
@@ -370,6 +387,12 @@ class Journal:
         r = self.conn.execute(f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE status='done' AND objective IS NOT NULL "
                               "ORDER BY objective, id LIMIT 1").fetchone()
         return None if r is None else self._trial_row(r)
+
+    def state(self, generation: int) -> bytes | None:
+        """The strategy's checkpoint bytes stored after telling ``generation`` (None if not told);
+        ``esopt.read_state(bytes)`` turns them into a state dict."""
+        r = self.conn.execute("SELECT state FROM generations WHERE generation=?", (int(generation),)).fetchone()
+        return None if r is None or r[0] is None else bytes(r[0])
 
     def last_state(self) -> tuple[int, bytes | None]:
         """``(generation, state bytes)`` of the last told generation; ``(0, None)`` if none."""

@@ -341,6 +341,10 @@ class ESSearcher(Searcher):
             or not all(isinstance(p, Mapping) for p in points_to_evaluate)
         ):
             raise TypeError("points_to_evaluate must be a list of config dicts")
+        reserved = sorted({"x0", "bounds"} & set(strategy_options))
+        if reserved:
+            raise ValueError(f"{reserved} come from the space (unit cube, x0 from Param.init); "
+                             "do not pass them to ESSearcher")
         super().__init__(metric=metric, mode=mode)
         self._strategy_name = strategy
         self._restarts = restarts
@@ -361,7 +365,6 @@ class ESSearcher(Searcher):
     def _reset_search_state(self) -> None:
         self._X: np.ndarray | None = None  # (popsize, d) candidates of the generation in progress
         self._configs: list[dict[str, Any]] = []  # flat {name: value} per row of _X
-        self._injected: list[bool] = []  # rows that hold points_to_evaluate
         self._next = 0  # rows of _X handed out so far
         self._rows: dict[str, int] = {}  # trial id -> row, for this generation
         self._results: dict[str, float | None] = {}  # trial id -> metric (own sign); None = failed
@@ -372,14 +375,17 @@ class ESSearcher(Searcher):
 
     def _setup(self, tspace: TuneSpace) -> None:
         pending = [_check_point(tspace, p, i) for i, p in enumerate(self._points)]
-        kwargs: dict[str, Any] = {"seed": self._seed, "bounds": tspace.space.bounds, **self._strategy_options}
-        if self._popsize is not None:
-            kwargs["popsize"] = self._popsize
-        strategy = esopt.make_strategy(self._strategy_name, tspace.space.x0, self._sigma0,
-                                       restarts=self._restarts, **kwargs)
+        strategy = self._make_strategy(tspace)
         self._tspace, self._strategy = tspace, strategy
         self._reset_search_state()
         self._pending_points = pending
+
+    def _make_strategy(self, tspace: TuneSpace):
+        kwargs: dict[str, Any] = {"seed": self._seed, "bounds": tspace.space.bounds, **self._strategy_options}
+        if self._popsize is not None:
+            kwargs["popsize"] = self._popsize
+        return esopt.make_strategy(self._strategy_name, tspace.space.x0, self._sigma0,
+                                   restarts=self._restarts, **kwargs)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
         """Take ``metric``, ``mode`` and the search space from ``tune.Tuner`` / ``TuneConfig``.
@@ -497,12 +503,11 @@ class ESSearcher(Searcher):
     def _ask(self) -> None:
         X = np.array(self._strategy.ask(), dtype=float)
         configs = [self._tspace.decode(x) for x in X]
-        injected = [False] * len(configs)
         for i in range(min(len(self._pending_points), len(configs))):
             point = self._pending_points.pop(0)
             X[i] = np.clip(self._tspace.space.encode(point), 0.0, 1.0)
-            configs[i], injected[i] = point, True
-        self._X, self._configs, self._injected = X, configs, injected
+            configs[i] = point  # handed out exactly as given, told as an injected solution
+        self._X, self._configs = X, configs
         self._next, self._rows, self._results = 0, {}, {}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -531,7 +536,7 @@ class ESSearcher(Searcher):
             logger.info("ESSearcher: %d of %d trials of generation %d failed; told the penalty",
                         int(failed.sum()), n, self.generation + 1)
         self._strategy.tell(self._X, penalize(f, failed))
-        self._X, self._configs, self._injected = None, [], []
+        self._X, self._configs = None, []
         self._next, self._rows, self._results = 0, {}, {}
         self._generation += 1
         self._stop = {str(k): _json_scalar(v) for k, v in self._strategy.stop().items()}
@@ -578,7 +583,7 @@ class ESSearcher(Searcher):
             "format": _FORMAT, "format_version": _FORMAT_VERSION, "strategy": self._strategy_name,
             "restarts": self._restarts, "metric": self._metric, "mode": self._mode,
             "tune_space": None if self._tspace is None else self._tspace.to_json(),
-            "configs": self._configs, "injected": self._injected, "next": self._next, "rows": self._rows,
+            "configs": self._configs, "next": self._next, "rows": self._rows,
             "results": self._results, "n_suggested": self._n_suggested,
             "pending_points": self._pending_points, "stop": self._stop, "generation": self._generation,
         }
@@ -596,6 +601,15 @@ class ESSearcher(Searcher):
         if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
             raise ValueError(f"{where} has format {meta.get('format')!r} version "
                              f"{meta.get('format_version')}; expected {_FORMAT!r} version {_FORMAT_VERSION}")
+        try:
+            new = self._parse_checkpoint(meta, state, where)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{where} is not a valid ESSearcher checkpoint ({type(e).__name__}: {e})") from e
+        # ---- nothing has changed up to here ----
+        for name, value in new.items():
+            setattr(self, name, value)
+
+    def _parse_checkpoint(self, meta: dict, state: dict, where: str) -> dict[str, Any]:
         if (meta["strategy"], meta["restarts"]) != (self._strategy_name, self._restarts):
             raise ValueError(f"{where} holds strategy={meta['strategy']!r}, restarts={meta['restarts']!r}; "
                              f"this searcher has {self._strategy_name!r}, {self._restarts!r}")
@@ -611,17 +625,26 @@ class ESSearcher(Searcher):
             elif not tspace.same_as(saved):
                 raise ValueError(f"{where} was written for the space {saved.to_json()}, "
                                  f"this searcher has {tspace.to_json()}")
-        strategy = strategy_class(str(state["class"])).from_state_dict(state) if "class" in state else None
-        # ---- nothing has changed up to here ----
-        self._tspace, self._strategy = tspace, strategy
-        self._metric = self._metric or meta["metric"]
-        self._mode = self._mode or meta["mode"]
-        self._X = None if X is None else np.array(X, dtype=float)
-        self._configs, self._injected = list(meta["configs"]), list(meta["injected"])
-        self._next, self._rows = int(meta["next"]), {str(k): int(v) for k, v in meta["rows"].items()}
-        self._results = {str(k): (None if v is None else float(v)) for k, v in meta["results"].items()}
-        self._n_suggested, self._pending_points = int(meta["n_suggested"]), list(meta["pending_points"])
-        self._stop, self._generation = dict(meta["stop"]), int(meta["generation"])
+        if "class" in state:
+            strategy = strategy_class(str(state["class"])).from_state_dict(state)
+        else:  # saved before the space was known: start afresh
+            strategy = None if tspace is None else self._make_strategy(tspace)
+        rows = {str(k): int(v) for k, v in meta["rows"].items()}
+        n_rows = len(meta["configs"])
+        if (X is None) != (n_rows == 0) or (X is not None and X.shape[0] != n_rows) or any(
+            not 0 <= r < n_rows for r in rows.values()
+        ):
+            raise ValueError(f"{where} is inconsistent: {n_rows} configs, X of shape "
+                             f"{None if X is None else X.shape}, rows {sorted(rows.values())}")
+        return {
+            "_tspace": tspace, "_strategy": strategy,
+            "_metric": self._metric or meta["metric"], "_mode": self._mode or meta["mode"],
+            "_X": None if X is None else np.array(X, dtype=float),
+            "_configs": list(meta["configs"]), "_next": int(meta["next"]), "_rows": rows,
+            "_results": {str(k): (None if v is None else float(v)) for k, v in meta["results"].items()},
+            "_n_suggested": int(meta["n_suggested"]), "_pending_points": list(meta["pending_points"]),
+            "_stop": dict(meta["stop"]), "_generation": int(meta["generation"]),
+        }
 
 
 def _is_int(v, minimum: int) -> bool:

@@ -159,7 +159,8 @@ class CMAES(EvolutionStrategy):
     ----------
     mean : ndarray (n,)  distribution mean (internal coordinates)
     sigma : float  step size
-    C : ndarray (n, n)  covariance matrix (exactly symmetric, positive definite)
+    C : ndarray (n, n)  covariance matrix, exactly symmetric and positive definite; the update
+        works in place on its upper triangle (BLAS ``syrk``) and reading ``C`` mirrors it
     pc, ps : ndarray (n,)  evolution paths of C and of sigma
     B : ndarray (n, n), D : ndarray (n,)  eigenvectors (columns) and sqrt of eigenvalues
         (ascending) of C at the last eigendecomposition; sampling uses them
@@ -214,10 +215,11 @@ class CMAES(EvolutionStrategy):
         self.C = np.eye(n)
         self.pc = np.zeros(n)
         self.ps = np.zeros(n)
-        self.B = np.eye(n)
+        self.B = np.asfortranarray(np.eye(n))  # Fortran order, as dsyevd returns it
         self.D = np.ones(n)
         self.eigen_iter = 0  # countiter of the last eigendecomposition
-        self._Z = np.empty((0, n))  # N(0, I) draws of the pending ask
+        self._no_Z = np.empty((0, n))
+        self._Z = self._no_Z  # N(0, I) draws of the pending ask
         self._BD = self.B * self.D
         self._V = np.empty((self.mu + 1, n))
 
@@ -243,7 +245,8 @@ class CMAES(EvolutionStrategy):
     def _update(self, Y: np.ndarray, f: np.ndarray) -> None:
         n, mu, sigma, mean = self.n, self.mu, self.sigma, self.mean
         order = f.argsort(kind="stable")
-        zs = self._pending_z(Y, mean, sigma)[order]
+        Z = self._Z if (Y is self._asked_Y and self._Z.shape == Y.shape) else self._pending_z(Y, mean, sigma)
+        zs = Z[order]
         ys = Y[order]
         ys -= mean
         ys /= sigma  # y_{i:lambda} = (x_{i:lambda} - m) / sigma, sorted
@@ -262,7 +265,7 @@ class CMAES(EvolutionStrategy):
         s = (math.sqrt(ps2) / self.chiN - 1) * self._cs_damps
         s = min(MAX_DELTA_LOG_SIGMA, max(-MAX_DELTA_LOG_SIGMA, s))
         self.sigma = self._cap_sigma(sigma * math.exp(s))
-        self._Z = self._Z[:0]
+        self._Z = self._no_Z
         if self.countiter - self.eigen_iter >= self.lazy_gap:
             self._eigendecompose()
 
@@ -290,7 +293,7 @@ class CMAES(EvolutionStrategy):
         if self._has_neg:
             zn = zs[mu:]
             # Eq. (46): |C^{-1/2} y_i|^2 = |z_i|^2; w°_i = w_i n / (|z_i| + 1e-9)^2 as pycma
-            norm = np.sqrt(np.einsum("ij,ij->i", zn, zn))
+            norm = np.sqrt(np.add.reduce(zn * zn, axis=1))
             norm += 1e-9
             Vn = ys[mu:] * (self._sqrt_cmu_n_wneg / norm)[:, None]
             # C <- C + cmu sum_{i>mu} w°_i y_i y_i^T   (w°_i < 0)

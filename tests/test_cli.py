@@ -64,6 +64,17 @@ def objectives(tmp_path, monkeypatch):
     return d
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for this module's in-process campaigns (they join it, not own it)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
 def _write(tmp_path, cfg) -> Path:
     p = tmp_path / "config.yaml"
     p.write_text(yaml.safe_dump(cfg) if isinstance(cfg, dict) else cfg)
@@ -128,6 +139,28 @@ def test_commands_on_a_directory_without_journal_exit_2(tmp_path, capsys, cmd):
     assert "no campaign here" in err and "campaign.db" in err
 
 
+def test_tune_into_an_existing_campaign_is_refused_with_a_hint(tmp_path, capsys, objectives):
+    from cluster.store import Journal
+
+    run_dir = tmp_path / "run"
+    Journal.create(run_dir, name="other", config={"name": "other"}).close()
+    before = (run_dir / "campaign.db").read_bytes()
+    assert main(["tune", str(_write(tmp_path, _config("quadratic"))), "--dir", str(run_dir)]) == EXIT_CONFIG
+    assert f"esopt resume {run_dir}" in capsys.readouterr().err
+    assert (run_dir / "campaign.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("cmd", ["status", "report", "resume"])
+def test_a_corrupt_journal_exits_2_and_stays_untouched(tmp_path, capsys, cmd):
+    db = tmp_path / "campaign.db"
+    db.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+    assert main([cmd, str(tmp_path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "bad journal" in err and "Traceback" not in err
+    assert db.read_bytes() == b"SQLite format 3\x00" + b"\xff" * 4080
+    assert not (tmp_path / "report").exists()
+
+
 def test_default_directory_is_timestamped_and_unique(tmp_path):
     now = datetime(2026, 11, 21, 9, 5, 7)
     first = default_directory("digits-cmaes", tmp_path, now)
@@ -157,7 +190,7 @@ def test_format_duration():
 
 
 # -- real campaigns (local Ray) ---------------------------------------------------------------
-def test_tune_prints_summary_then_status_reads_the_journal(tmp_path, capsys, objectives):
+def test_tune_prints_summary_then_status_reads_the_journal(tmp_path, capsys, objectives, local_ray):
     run_dir = tmp_path / "run"
     code = main(["tune", str(_write(tmp_path, _config("quadratic"))), "--dir", str(run_dir), "--no-progress"])
     out = capsys.readouterr().out
@@ -181,7 +214,7 @@ def test_tune_prints_summary_then_status_reads_the_journal(tmp_path, capsys, obj
     assert f"best so far: {obj:.4g}" in status and f"(trial {best_id}," in status
 
 
-def test_objective_error_with_on_error_abort_exits_1(tmp_path, capsys, objectives):
+def test_objective_error_with_on_error_abort_exits_1(tmp_path, capsys, objectives, local_ray):
     run_dir = tmp_path / "run"
     cfg = _config("broken", failures={"on_error": "abort", "max_retries": 0})
     assert main(["tune", str(_write(tmp_path, cfg)), "--dir", str(run_dir), "--no-progress"]) == EXIT_FAILED

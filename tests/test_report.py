@@ -36,17 +36,17 @@ def _row(g, i, status, objective=None, **extra):
 
 
 # the journal hands trials in any order; (generation, idx) order is what the strategy saw
-TRIALS = [
-    _row(1, 2, "running"),
-    _row(0, 1, "failed", None, error="ValueError: boom"),
-    _row(1, 0, "done", 0.4),
-    _row(0, 0, "done", 0.5, result={"objective": 0.5, "test_error": 0.55, "wall_time_s": 1.5}),
-    _row(1, 1, "done", 0.1),
-    _row(0, 2, "done", 0.3),
+TRIALS = [  # generations are numbered from 1, as in the journal
+    _row(2, 2, "running"),
+    _row(1, 1, "failed", None, error="ValueError: boom"),
+    _row(2, 0, "done", 0.4),
+    _row(1, 0, "done", 0.5, result={"objective": 0.5, "test_error": 0.55, "wall_time_s": 1.5}),
+    _row(2, 1, "done", 0.1),
+    _row(1, 2, "done", 0.3),
 ]
 GENERATIONS = [
-    {"generation": 0, "popsize": 3, "sigma": 0.3, "mean": [0.5, 0.5], "told_at": 1.0},
-    {"generation": 1, "popsize": 3, "sigma": 0.2, "mean": [1.7, -0.2], "told_at": None},  # mean off the box
+    {"generation": 1, "popsize": 3, "sigma": 0.3, "mean": [0.5, 0.5], "told_at": 1.0},
+    {"generation": 2, "popsize": 3, "sigma": 0.2, "mean": [1.7, -0.2], "told_at": None},  # mean off the box
 ]
 
 
@@ -56,12 +56,12 @@ def test_objective_curves_order_best_and_medians():
     np.testing.assert_array_equal(c["objective"], [0.5, np.nan, 0.3, 0.4, 0.1])
     np.testing.assert_array_equal(c["best"], [0.5, 0.5, 0.3, 0.3, 0.1])
     np.testing.assert_array_equal(c["failed"], [False, True, False, False, False])
-    np.testing.assert_array_equal(c["median_at"], [3, 5])  # last evaluation of generations 0 and 1
+    np.testing.assert_array_equal(c["median_at"], [3, 5])  # last evaluation of generations 1 and 2
     np.testing.assert_allclose(c["median"], [0.4, 0.25])
 
 
 def test_objective_curves_before_any_success():
-    c = report.objective_curves([_row(0, 0, "failed"), _row(0, 1, "running")])
+    c = report.objective_curves([_row(1, 0, "failed"), _row(1, 1, "running")])
     np.testing.assert_array_equal(c["evaluation"], [1])
     assert np.isnan(c["best"]).all() and c["median"].size == 0
 
@@ -78,14 +78,26 @@ def test_trials_csv_one_row_per_trial_in_own_units(tmp_path):
     path = report.write_trials_csv(TRIALS, SPACE.names, tmp_path / "trials.csv")
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
-    assert [(int(r["generation"]), int(r["idx"])) for r in rows] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1),
-                                                                     (1, 2)]
+    assert [(int(r["generation"]), int(r["idx"])) for r in rows] == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1),
+                                                                     (2, 2)]
     first = rows[0]
     assert first["status"] == "done" and float(first["objective"]) == 0.5
     assert float(first["test_error"]) == 0.55 and float(first["wall_time_s"]) == 1.5
+    assert float(first["duration_s"]) == 1.0  # finished_at - started_at
+    assert rows[5]["duration_s"] == ""  # still running
     assert float(first["lr"]) == 0.1 and first["T_0"] == "1"  # ints stay ints
     assert rows[1]["status"] == "failed" and rows[1]["objective"] == "" and "boom" in rows[1]["error"]
     assert rows[5]["status"] == "running"
+
+
+def test_sampling_means_start_at_x0_then_follow_the_tells():
+    means = report.sampling_means(GENERATIONS, SPACE)
+    assert [g for g, _ in means] == [1, 2, 3]  # x0 for generation 1, then after each tell
+    np.testing.assert_array_equal(means[0][1], SPACE.x0)
+    np.testing.assert_array_equal(means[2][1], [1.7, -0.2])  # raw; plot_params clips to the box
+    open_only = [{"generation": 1, "popsize": 3, "sigma": None, "mean": None, "told_at": None}]
+    assert [g for g, _ in report.sampling_means(open_only, SPACE)] == [1]
+    assert report.sampling_means([], SPACE) == []
 
 
 def test_space_of_accepts_config_or_raw_dict():

@@ -172,6 +172,10 @@ def test_bad_arguments_raise():
             ESSearcher(PARAM_SPACE, **kw)
     with pytest.raises(TypeError, match="space"):
         ESSearcher([1, 2])
+    with pytest.raises(ValueError, match="bounds"):
+        ESSearcher(PARAM_SPACE, bounds=(0, 1))
+    with pytest.raises(TypeError, match="active"):  # strategy options reach the strategy's checks
+        ESSearcher(PARAM_SPACE, active="yes")
     with pytest.raises(RuntimeError, match="metric"):
         ESSearcher(PARAM_SPACE).suggest("t")
     with pytest.raises(RuntimeError, match="search space"):

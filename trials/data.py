@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import importlib
 import io
 import os
 import pickle
@@ -173,20 +174,24 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Unpickler that resolves only what pickled numpy arrays need (no arbitrary callables)."""
 
     _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):
-        if (module, name) not in self._ALLOWED:
+        canonical = module.replace("numpy._core", "numpy.core")
+        if canonical.startswith("numpy.dtypes") and name.endswith("DType"):  # numpy >= 1.25 dtype classes
+            return getattr(np.dtypes, name)
+        if (canonical, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-        if module.startswith("numpy"):
-            mod = getattr(np, "_core", None) or np.core
-            return getattr(mod.multiarray, name) if "multiarray" in module else getattr(np, name)
-        import _codecs
+        if canonical == "_codecs":
+            import _codecs
 
-        return _codecs.encode
+            return _codecs.encode
+        if canonical == "numpy":
+            return getattr(np, name)
+        core = importlib.import_module("numpy._core" if hasattr(np, "_core") else "numpy.core")
+        return getattr(getattr(core, canonical.split(".")[-1]), name)
 
 
 def _get(d: dict, key: str):

@@ -88,10 +88,9 @@ class HParam:
         return v
 
 
-_OPT = ("adamw", "sgdw")
 _H = [
     HParam("lr", "learning rate at schedule multiplier 1 (peak of each SGDR period)", 0.0, 100.0,
-           {"adamw": 2e-3, "sgdw": 0.05}, "peak learning rate alpha; lr at fractional epoch t is alpha * eta_t",
+           {"adamw": 4e-3, "sgdw": 0.05}, "peak learning rate alpha; lr at fractional epoch t is alpha * eta_t",
            low_open=True, scale="log"),
     HParam("weight_decay", "fraction of each weight removed per step at multiplier 1", 0.0, 1.0, 5e-4,
            "decoupled weight decay lambda: theta <- theta - eta_t*lambda*theta each step (not times lr); "

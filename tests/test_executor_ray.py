@@ -1,0 +1,207 @@
+"""Ray execution: a node removed mid-generation (ray.cluster_utils), fractional GPUs on an
+instance declaring 2 GPUs, max_concurrent, and objective failures under each on_error policy.
+
+The multi-node test runs first with its own simulated cluster; the others share one local
+instance with ``num_gpus=2`` (no real GPU needed: Ray only schedules the declared resource).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import esopt
+import helpers_objectives as ho
+from cluster import Campaign, Journal, parse_config
+from cluster.penalty import penalize
+
+SPACE = {"x": {"lower": 0.0, "upper": 1.0}, "y": {"lower": -1.0, "upper": 1.0}}
+
+
+def _cfg(objective, *, popsize=6, gens=1, resources=None, failures=None, seed=2, ray=None):
+    return parse_config({
+        "name": "exec", "objective": f"helpers_objectives:{objective}", "space": SPACE,
+        "strategy": {"name": "cmaes", "popsize": popsize, "seed": seed, "sigma0": 0.3},
+        "budget": {"max_generations": gens}, "resources": resources or {"num_cpus": 1},
+        "failures": failures or {}, "ray": ray or {},
+    })
+
+
+def _overlap(intervals) -> int:
+    """Most intervals open at one time."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda t: (t[0], t[1]))
+    cur = best = 0
+    for _, d in events:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+# ----------------------------------------------------------------------------- multi-node
+def test_node_removed_mid_generation(tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    assert not ray.is_initialized()
+    log = tmp_path / "log.jsonl"
+    os.environ.update({ho.LOG_ENV: str(log), ho.SLEEP_ENV: "0.8", "RAY_USAGE_STATS_ENABLED": "0"})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        workers = {n.node_id: n for n in (cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1))}
+        cluster.wait_for_nodes()
+        removed: list[str] = []
+        directory = tmp_path / "c"
+
+        class RemoveBusyNode:
+            def on_trial_finished(self, generation, row, counts):
+                if removed or generation != 1:
+                    return
+                with Journal(directory, readonly=True) as j:
+                    busy = [r["node_id"] for r in j.trials(1) if r["status"] == "running" and r["node_id"]]
+                if busy:
+                    removed.append(busy[0])
+                    cluster.remove_node(workers[busy[0]])
+
+        cfg = _cfg("crash_on_node", popsize=4, gens=2, failures={"max_retries": 2})
+        result = Campaign(cfg, directory, address=cluster.address).run(RemoveBusyNode())
+    finally:
+        for k in (ho.LOG_ENV, ho.SLEEP_ENV):
+            os.environ.pop(k, None)
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+    assert removed, "no trial was running on a worker node when the first one finished"
+    assert result.status == "done" and result.n_generations == 2 and result.n_trials == 8
+    with Journal(directory, readonly=True) as j:
+        rows = j.trials()
+    # every trial is accounted for: done, with a value, on a node that stayed alive
+    assert len(rows) == 8 and all(r["status"] == "done" and r["objective"] is not None for r in rows)
+    assert all(r["node_id"] in workers and r["node_id"] != removed[0] for r in rows)
+    events = ho.read_log(log)
+    key = lambda p: sorted(p.items())  # noqa: E731
+    ended = [key(e["params"]) for e in events if e["event"] == "end"]
+    assert sorted(ended) == sorted(key(r["params"]) for r in rows)  # each finished exactly once
+    # the trial on the removed node started there, never ended there, and was re-run by Ray elsewhere
+    lost = [e for e in events if e["event"] == "start" and e["node"] == removed[0]
+            and not any(x["event"] == "end" and x["node"] == removed[0] and x["params"] == e["params"]
+                        for x in events)]
+    assert lost
+    for e in lost:
+        row = next(r for r in rows if r["params"] == e["params"])
+        assert row["attempts"] == 1  # a system failure is retried by Ray, not resubmitted by the driver
+
+
+# ----------------------------------------------------------------------------- one instance, 2 fake GPUs
+@pytest.fixture(scope="module")
+def ray_gpu(tmp_path_factory):
+    import ray
+
+    log = tmp_path_factory.mktemp("log") / "calls.jsonl"
+    os.environ.update({ho.LOG_ENV: str(log), ho.SLEEP_ENV: "0", "RAY_USAGE_STATS_ENABLED": "0"})
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="WARNING")
+    yield log
+    ray.shutdown()
+    for k in (ho.LOG_ENV, ho.SLEEP_ENV):
+        os.environ.pop(k, None)
+
+
+def test_fractional_gpus(ray_gpu, tmp_path):
+    log = ray_gpu
+    log.write_text("")
+    cfg = _cfg("gpu_probe", popsize=8, resources={"num_cpus": 0.25, "num_gpus": 0.5})
+    result = Campaign(cfg, tmp_path / "c").run()
+    assert result.status == "done" and result.n_trials == 8
+    calls = ho.read_log(log)
+    assert len(calls) == 8
+    for c in calls:  # each trial sees its own assignment: one of the two GPUs
+        assert len(c["gpu_ids"]) == 1 and c["gpu_ids"][0] in ("0", "1")
+        assert c["cuda"] == c["gpu_ids"][0]
+    overlap = _overlap([(c["start"], c["end"]) for c in calls])
+    assert 2 <= overlap <= 4  # 2 GPUs / 0.5 per trial; the CPUs (0.25 each) would allow 8
+    for gpu in ("0", "1"):
+        assert _overlap([(c["start"], c["end"]) for c in calls if c["gpu_ids"] == [gpu]]) <= 2
+    assert len({c["pid"] for c in calls}) == 8  # GPU trials run in fresh worker processes
+
+
+def test_max_concurrent(ray_gpu, tmp_path):
+    os.environ[ho.SLEEP_ENV] = "0"
+    cfg = _cfg("counting_sphere", popsize=4, resources={"num_cpus": 0.5, "max_concurrent": 1})
+    c = Campaign(cfg, tmp_path / "c")
+    assert c.run().status == "done"
+    assert c.executor.max_running_seen == 1
+    with Journal(tmp_path / "c", readonly=True) as j:
+        rows = sorted(j.trials(), key=lambda r: r["started_at"])
+    assert _overlap([(r["started_at"], r["finished_at"]) for r in rows]) == 1
+
+
+@pytest.mark.parametrize("objective, on_error, error_start", [
+    ("raising", "penalty", "exception: ValueError: x="),
+    ("nan_when_large", "penalty", "non-finite objective (nan)"),
+    ("diverging", "abort", "diverged: loss became nan"),     # an outcome, never an error to abort on
+    ("not_a_number", "penalty", "exception: TypeError: the objective value must be a real number"),
+])
+def test_failed_trials_are_recorded_and_penalized(ray_gpu, tmp_path, objective, on_error, error_start):
+    cfg = _cfg(objective, gens=2, failures={"on_error": on_error})
+    result = Campaign(cfg, tmp_path / "c").run()
+    # the campaign goes on after failures; when every trial fails, all values equal the penalty
+    # and the strategy's tolfun criterion ends it after one generation
+    assert result.status == "done"
+    assert result.n_generations == 2 if objective != "not_a_number" else result.stop == {"tolfun": 1e-11}
+    with Journal(tmp_path / "c", readonly=True) as j:
+        rows = j.trials(1)
+        state = j.state(1)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed, "the seed should give failing candidates"
+    for r in failed:
+        assert r["error"].startswith(error_start) and r["objective"] is None
+    if objective != "not_a_number":
+        assert any(r["status"] == "done" for r in rows)
+        assert all(r["params"]["x"] > 0.5 for r in failed)
+    # the strategy was told the documented penalty for the failed ones
+    f = np.array([r["objective"] if r["status"] == "done" else np.nan for r in rows])
+    told = penalize(f, [r["status"] != "done" for r in rows])
+    assert np.array_equal(esopt.read_state(state)["base.f_sorted"], np.sort(told))
+
+
+def test_abort_stops_the_campaign(ray_gpu, tmp_path):
+    cfg = _cfg("raising", popsize=6, gens=3, failures={"on_error": "abort"})
+    result = Campaign(cfg, tmp_path / "c").run()
+    assert result.status == "failed" and "ValueError" in result.message and "abort" in result.message
+    with Journal(tmp_path / "c", readonly=True) as j:
+        info = j.campaign_info()
+        rows = j.trials()
+        gens = j.generations()
+    assert info["status"] == "failed" and info["message"] == result.message
+    assert len(gens) == 1 and gens[0]["told_at"] is None  # the generation was never told
+    assert sum(r["status"] == "failed" for r in rows) == 1
+    assert {r["status"] for r in rows} <= {"failed", "done", "cancelled", "pending"}
+
+
+def test_retry_then_penalty(ray_gpu, tmp_path):
+    log = ray_gpu
+    log.write_text("")
+    cfg = _cfg("always_raising", popsize=4, failures={"on_error": "retry", "max_retries": 2})
+    result = Campaign(cfg, tmp_path / "c").run()
+    assert result.status == "done" and result.best_objective is None
+    with Journal(tmp_path / "c", readonly=True) as j:
+        rows = j.trials()
+    calls = ho.read_log(log)
+    for r in rows:
+        assert r["status"] == "failed" and r["attempts"] == 3
+        assert r["error"].startswith("exception: RuntimeError: objective always fails")
+        assert sum(c["params"] == r["params"] for c in calls) == 3  # 1 run + max_retries
+    assert len(calls) == 12
+
+
+def test_timeout_cancels_the_trial(ray_gpu, tmp_path):
+    cfg = _cfg("hanging", popsize=6, resources={"num_cpus": 0.5, "timeout_s": 1.5})
+    result = Campaign(cfg, tmp_path / "c").run()
+    assert result.status == "done"
+    with Journal(tmp_path / "c", readonly=True) as j:
+        rows = j.trials()
+    hung = [r for r in rows if r["params"]["x"] > 0.5]
+    assert hung and all(r["status"] == "failed" and r["error"] == "timeout" for r in hung)
+    assert all(r["finished_at"] - r["started_at"] < 30 for r in hung)
+    assert all(r["status"] == "done" for r in rows if r["params"]["x"] <= 0.5)
