@@ -140,8 +140,10 @@ def main() -> None:
     for impl in impls:
         prev = None
         for n in sizes:
-            if prev and "s_per_gen" in prev and prev["s_per_gen"] * (n / prev["n"]) ** 1.2 > args.max_gen_seconds:
-                rows[impl, n] = {"impl": impl, "n": n, "skipped": f"> {args.max_gen_seconds:.0f} s/gen expected"}
+            expected = prev["s_per_gen"] * (n / prev["n"]) ** 1.2 if prev and "s_per_gen" in prev else 0.0
+            if expected > args.max_gen_seconds:
+                why = f"skipped: ~{expected:.0f} s/gen expected (> {args.max_gen_seconds:.0f})"
+                rows[impl, n] = {"impl": impl, "n": n, "skipped": why}
                 continue
             rows[impl, n] = prev = run_child(impl, n, args.threads)
             print(f"  measured {impl} n={n}: {prev}", file=sys.stderr, flush=True)

@@ -14,6 +14,15 @@ from .space import Param, Space
 from .store import Journal, JournalError
 
 __all__ = [
-    "Campaign", "CampaignConfig", "CampaignLocked", "CampaignResult", "ConfigError", "Journal", "JournalError",
-    "Param", "Space", "load_config", "parse_config",
+    "Campaign",
+    "CampaignConfig",
+    "CampaignLocked",
+    "CampaignResult",
+    "ConfigError",
+    "Journal",
+    "JournalError",
+    "Param",
+    "Space",
+    "load_config",
+    "parse_config",
 ]

@@ -115,8 +115,10 @@ class _Lock:
     @staticmethod
     def _message(directory: Path, pid: int | None) -> str:
         who = f"pid {pid}" if pid else "an unknown pid"
-        return (f"campaign directory {directory} is in use by another driver ({who}); wait for it to finish or "
-                "stop it (Ctrl-C / kill) and resume")
+        return (
+            f"campaign directory {directory} is in use by another driver ({who}); wait for it to finish or "
+            "stop it (Ctrl-C / kill) and resume"
+        )
 
     @property
     def held(self) -> bool:
@@ -175,15 +177,23 @@ class _Listener:
         self.journal.mark_started(task.trial_id, node_id=node_id, worker_id=worker_id, started_at=started_at)
 
     def finished(self, outcome) -> None:
-        self.journal.finish_trial(outcome.task.trial_id, status=outcome.status, objective=outcome.objective,
-                                  result=outcome.result, error=outcome.error, node_id=outcome.node_id,
-                                  worker_id=outcome.worker_id, finished_at=outcome.finished_at)
+        self.journal.finish_trial(
+            outcome.task.trial_id,
+            status=outcome.status,
+            objective=outcome.objective,
+            result=outcome.result,
+            error=outcome.error,
+            node_id=outcome.node_id,
+            worker_id=outcome.worker_id,
+            finished_at=outcome.finished_at,
+        )
         self.counts["running"] -= 1
         key = {"done": "done", "failed": "failed"}.get(outcome.status, "pending")
         self.counts[key] += 1
         if self.progress is not None and hasattr(self.progress, "on_trial_finished"):
-            self.progress.on_trial_finished(self.generation, self.journal.trial(outcome.task.trial_id),
-                                            dict(self.counts))
+            self.progress.on_trial_finished(
+                self.generation, self.journal.trial(outcome.task.trial_id), dict(self.counts)
+            )
 
 
 class Campaign:
@@ -216,12 +226,16 @@ class Campaign:
 
     def __init__(self, config: CampaignConfig, directory: str | os.PathLike, *, address: str | None = None):
         if not isinstance(config, CampaignConfig):
-            raise TypeError(f"config must be a CampaignConfig (see cluster.load_config), got {type(config).__name__}")
+            raise TypeError(
+                f"config must be a CampaignConfig (see cluster.load_config), got {type(config).__name__}"
+            )
         directory = Path(directory)
         if (directory / DB_NAME).exists():
-            raise FileExistsError(f"{directory} already holds a campaign journal; resume it with "
-                                  f"Campaign.resume({str(directory)!r}) / `esopt resume {directory}`, or choose "
-                                  "another directory")
+            raise FileExistsError(
+                f"{directory} already holds a campaign journal; resume it with "
+                f"Campaign.resume({str(directory)!r}) / `esopt resume {directory}`, or choose "
+                "another directory"
+            )
         objective = make_objective(config)
         self._new_strategy_of(config)  # strategy options checked before anything is written
         directory.mkdir(parents=True, exist_ok=True)
@@ -234,8 +248,9 @@ class Campaign:
         self._setup(config, directory, journal, lock, address, objective)
 
     @classmethod
-    def resume(cls, directory: str | os.PathLike, *, address: str | None = None,
-               config: CampaignConfig | None = None) -> Campaign:
+    def resume(
+        cls, directory: str | os.PathLike, *, address: str | None = None, config: CampaignConfig | None = None
+    ) -> Campaign:
         """Reopen the campaign in ``directory``; :meth:`run` then continues it.
 
         ``config``, if given, must equal the stored one (else :class:`JournalError`).
@@ -270,8 +285,15 @@ class Campaign:
         self._setup(stored, directory, journal, lock, address, objective)
         return self
 
-    def _setup(self, config: CampaignConfig, directory: Path, journal: Journal, lock: _Lock, address: str | None,
-               objective: Objective) -> None:
+    def _setup(
+        self,
+        config: CampaignConfig,
+        directory: Path,
+        journal: Journal,
+        lock: _Lock,
+        address: str | None,
+        objective: Objective,
+    ) -> None:
         self.config = config
         self.directory = directory
         self.journal = journal
@@ -289,8 +311,9 @@ class Campaign:
         opts = dict(s.options)
         tol_names = {f.name for f in dataclasses.fields(esopt.Tolerances)}
         tolerances = {k: opts.pop(k) for k in list(opts) if k in tol_names}
-        kwargs: dict[str, Any] = dict(popsize=s.popsize, seed=s.seed, bounds=config.space.bounds,
-                                      tolerances=tolerances or None, **opts)
+        kwargs: dict[str, Any] = dict(
+            popsize=s.popsize, seed=s.seed, bounds=config.space.bounds, tolerances=tolerances or None, **opts
+        )
         if s.restarts is not None:
             kwargs["max_restarts"] = s.max_restarts
         try:
@@ -310,21 +333,26 @@ class Campaign:
                 d = esopt.read_state(state)
                 strategy = esopt.strategy_class(str(d["class"])).from_state_dict(d)
             except (KeyError, ValueError, TypeError) as e:
-                raise JournalError(f"{self.journal.path}: the strategy state of generation {last_g} cannot be "
-                                   f"loaded ({e})") from e
+                raise JournalError(
+                    f"{self.journal.path}: the strategy state of generation {last_g} cannot be loaded ({e})"
+                ) from e
         open_gens = [g for g in self.journal.generations() if g["told_at"] is None]
         if not open_gens:
             return strategy, last_g, None
         g = open_gens[0]["generation"]
         rows = self.journal.trials(g)
         if g != last_g + 1 or len(open_gens) > 1 or len(rows) != open_gens[0]["popsize"]:
-            raise JournalError(f"{self.journal.path}: generation {g} is open but the journal is inconsistent "
-                               f"(last told {last_g}, {len(rows)} trials for popsize {open_gens[0]['popsize']})")
+            raise JournalError(
+                f"{self.journal.path}: generation {g} is open but the journal is inconsistent "
+                f"(last told {last_g}, {len(rows)} trials for popsize {open_gens[0]['popsize']})"
+            )
         X = np.array([r["x"] for r in rows], dtype=float)
         X_again = strategy.ask()  # a pending ask; the RNG state makes it equal to the stored X
         if X_again.shape != X.shape:
-            raise JournalError(f"{self.journal.path}: generation {g} has {X.shape} candidates but the restored "
-                               f"strategy asks {X_again.shape}")
+            raise JournalError(
+                f"{self.journal.path}: generation {g} has {X.shape} candidates but the restored "
+                f"strategy asks {X_again.shape}"
+            )
         return strategy, last_g, (g, X, rows)
 
     # ------------------------------------------------------------------ budget
@@ -390,10 +418,16 @@ class Campaign:
             stop = {} if open_gen is not None else self._stop(strategy, n_told, last_g, best, elapsed())
             if stop:
                 return self._finish("done", stop, elapsed())
-            session = raylocal.connect(self.directory, address=self.address, num_cpus=self.config.ray.num_cpus,
-                                       num_gpus=self.config.ray.num_gpus)
+            session = raylocal.connect(
+                self.directory,
+                address=self.address,
+                num_cpus=self.config.ray.num_cpus,
+                num_gpus=self.config.ray.num_gpus,
+            )
             check_feasible(self.config.resources)
-            executor = self.executor = RayExecutor(self.objective, self.config.resources, self.config.failures)
+            executor = self.executor = RayExecutor(
+                self.objective, self.config.resources, self.config.failures
+            )
             g = last_g
             while True:
                 if open_gen is None:
@@ -406,12 +440,20 @@ class Campaign:
                 else:
                     g, X, rows = open_gen
                     open_gen = None
-                    rerun = {"pending", "running", "cancelled"} | ({"failed"} if prior_status == "failed" else set())
-                    tasks = [TrialTask(r["id"], g, r["idx"], r["params"], attempts=r["attempts"] or 0)
-                             for r in rows if r["status"] in rerun]
-                    counts = {"done": sum(r["status"] == "done" for r in rows),
-                              "failed": sum(r["status"] == "failed" and "failed" not in rerun for r in rows),
-                              "running": 0, "pending": len(tasks)}
+                    rerun = {"pending", "running", "cancelled"} | (
+                        {"failed"} if prior_status == "failed" else set()
+                    )
+                    tasks = [
+                        TrialTask(r["id"], g, r["idx"], r["params"], attempts=r["attempts"] or 0)
+                        for r in rows
+                        if r["status"] in rerun
+                    ]
+                    counts = {
+                        "done": sum(r["status"] == "done" for r in rows),
+                        "failed": sum(r["status"] == "failed" and "failed" not in rerun for r in rows),
+                        "running": 0,
+                        "pending": len(tasks),
+                    }
                 _call(progress, "on_generation_start", g, len(X))
                 listener = _Listener(journal, progress, g, counts)
                 abort = executor.run(tasks, listener)
@@ -419,8 +461,13 @@ class Campaign:
                     journal.set_campaign(status="failed", message=abort, elapsed_s=elapsed())
                     return self._result("failed", abort, {})
                 rows = journal.trials(g)
-                f = np.array([r["objective"] if r["status"] == "done" and r["objective"] is not None else np.nan
-                              for r in rows], dtype=float)
+                f = np.array(
+                    [
+                        r["objective"] if r["status"] == "done" and r["objective"] is not None else np.nan
+                        for r in rows
+                    ],
+                    dtype=float,
+                )
                 failed = np.array([r["status"] != "done" for r in rows])
                 strategy.tell(X, penalize(f, failed))
                 good = f[~failed]
@@ -429,8 +476,14 @@ class Campaign:
                 n_told += len(rows)
                 res = strategy.result
                 mean = np.asarray(res.mean, dtype=float)
-                journal.tell(g, sigma=float(res.sigma), mean=mean, best_objective=best,
-                             state=_state_bytes(strategy), elapsed_s=elapsed())
+                journal.tell(
+                    g,
+                    sigma=float(res.sigma),
+                    mean=mean,
+                    best_objective=best,
+                    state=_state_bytes(strategy),
+                    elapsed_s=elapsed(),
+                )
                 _call(progress, "on_generation_end", g, best)
                 if g == last_g + 1 and session is not None:
                     session.refresh_record()
@@ -441,8 +494,9 @@ class Campaign:
             if executor is not None:
                 executor.cancel_all()
             journal.cancel_running(reason="cancelled: interrupted (Ctrl-C)")
-            journal.set_campaign(status="interrupted", message="interrupted by Ctrl-C (KeyboardInterrupt)",
-                                 elapsed_s=elapsed())
+            journal.set_campaign(
+                status="interrupted", message="interrupted by Ctrl-C (KeyboardInterrupt)", elapsed_s=elapsed()
+            )
             return self._result("interrupted", "interrupted by Ctrl-C (KeyboardInterrupt)", {})
         except BaseException as e:
             if executor is not None:
@@ -467,10 +521,16 @@ class Campaign:
         info = self.journal.campaign_info()
         best = self.journal.best_trial()
         return CampaignResult(
-            status=status, message=message, best_params=None if best is None else best["params"],
-            best_objective=None if best is None else best["objective"], best_trial=best,
-            n_trials=info["counts"]["done"] + info["counts"]["failed"], n_generations=info["n_generations"],
-            stop=dict(stop), directory=self.directory)
+            status=status,
+            message=message,
+            best_params=None if best is None else best["params"],
+            best_objective=None if best is None else best["objective"],
+            best_trial=best,
+            n_trials=info["counts"]["done"] + info["counts"]["failed"],
+            n_generations=info["n_generations"],
+            stop=dict(stop),
+            directory=self.directory,
+        )
 
     def close(self) -> None:
         """Release the directory lock and close the journal (idempotent)."""

@@ -117,7 +117,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``esopt`` command line; returns the exit code (see the module docstring)."""
+    """Run the ``esopt`` command line on ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    Expected failures become messages on stderr and exit codes (see the module docstring): bad
+    config / journal / directory -> 2, another driver or an unreachable Ray cluster -> 1,
+    Ctrl-C -> 130.  ``--help``, ``--version`` and usage errors raise ``SystemExit`` (argparse).
+    Anything else is a bug and propagates with its traceback.
+    """
     args = _parser().parse_args(argv)
     from .config import ConfigError
     from .store import JournalError
@@ -134,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError) as e:
         _err(str(e))
         return EXIT_CONFIG
+    except ConnectionError as e:
+        _err(f"cannot reach the Ray cluster: {e}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Each trial is one Ray task (a streaming generator) with the configured ``num_cpu
 ``num_gpus`` (fractions pack several trials on one GPU).  The task first yields a small
 "started" message (node id, worker id) and then the trial's result, so the driver knows when
 and where a trial actually started: ``resources.timeout_s`` counts from that moment, not from
-the submission, and the journal shows the node of a running trial.
+the submission, and the journal shows the node of a running trial.  Ray Client (``ray://``)
+does not support streaming generators (ray-project/ray#43357); there plain tasks are used
+(see :class:`RayExecutor`, ``streaming``).
 
 Failure handling (``failures`` section of the config):
 
@@ -85,14 +87,7 @@ class ExecutorListener(Protocol):
     def finished(self, outcome: TrialOutcome) -> None: ...
 
 
-def _trial_task(objective: Objective, params: dict):
-    """The Ray task: yield a "started" message, then the trial's result (never raises for
-    exceptions of the objective: they come back as ``kind == "error"``)."""
-    import ray
-
-    ctx = ray.get_runtime_context()
-    node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
-    yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
+def _run_objective(objective: Objective, params: dict, node_id: str, worker_id: str) -> dict:
     t0 = time.time()
     try:
         out = objective(params)
@@ -100,7 +95,27 @@ def _trial_task(objective: Objective, params: dict):
     except Exception as e:  # noqa: BLE001 - every objective error is recorded, not raised
         out = {"kind": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
     out.update(node_id=node_id, worker_id=worker_id, pid=os.getpid(), wall_s=time.time() - t0)
-    yield out
+    return out
+
+
+def _trial_task(objective: Objective, params: dict):
+    """The Ray task (streaming): yield a "started" message, then the trial's result (never raises
+    for exceptions of the objective: they come back as ``kind == "error"``)."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
+    yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
+    yield _run_objective(objective, params, node_id, worker_id)
+
+
+def _trial_task_plain(objective: Objective, params: dict) -> dict:
+    """The Ray task for Ray Client (``ray://``) connections, which do not support streaming
+    generators: only the result comes back."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    return _run_objective(objective, params, ctx.get_node_id(), ctx.get_worker_id())
 
 
 def check_feasible(resources: ResourcesConfig) -> None:
@@ -114,8 +129,10 @@ def check_feasible(resources: ResourcesConfig) -> None:
         if all(res.get(k, 0.0) >= v for k, v in need.items() if v > 0):
             return
     have = [{k: res.get(k, 0.0) for k in need} for res in nodes]
-    raise ValueError(f"no Ray node can run a trial needing num_cpus={need['CPU']}, num_gpus={need['GPU']} "
-                     f"(nodes have {have}); lower resources.num_cpus/num_gpus or add nodes")
+    raise ValueError(
+        f"no Ray node can run a trial needing num_cpus={need['CPU']}, num_gpus={need['GPU']} "
+        f"(nodes have {have}); lower resources.num_cpus/num_gpus or add nodes"
+    )
 
 
 class _Running:
@@ -136,11 +153,23 @@ class RayExecutor:
         Picklable objective (see :mod:`cluster.objective`).
     resources, failures : ResourcesConfig, FailuresConfig
         The config sections (see module docstring for the semantics).
+    streaming : bool, optional
+        Use streaming-generator tasks that report their start (default, except over Ray Client,
+        which does not support them).  Without streaming, a trial counts as started when it is
+        submitted, its node is known when it ends, and with ``timeout_s`` set no more trials are
+        submitted than the cluster can run at once (so that queueing does not count as running).
 
     Requires an initialized Ray connection (``ray.init``) when :meth:`run` is called.
     """
 
-    def __init__(self, objective: Objective, resources: ResourcesConfig, failures: FailuresConfig):
+    def __init__(
+        self,
+        objective: Objective,
+        resources: ResourcesConfig,
+        failures: FailuresConfig,
+        *,
+        streaming: bool | None = None,
+    ):
         import ray
 
         self.objective = objective
@@ -148,12 +177,23 @@ class RayExecutor:
         self.failures = failures
         fresh = resources.fresh_process if resources.fresh_process is not None else resources.num_gpus > 0
         self.fresh_process = bool(fresh)
-        opts: dict[str, Any] = dict(num_cpus=float(resources.num_cpus), num_gpus=float(resources.num_gpus),
-                                    max_retries=int(failures.max_retries), retry_exceptions=False,
-                                    num_returns="streaming")
+        opts: dict[str, Any] = dict(
+            num_cpus=float(resources.num_cpus),
+            num_gpus=float(resources.num_gpus),
+            max_retries=int(failures.max_retries),
+            retry_exceptions=False,
+            num_returns="streaming",
+        )
         if self.fresh_process:
             opts["max_calls"] = 1
-        self._remote = ray.remote(**opts)(_trial_task)  # max_calls is not accepted by .options()
+        if streaming is None:
+            streaming = not _client_mode()
+        self.streaming = bool(streaming)
+        if self.streaming:
+            self._remote = ray.remote(**opts)(_trial_task)  # max_calls is not accepted by .options()
+        else:
+            opts.pop("num_returns")
+            self._remote = ray.remote(**opts)(_trial_task_plain)
         self._running: dict[Any, _Running] = {}
         self.limit = resources.max_concurrent or math.inf
         self.max_running_seen = 0  # most trials in flight at once (for tests/benchmarks)
@@ -170,6 +210,9 @@ class RayExecutor:
         import ray
 
         queue: deque[TrialTask] = deque(tasks)
+        self.limit = self.resources.max_concurrent or math.inf
+        if not self.streaming and self.resources.timeout_s is not None:
+            self.limit = min(self.limit, _capacity(self.resources))
         while queue or self._running:
             self._submit(queue, listener)
             refs = list(self._running)
@@ -192,7 +235,9 @@ class RayExecutor:
                 return reason
         return None
 
-    def cancel_all(self, listener: ExecutorListener | None = None, *, reason: str = "cancelled") -> list[TrialTask]:
+    def cancel_all(
+        self, listener: ExecutorListener | None = None, *, reason: str = "cancelled"
+    ) -> list[TrialTask]:
         """Force-cancel every running trial; report each as ``cancelled`` (if a listener is given).
 
         Returns the cancelled tasks.  Errors from Ray (e.g. a cluster already gone) are ignored.
@@ -226,8 +271,17 @@ class RayExecutor:
         for task in batch:
             task.attempts += 1
             gen = self._remote.remote(self.objective, task.params)
-            self._running[gen] = _Running(task)
+            run = self._running[gen] = _Running(task)
+            if not self.streaming:
+                self._mark_started(run)
         self.max_running_seen = max(self.max_running_seen, len(self._running))
+
+    def _mark_started(self, run: _Running) -> float:
+        now = time.time()
+        run.started_at = now
+        if self.resources.timeout_s is not None:
+            run.deadline = now + float(self.resources.timeout_s)
+        return now
 
     def _next_timeout(self) -> float:
         deadlines = [r.deadline for r in self._running.values()]
@@ -240,7 +294,7 @@ class RayExecutor:
         run = self._running[gen]
         task = run.task
         try:
-            msg = ray.get(next(gen))
+            msg = ray.get(next(gen) if self.streaming else gen)
         except StopIteration:  # pragma: no cover - the task always yields a result before ending
             del self._running[gen]
             return TrialOutcome(task, "failed", error="system: the trial task ended without a result")
@@ -256,11 +310,7 @@ class RayExecutor:
             out.result = {"system_failure": True}
             return out
         if msg.get("kind") == "start":
-            now = time.time()
-            run.started_at = now
-            if self.resources.timeout_s is not None:
-                run.deadline = now + float(self.resources.timeout_s)
-            listener.started(task, msg.get("node_id"), msg.get("worker_id"), now)
+            listener.started(task, msg.get("node_id"), msg.get("worker_id"), self._mark_started(run))
             return None
         del self._running[gen]
         return self._outcome(task, msg)
@@ -269,16 +319,23 @@ class RayExecutor:
     def _outcome(task: TrialTask, msg: dict) -> TrialOutcome:
         node, worker = msg.get("node_id"), msg.get("worker_id")
         if msg["kind"] == "error":
-            return TrialOutcome(task, "failed", result={"traceback": msg.get("traceback")},
-                                error=f"exception: {msg['error']}", node_id=node, worker_id=worker)
+            return TrialOutcome(
+                task,
+                "failed",
+                result={"traceback": msg.get("traceback")},
+                error=f"exception: {msg['error']}",
+                node_id=node,
+                worker_id=worker,
+            )
         result = dict(msg.get("result") or {})
         result.setdefault("wall_s", msg.get("wall_s"))
         f = float(msg["objective"])
         status = msg.get("status", "ok")
         reason = msg.get("reason")
         if status == "failed":
-            return TrialOutcome(task, "failed", result=result, error=f"failed: {reason}", node_id=node,
-                                worker_id=worker)
+            return TrialOutcome(
+                task, "failed", result=result, error=f"failed: {reason}", node_id=node, worker_id=worker
+            )
         if not math.isfinite(f):
             err = f"diverged: {reason}" if status == "diverged" else f"non-finite objective ({f})"
             return TrialOutcome(task, "failed", result=result, error=err, node_id=node, worker_id=worker)
@@ -288,7 +345,9 @@ class RayExecutor:
         err = outcome.error or ""
         return outcome.status == "failed" and not err.startswith(("diverged", "system"))
 
-    def _handle(self, outcome: TrialOutcome, queue: deque[TrialTask], listener: ExecutorListener) -> str | None:
+    def _handle(
+        self, outcome: TrialOutcome, queue: deque[TrialTask], listener: ExecutorListener
+    ) -> str | None:
         on_error = self.failures.on_error
         if self._policy_applies(outcome):
             task = outcome.task
@@ -298,8 +357,10 @@ class RayExecutor:
                 return None
             if on_error == "abort":
                 listener.finished(outcome)
-                return (f"trial {task.trial_id} (generation {task.generation}, idx {task.idx}) {outcome.error}; "
-                        "failures.on_error is 'abort'")
+                return (
+                    f"trial {task.trial_id} (generation {task.generation}, idx {task.idx}) {outcome.error}; "
+                    "failures.on_error is 'abort'"
+                )
         listener.finished(outcome)
         return None
 
@@ -314,13 +375,38 @@ class RayExecutor:
                 except Exception:  # noqa: BLE001
                     pass
                 del self._running[gen]
-                out = TrialOutcome(run.task, "failed", error="timeout",
-                                   result={"timeout_s": self.resources.timeout_s,
-                                           "ran_s": now - (run.started_at or now)})
+                out = TrialOutcome(
+                    run.task,
+                    "failed",
+                    error="timeout",
+                    result={"timeout_s": self.resources.timeout_s, "ran_s": now - (run.started_at or now)},
+                )
                 reason = self._handle(out, queue, listener)
                 if reason is not None:
                     return reason
         return None
+
+
+def _client_mode() -> bool:
+    """True when this driver is connected through Ray Client (``ray://``)."""
+    try:
+        from ray.util.client import ray as client_ray
+
+        return bool(client_ray.is_connected())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _capacity(resources: ResourcesConfig) -> int:
+    """Trials the connected cluster can run at once (from ``ray.cluster_resources()``), >= 1."""
+    import ray
+
+    total = ray.cluster_resources()
+    cap = math.inf
+    for key, need in (("CPU", resources.num_cpus), ("GPU", resources.num_gpus)):
+        if need > 0:
+            cap = min(cap, math.floor(total.get(key, 0.0) / need + 1e-9))
+    return max(1, int(cap)) if cap != math.inf else 1_000_000
 
 
 def _first_line(e: BaseException) -> str:

@@ -87,8 +87,12 @@ def normalize_result(value: Any) -> dict[str, Any]:
         result["objective"] = objective
     status = str(result.get("status") or "ok")
     reason = result.get("reason")
-    return {"objective": objective, "status": status, "reason": None if reason is None else str(reason),
-            "result": result}
+    return {
+        "objective": objective,
+        "status": status,
+        "reason": None if reason is None else str(reason),
+        "result": result,
+    }
 
 
 @dataclass(frozen=True)
@@ -162,8 +166,12 @@ def make_objective(config: CampaignConfig) -> Objective:
     ConfigError
         If the objective (or ``trial``) is not usable; checked in the driver before anything runs.
     """
-    obj = Objective(target=config.objective, trial=dict(config.trial), num_cpus=float(config.resources.num_cpus),
-                    sys_path=tuple(p for p in sys.path if p and os.path.isdir(p)))
+    obj = Objective(
+        target=config.objective,
+        trial=dict(config.trial),
+        num_cpus=float(config.resources.num_cpus),
+        sys_path=tuple(p for p in sys.path if p and os.path.isdir(p)),
+    )
     obj.load()
     if obj.uses_trials:
         try:

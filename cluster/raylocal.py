@@ -170,7 +170,9 @@ class RaySession:
         known = {p["pid"] for p in self.record["processes"]}
         new = [p for p in _descendants(os.getpid()) if p not in known]
         if new:
-            self.record["processes"] += [{"pid": p, "start_time": (_stat(p) or ("", 0, None))[2]} for p in new]
+            self.record["processes"] += [
+                {"pid": p, "start_time": (_stat(p) or ("", 0, None))[2]} for p in new
+            ]
             _write_record(self.directory, self.record)
 
     def shutdown(self) -> list[int]:
@@ -199,8 +201,13 @@ class RaySession:
         return killed
 
 
-def connect(directory: str | os.PathLike | None, *, address: str | None = None, num_cpus: float | None = None,
-            num_gpus: float | None = None) -> RaySession:
+def connect(
+    directory: str | os.PathLike | None,
+    *,
+    address: str | None = None,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+) -> RaySession:
     """Make sure this process is connected to Ray (see module docstring) and return the session.
 
     ``num_cpus``/``num_gpus`` size a new local instance (default: all CPUs, detected GPUs).
@@ -222,8 +229,12 @@ def connect(directory: str | os.PathLike | None, *, address: str | None = None, 
     directory = Path(directory) if directory is not None else None
     if directory is not None:
         cleanup_leftovers(directory)
-    kwargs: dict[str, Any] = dict(address="local", num_cpus=int(num_cpus or os.cpu_count() or 1),
-                                  include_dashboard=False, logging_level=logging.WARNING)
+    kwargs: dict[str, Any] = dict(
+        address="local",
+        num_cpus=int(num_cpus or os.cpu_count() or 1),
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus
     ray.init(**kwargs)
@@ -232,8 +243,11 @@ def connect(directory: str | os.PathLike | None, *, address: str | None = None, 
     if directory is not None:
         me = os.getpid()
         sess.record = {
-            "driver_pid": me, "driver_start_time": (_stat(me) or ("", 0, None))[2], "node_id": node_id,
-            "session_dir": _session_dir(), "created_at": time.time(),
+            "driver_pid": me,
+            "driver_start_time": (_stat(me) or ("", 0, None))[2],
+            "node_id": node_id,
+            "session_dir": _session_dir(),
+            "created_at": time.time(),
             "processes": [{"pid": p, "start_time": (_stat(p) or ("", 0, None))[2]} for p in _descendants(me)],
         }
         _write_record(directory, sess.record)

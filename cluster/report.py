@@ -221,7 +221,7 @@ def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(loc="upper right", fontsize="small")
+        axes[0].legend(loc="best", fontsize="small")
     axes[-1].set_xlabel("generation")
     fig.tight_layout()
     return _save(fig, path)

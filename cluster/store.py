@@ -68,16 +68,49 @@ CREATE TABLE generations(
 
 _REQUIRED_COLUMNS = {
     "meta": {"key", "value"},
-    "campaign": {"id", "name", "config_json", "status", "message", "created_at", "updated_at", "driver_pid",
-                 "elapsed_s"},
-    "trials": {"id", "generation", "idx", "x_json", "params_json", "status", "objective", "result_json", "error",
-               "attempts", "node_id", "worker_id", "started_at", "finished_at"},
-    "generations": {"generation", "popsize", "asked_at", "told_at", "sigma", "mean_json", "best_objective",
-                    "state"},
+    "campaign": {
+        "id",
+        "name",
+        "config_json",
+        "status",
+        "message",
+        "created_at",
+        "updated_at",
+        "driver_pid",
+        "elapsed_s",
+    },
+    "trials": {
+        "id",
+        "generation",
+        "idx",
+        "x_json",
+        "params_json",
+        "status",
+        "objective",
+        "result_json",
+        "error",
+        "attempts",
+        "node_id",
+        "worker_id",
+        "started_at",
+        "finished_at",
+    },
+    "generations": {
+        "generation",
+        "popsize",
+        "asked_at",
+        "told_at",
+        "sigma",
+        "mean_json",
+        "best_objective",
+        "state",
+    },
 }
 
-_TRIAL_COLUMNS = ("id, generation, idx, x_json, params_json, status, objective, result_json, error, attempts, "
-                  "node_id, worker_id, started_at, finished_at")
+_TRIAL_COLUMNS = (
+    "id, generation, idx, x_json, params_json, status, objective, result_json, error, attempts, "
+    "node_id, worker_id, started_at, finished_at"
+)
 
 
 class JournalError(ValueError):
@@ -125,8 +158,10 @@ def check_config_match(stored: Mapping[str, Any], raw: Mapping[str, Any], path: 
     given = json.loads(json.dumps(dict(raw), default=_json_default))
     if dict(stored) != given:
         diff = sorted(k for k in set(stored) | set(given) if stored.get(k) != given.get(k))
-        raise JournalError(f"the config does not match the one stored in {path} (differs in {diff}); "
-                           "resume with the stored config or start a new campaign directory")
+        raise JournalError(
+            f"the config does not match the one stored in {path} (differs in {diff}); "
+            "resume with the stored config or start a new campaign directory"
+        )
 
 
 class Journal:
@@ -157,8 +192,14 @@ class Journal:
 
     # ------------------------------------------------------------------ opening / creating
     @classmethod
-    def create(cls, directory: str | os.PathLike, *, name: str, config: Mapping[str, Any],
-               driver_pid: int | None = None) -> Journal:
+    def create(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        name: str,
+        config: Mapping[str, Any],
+        driver_pid: int | None = None,
+    ) -> Journal:
         """Create ``DIR/campaign.db`` with the schema, the config and status ``running``.
 
         Raises
@@ -187,13 +228,19 @@ class Journal:
             except Exception:  # noqa: BLE001 - the journal must not depend on esopt importing
                 esopt_version = "unknown"
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [
-                ("schema_version", str(SCHEMA_VERSION)), ("esopt_version", esopt_version),
-                ("created_at", repr(now))])
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("esopt_version", esopt_version),
+                    ("created_at", repr(now)),
+                ],
+            )
             conn.execute(
-                "INSERT INTO campaign(id, name, config_json, status, message, created_at, updated_at, driver_pid, "
-                "elapsed_s) VALUES (1, ?, ?, 'running', NULL, ?, ?, ?, 0.0)",
-                (name, config_json, now, now, driver_pid))
+                "INSERT INTO campaign(id, name, config_json, status, message, created_at, updated_at, "
+                "driver_pid, elapsed_s) VALUES (1, ?, ?, 'running', NULL, ?, ?, ?, 0.0)",
+                (name, config_json, now, now, driver_pid),
+            )
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -202,8 +249,9 @@ class Journal:
             os.link(tmp, path)
         except FileExistsError:
             tmp.unlink(missing_ok=True)
-            raise FileExistsError(f"{path} already exists; resume that campaign or choose another directory") \
-                from None
+            raise FileExistsError(
+                f"{path} already exists; resume that campaign or choose another directory"
+            ) from None
         tmp.unlink()
         return cls(path)
 
@@ -219,8 +267,9 @@ class Journal:
         except OSError as e:
             raise JournalError(f"cannot read {path}: {e}") from e
         if header != _SQLITE_HEADER:
-            raise JournalError(f"{path} is not an SQLite database (corrupt or not a campaign journal); "
-                               "it was left untouched")
+            raise JournalError(
+                f"{path} is not an SQLite database (corrupt or not a campaign journal); it was left untouched"
+            )
         # Without a -wal file nobody is writing and the main file holds everything: read it as
         # immutable, which creates no -wal/-shm files next to it.  With one (a live or killed
         # writer), a plain read-only connection sees the committed WAL content too.
@@ -237,21 +286,28 @@ class Journal:
             except sqlite3.DatabaseError as e:
                 raise JournalError(f"{path} is corrupt ({e}); it was left untouched") from e
             if check != [("ok",)]:
-                raise JournalError(f"{path} is corrupt (integrity check: {check[0][0]}); it was left untouched")
+                raise JournalError(
+                    f"{path} is corrupt (integrity check: {check[0][0]}); it was left untouched"
+                )
             if "meta" not in tables:
-                raise JournalError(f"{path} is not an esopt campaign journal (no 'meta' table; tables: "
-                                   f"{sorted(tables)}); it was left untouched")
+                raise JournalError(
+                    f"{path} is not an esopt campaign journal (no 'meta' table; tables: "
+                    f"{sorted(tables)}); it was left untouched"
+                )
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
-                raise JournalError(f"{path} is not an esopt campaign journal (no schema_version); "
-                                   "it was left untouched")
+                raise JournalError(
+                    f"{path} is not an esopt campaign journal (no schema_version); it was left untouched"
+                )
             try:
                 version = int(row[0])
             except (TypeError, ValueError):
                 raise JournalError(f"{path} has an unreadable schema_version {row[0]!r}") from None
             if version > SCHEMA_VERSION:
-                raise JournalError(f"{path} has journal schema version {version}, newer than this esopt reads "
-                                   f"({SCHEMA_VERSION}); upgrade esopt to resume it. It was left untouched")
+                raise JournalError(
+                    f"{path} has journal schema version {version}, newer than this esopt reads "
+                    f"({SCHEMA_VERSION}); upgrade esopt to resume it. It was left untouched"
+                )
             if version < 1:
                 raise JournalError(f"{path} has an unknown journal schema version {version}")
             for table, cols in _REQUIRED_COLUMNS.items():
@@ -259,8 +315,10 @@ class Journal:
                     raise JournalError(f"{path} is not an esopt campaign journal (no {table!r} table)")
                 have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
                 if not cols <= have:
-                    raise JournalError(f"{path}: table {table!r} lacks columns {sorted(cols - have)}; "
-                                       "not an esopt journal of this version")
+                    raise JournalError(
+                        f"{path}: table {table!r} lacks columns {sorted(cols - have)}; "
+                        "not an esopt journal of this version"
+                    )
             row = conn.execute("SELECT config_json FROM campaign WHERE id=1").fetchone()
             if row is None:
                 raise JournalError(f"{path} has no campaign row; it is incomplete")
@@ -273,8 +331,17 @@ class Journal:
 
     def _connect(self, *, readonly: bool) -> sqlite3.Connection:
         if readonly:
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                                   check_same_thread=False)
+            uri = self.path.resolve().as_uri()
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+            except sqlite3.OperationalError:
+                # a WAL database in a directory we cannot write (no -shm possible): nobody can be
+                # writing it either, so read the file as immutable
+                conn.close()
+                conn = sqlite3.connect(
+                    f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
+                )
         else:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -326,15 +393,21 @@ class Journal:
         generations), ``open_generation`` (asked but not told, or None) and ``stop`` (the
         criteria that ended a ``done`` campaign, else None)."""
         c = self.conn
-        row = c.execute("SELECT name, status, message, created_at, updated_at, driver_pid, elapsed_s "
-                        "FROM campaign WHERE id=1").fetchone()
-        info = dict(zip(("name", "status", "message", "created_at", "updated_at", "driver_pid", "elapsed_s"), row))
+        row = c.execute(
+            "SELECT name, status, message, created_at, updated_at, driver_pid, elapsed_s "
+            "FROM campaign WHERE id=1"
+        ).fetchone()
+        info = dict(
+            zip(("name", "status", "message", "created_at", "updated_at", "driver_pid", "elapsed_s"), row)
+        )
         counts = {s: 0 for s in TRIAL_STATUSES}
         for status, n in c.execute("SELECT status, COUNT(*) FROM trials GROUP BY status"):
             counts[status] = n
         info["counts"] = counts
         info["n_trials"] = sum(counts.values())
-        info["n_generations"] = c.execute("SELECT COUNT(*) FROM generations WHERE told_at IS NOT NULL").fetchone()[0]
+        info["n_generations"] = c.execute(
+            "SELECT COUNT(*) FROM generations WHERE told_at IS NOT NULL"
+        ).fetchone()[0]
         og = c.execute("SELECT MIN(generation) FROM generations WHERE told_at IS NULL").fetchone()[0]
         info["open_generation"] = og
         stop = c.execute("SELECT value FROM meta WHERE key='stop'").fetchone()
@@ -343,8 +416,27 @@ class Journal:
 
     @staticmethod
     def _trial_row(r: Sequence[Any]) -> dict[str, Any]:
-        d = dict(zip(("id", "generation", "idx", "x", "params", "status", "objective", "result", "error",
-                      "attempts", "node_id", "worker_id", "started_at", "finished_at"), r))
+        d = dict(
+            zip(
+                (
+                    "id",
+                    "generation",
+                    "idx",
+                    "x",
+                    "params",
+                    "status",
+                    "objective",
+                    "result",
+                    "error",
+                    "attempts",
+                    "node_id",
+                    "worker_id",
+                    "started_at",
+                    "finished_at",
+                ),
+                r,
+            )
+        )
         d["x"] = json.loads(d["x"])
         d["params"] = json.loads(d["params"])
         d["result"] = json.loads(d["result"]) if d["result"] is not None else None
@@ -375,29 +467,39 @@ class Journal:
         """Generations in order: generation, popsize, asked_at, told_at, sigma, mean (list|None),
         best_objective (best finite objective of all trials done up to this tell, or None)."""
         out = []
-        for r in self.conn.execute("SELECT generation, popsize, asked_at, told_at, sigma, mean_json, best_objective "
-                                   "FROM generations ORDER BY generation"):
-            d = dict(zip(("generation", "popsize", "asked_at", "told_at", "sigma", "mean", "best_objective"), r))
+        for r in self.conn.execute(
+            "SELECT generation, popsize, asked_at, told_at, sigma, mean_json, best_objective "
+            "FROM generations ORDER BY generation"
+        ):
+            d = dict(
+                zip(("generation", "popsize", "asked_at", "told_at", "sigma", "mean", "best_objective"), r)
+            )
             d["mean"] = json.loads(d["mean"]) if d["mean"] is not None else None
             out.append(d)
         return out
 
     def best_trial(self) -> dict[str, Any] | None:
         """The done trial with the smallest objective (ties: lowest id), or None."""
-        r = self.conn.execute(f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE status='done' AND objective IS NOT NULL "
-                              "ORDER BY objective, id LIMIT 1").fetchone()
+        r = self.conn.execute(
+            f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE status='done' AND objective IS NOT NULL "
+            "ORDER BY objective, id LIMIT 1"
+        ).fetchone()
         return None if r is None else self._trial_row(r)
 
     def state(self, generation: int) -> bytes | None:
         """The strategy's checkpoint bytes stored after telling ``generation`` (None if not told);
         ``esopt.read_state(bytes)`` turns them into a state dict."""
-        r = self.conn.execute("SELECT state FROM generations WHERE generation=?", (int(generation),)).fetchone()
+        r = self.conn.execute(
+            "SELECT state FROM generations WHERE generation=?", (int(generation),)
+        ).fetchone()
         return None if r is None or r[0] is None else bytes(r[0])
 
     def last_state(self) -> tuple[int, bytes | None]:
         """``(generation, state bytes)`` of the last told generation; ``(0, None)`` if none."""
-        r = self.conn.execute("SELECT generation, state FROM generations WHERE told_at IS NOT NULL "
-                              "ORDER BY generation DESC LIMIT 1").fetchone()
+        r = self.conn.execute(
+            "SELECT generation, state FROM generations WHERE told_at IS NOT NULL "
+            "ORDER BY generation DESC LIMIT 1"
+        ).fetchone()
         return (0, None) if r is None else (int(r[0]), bytes(r[1]) if r[1] is not None else None)
 
     # ------------------------------------------------------------------ writing (the driver)
@@ -425,15 +527,28 @@ class Journal:
             raise ValueError(f"status must be one of {CAMPAIGN_STATUSES}, got {fields['status']!r}")
         cols = ", ".join(f"{k}=?" for k in fields)
         stmts: list[tuple[str, Sequence[Any]]] = [
-            (f"UPDATE campaign SET {cols}{', ' if cols else ''}updated_at=? WHERE id=1",
-             (*fields.values(), time.time()))]
+            (
+                f"UPDATE campaign SET {cols}{', ' if cols else ''}updated_at=? WHERE id=1",
+                (*fields.values(), time.time()),
+            )
+        ]
         if stop is not None or fields.get("status") == "running":
-            stmts.append(("INSERT OR REPLACE INTO meta(key, value) VALUES ('stop', ?)",
-                          (_dumps(dict(stop)) if stop is not None else "null",)))
+            stmts.append(
+                (
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('stop', ?)",
+                    (_dumps(dict(stop)) if stop is not None else "null",),
+                )
+            )
         self._write(stmts)
 
-    def add_generation(self, generation: int, X: Sequence[Sequence[float]], params: Sequence[Mapping[str, Any]],
-                       *, asked_at: float | None = None) -> list[int]:
+    def add_generation(
+        self,
+        generation: int,
+        X: Sequence[Sequence[float]],
+        params: Sequence[Mapping[str, Any]],
+        *,
+        asked_at: float | None = None,
+    ) -> list[int]:
         """Store an asked generation: its row and one ``pending`` trial per candidate, one commit.
 
         ``X`` is the ``(popsize, n)`` unit-cube array, ``params`` the decoded dicts.  Returns the
@@ -444,17 +559,33 @@ class Journal:
             raise ValueError(f"X has {len(X)} rows but params has {len(params)}")
         now = time.time() if asked_at is None else asked_at
         stmts: list[tuple[str, Sequence[Any]]] = [
-            ("INSERT INTO generations(generation, popsize, asked_at) VALUES (?, ?, ?)", (generation, len(X), now))]
+            (
+                "INSERT INTO generations(generation, popsize, asked_at) VALUES (?, ?, ?)",
+                (generation, len(X), now),
+            )
+        ]
         for i, (x, p) in enumerate(zip(X, params)):
-            stmts.append(("INSERT INTO trials(generation, idx, x_json, params_json, status, attempts) "
-                          "VALUES (?, ?, ?, ?, 'pending', 0)", (generation, i, json.dumps(x), _dumps(dict(p)))))
+            stmts.append(
+                (
+                    "INSERT INTO trials(generation, idx, x_json, params_json, status, attempts) "
+                    "VALUES (?, ?, ?, ?, 'pending', 0)",
+                    (generation, i, json.dumps(x), _dumps(dict(p))),
+                )
+            )
         stmts.append(("UPDATE campaign SET updated_at=? WHERE id=1", (now,)))
         self._write(stmts)
-        return [r[0] for r in self.conn.execute("SELECT id FROM trials WHERE generation=? ORDER BY idx",
-                                                (generation,))]
+        return [
+            r[0]
+            for r in self.conn.execute("SELECT id FROM trials WHERE generation=? ORDER BY idx", (generation,))
+        ]
 
-    def mark_submitted(self, trial_ids: Sequence[int], *, errors: Sequence[str | None] | None = None,
-                       now: float | None = None) -> None:
+    def mark_submitted(
+        self,
+        trial_ids: Sequence[int],
+        *,
+        errors: Sequence[str | None] | None = None,
+        now: float | None = None,
+    ) -> None:
         """Trials handed to Ray: status ``running``, ``attempts + 1``, ``started_at`` = submission
         time (replaced by the start time reported by the worker), node/worker cleared, ``error``
         set to why the previous attempt failed (``errors``, for retries) or cleared; one commit."""
@@ -462,21 +593,43 @@ class Journal:
         errors = [None] * len(trial_ids) if errors is None else list(errors)
         if len(errors) != len(trial_ids):
             raise ValueError("errors must have one entry per trial id")
-        self._write([("UPDATE trials SET status='running', attempts=attempts+1, started_at=?, finished_at=NULL, "
-                      "node_id=NULL, worker_id=NULL, error=? WHERE id=?", (now, err, int(t)))
-                     for t, err in zip(trial_ids, errors)])
+        self._write(
+            [
+                (
+                    "UPDATE trials SET status='running', attempts=attempts+1, started_at=?, "
+                    "finished_at=NULL, node_id=NULL, worker_id=NULL, error=? WHERE id=?",
+                    (now, err, int(t)),
+                )
+                for t, err in zip(trial_ids, errors)
+            ]
+        )
 
-    def mark_started(self, trial_id: int, *, node_id: str | None, worker_id: str | None,
-                     started_at: float | None = None) -> None:
+    def mark_started(
+        self, trial_id: int, *, node_id: str | None, worker_id: str | None, started_at: float | None = None
+    ) -> None:
         """A worker reported that the trial started (node and worker ids); one commit."""
         now = time.time() if started_at is None else started_at
-        self._write([("UPDATE trials SET node_id=?, worker_id=?, started_at=? WHERE id=?",
-                      (node_id, worker_id, now, int(trial_id)))])
+        self._write(
+            [
+                (
+                    "UPDATE trials SET node_id=?, worker_id=?, started_at=? WHERE id=?",
+                    (node_id, worker_id, now, int(trial_id)),
+                )
+            ]
+        )
 
-    def finish_trial(self, trial_id: int, *, status: str, objective: float | None = None,
-                     result: Mapping[str, Any] | None = None, error: str | None = None,
-                     node_id: str | None = None, worker_id: str | None = None,
-                     finished_at: float | None = None) -> None:
+    def finish_trial(
+        self,
+        trial_id: int,
+        *,
+        status: str,
+        objective: float | None = None,
+        result: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        node_id: str | None = None,
+        worker_id: str | None = None,
+        finished_at: float | None = None,
+    ) -> None:
         """Record a trial's outcome (``done``, ``failed`` or ``cancelled``); one commit.
 
         ``objective`` is stored only if finite; node/worker ids, if given, replace the stored ones.
@@ -484,11 +637,24 @@ class Journal:
         if status not in ("done", "failed", "cancelled"):
             raise ValueError(f"finish status must be done, failed or cancelled, got {status!r}")
         now = time.time() if finished_at is None else finished_at
-        self._write([(
-            "UPDATE trials SET status=?, objective=?, result_json=?, error=?, finished_at=?, "
-            "node_id=COALESCE(?, node_id), worker_id=COALESCE(?, worker_id) WHERE id=?",
-            (status, _finite_or_none(objective), None if result is None else _dumps(dict(result)), error, now,
-             node_id, worker_id, int(trial_id)))])
+        self._write(
+            [
+                (
+                    "UPDATE trials SET status=?, objective=?, result_json=?, error=?, finished_at=?, "
+                    "node_id=COALESCE(?, node_id), worker_id=COALESCE(?, worker_id) WHERE id=?",
+                    (
+                        status,
+                        _finite_or_none(objective),
+                        None if result is None else _dumps(dict(result)),
+                        error,
+                        now,
+                        node_id,
+                        worker_id,
+                        int(trial_id),
+                    ),
+                )
+            ]
+        )
 
     def cancel_running(self, generation: int | None = None, *, reason: str = "cancelled") -> list[int]:
         """Mark every ``running`` trial (of one generation, or all) ``cancelled``; one commit.
@@ -503,19 +669,47 @@ class Journal:
         ids = [r[0] for r in self.conn.execute(q, args)]
         now = time.time()
         if ids:
-            self._write([("UPDATE trials SET status='cancelled', error=?, finished_at=? WHERE id=?",
-                          (reason, now, i)) for i in ids])
+            self._write(
+                [
+                    (
+                        "UPDATE trials SET status='cancelled', error=?, finished_at=? WHERE id=?",
+                        (reason, now, i),
+                    )
+                    for i in ids
+                ]
+            )
         return ids
 
-    def tell(self, generation: int, *, sigma: float, mean: Sequence[float], best_objective: float | None,
-             state: bytes, elapsed_s: float | None = None, told_at: float | None = None) -> None:
+    def tell(
+        self,
+        generation: int,
+        *,
+        sigma: float,
+        mean: Sequence[float],
+        best_objective: float | None,
+        state: bytes,
+        elapsed_s: float | None = None,
+        told_at: float | None = None,
+    ) -> None:
         """Record the tell of a generation: sigma, unit-cube mean, best so far and the strategy's
         checkpoint bytes (plus the campaign's elapsed time); one commit."""
         now = time.time() if told_at is None else told_at
-        stmts: list[tuple[str, Sequence[Any]]] = [(
-            "UPDATE generations SET told_at=?, sigma=?, mean_json=?, best_objective=?, state=? WHERE generation=?",
-            (now, float(sigma), json.dumps([float(v) for v in mean]), _finite_or_none(best_objective),
-             sqlite3.Binary(state), int(generation)))]
+        stmts: list[tuple[str, Sequence[Any]]] = [
+            (
+                "UPDATE generations SET told_at=?, sigma=?, mean_json=?, best_objective=?, state=? "
+                "WHERE generation=?",
+                (
+                    now,
+                    float(sigma),
+                    json.dumps([float(v) for v in mean]),
+                    _finite_or_none(best_objective),
+                    sqlite3.Binary(state),
+                    int(generation),
+                ),
+            )
+        ]
         if elapsed_s is not None:
-            stmts.append(("UPDATE campaign SET elapsed_s=?, updated_at=? WHERE id=1", (float(elapsed_s), now)))
+            stmts.append(
+                ("UPDATE campaign SET elapsed_s=?, updated_at=? WHERE id=1", (float(elapsed_s), now))
+            )
         self._write(stmts)

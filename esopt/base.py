@@ -256,7 +256,8 @@ class EvolutionStrategy(Strategy):
             ``tell`` discards the previous population and draws a new one.
         """
         Y = self._sample()
-        X = self.bounds.transform(Y) if self.bounds is not None else Y.copy()
+        # without bounds X is Y itself (never modified); the caller gets a copy
+        X = self.bounds.transform(Y) if self.bounds is not None else Y
         self._asked_Y, self._asked_X = Y, X
         return X.copy()
 
@@ -280,7 +281,9 @@ class EvolutionStrategy(Strategy):
         if self._asked_Y is None:
             raise ValueError("tell() without a pending ask(): call ask() first (each ask takes one tell)")
         try:
-            X = np.asarray(X, dtype=float)
+            X = np.asarray(X)
+            if X.dtype not in (np.float64, np.float32):  # float32 populations stay float32
+                X = X.astype(float)
         except (TypeError, ValueError) as e:
             raise TypeError("X must be a (popsize, n) float array") from e
         try:
@@ -320,7 +323,7 @@ class EvolutionStrategy(Strategy):
         i = int(order[0])
         if finite[i] and f_rank[i] < self.best_f:
             self.best_f = float(f_rank[i])
-            self.best_x = X[i].copy()
+            self.best_x = np.array(X[i], dtype=float)
             self.evals_at_best = self.countevals
         self._f_sorted = f_rank[order]
         self.history.update(self._f_sorted, self.countiter, self.n, self.popsize)

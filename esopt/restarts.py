@@ -198,9 +198,9 @@ class IPOP(Strategy):
         self.evals_done += self.inner.countevals
         self.iters_done += self.inner.countiter
         regime, popsize, sigma0, maxiter = self._next_run()
+        tolerances = self._run_tolerances(maxiter, self.evals_done)
         self.inner = self._cls(self.x0, sigma0, popsize=popsize, seed=self._draw_seed(),
-                               bounds=self._bounds_arg, tolerances=self._run_tolerances(maxiter, self.evals_done),
-                               **self.options)
+                               bounds=self._bounds_arg, tolerances=tolerances, **self.options)
         self.run = {"run": len(self.history), "regime": regime, "popsize": popsize, "sigma0": sigma0}
 
     # ----- Strategy API --------------------------------------------------------------------------

@@ -138,7 +138,12 @@ class PauseAt:
             self._hold()
 
     def on_trial_finished(self, generation, row, counts):
-        if self.pause and self.pause[0] == "trial" and self.pause[1] == generation and counts["done"] == self.pause[2]:
+        if (
+            self.pause
+            and self.pause[0] == "trial"
+            and self.pause[1] == generation
+            and counts["done"] == self.pause[2]
+        ):
             self._hold()
 
     def on_generation_end(self, generation, best):
@@ -157,9 +162,18 @@ def _drive(argv) -> int:
     else:
         campaign = Campaign.resume(args["dir"])
     result = campaign.run(PauseAt(args.get("pause"), args.get("marker", "")))
-    print(json.dumps({"status": result.status, "best_objective": result.best_objective,
-                      "best_params": result.best_params, "n_trials": result.n_trials,
-                      "n_generations": result.n_generations, "stop": result.stop}))
+    print(
+        json.dumps(
+            {
+                "status": result.status,
+                "best_objective": result.best_objective,
+                "best_params": result.best_params,
+                "n_trials": result.n_trials,
+                "n_generations": result.n_generations,
+                "stop": result.stop,
+            }
+        )
+    )
     sys.stdout.flush()
     return {"done": 0, "failed": 1, "interrupted": 130}[result.status]
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import os
 
+import helpers_objectives as ho
 import numpy as np
 import pytest
 
 import esopt
-import helpers_objectives as ho
 from cluster import Campaign, CampaignLocked, Journal, parse_config
 
 CONFIG = {
     "name": "camp",
     "objective": "helpers_objectives:counting_sphere",
-    "space": {"a": {"lower": -1.0, "upper": 1.0}, "b": {"lower": 0.01, "upper": 10.0, "scale": "log10"},
-              "n": {"lower": 1, "upper": 6, "type": "int"}},
+    "space": {
+        "a": {"lower": -1.0, "upper": 1.0},
+        "b": {"lower": 0.01, "upper": 10.0, "scale": "log10"},
+        "n": {"lower": 1, "upper": 6, "type": "int"},
+    },
     "strategy": {"name": "cmaes", "popsize": 6, "seed": 5, "sigma0": 0.3},
     "budget": {"max_generations": 5},
     "resources": {"num_cpus": 1},
@@ -65,8 +68,16 @@ def test_campaign_equals_minimize(ray_local, tmp_path):
     cfg = _cfg(objective="helpers_objectives:sphere")
     result = Campaign(cfg, tmp_path / "c").run()
     space = cfg.space
-    ref = esopt.minimize(lambda x: ho.sphere_value(space.decode(x)), space.x0, cfg.strategy.sigma0, "cmaes",
-                         popsize=6, seed=5, bounds=space.bounds, options={"maxiter": 5})
+    ref = esopt.minimize(
+        lambda x: ho.sphere_value(space.decode(x)),
+        space.x0,
+        cfg.strategy.sigma0,
+        "cmaes",
+        popsize=6,
+        seed=5,
+        bounds=space.bounds,
+        options={"maxiter": 5},
+    )
     assert result.status == "done" and result.stop == {"max_generations": 5}
     assert result.n_generations == ref.nit == 5 and result.n_trials == ref.nfev == 30
     assert result.best_objective == ref.fun
@@ -100,15 +111,20 @@ def test_progress_protocol_and_trial_rows(ray_local, tmp_path):
 
 
 def test_budgets(ray_local, tmp_path):
-    r = Campaign(_cfg(strategy={"name": "cmaes", "popsize": 4, "seed": 1}, budget={"max_trials": 10}),
-                 tmp_path / "a").run()
+    r = Campaign(
+        _cfg(strategy={"name": "cmaes", "popsize": 4, "seed": 1}, budget={"max_trials": 10}), tmp_path / "a"
+    ).run()
     assert (r.status, r.n_trials, r.n_generations, r.stop) == ("done", 12, 3, {"max_trials": 10})
     r = Campaign(_cfg(budget={"ftarget": 100.0, "max_generations": 9}), tmp_path / "b").run()
     assert r.n_generations == 1 and r.stop == {"ftarget": 100.0}
     # a finished campaign resumes to the same result without running anything
     again = Campaign.resume(tmp_path / "b").run()
-    assert (again.status, again.best_objective, again.n_trials, again.stop) == \
-        ("done", r.best_objective, r.n_trials, r.stop)
+    assert (again.status, again.best_objective, again.n_trials, again.stop) == (
+        "done",
+        r.best_objective,
+        r.n_trials,
+        r.stop,
+    )
 
 
 def test_ctrl_c_then_resume_equals_uninterrupted(ray_local, tmp_path):
@@ -125,12 +141,16 @@ def test_ctrl_c_then_resume_equals_uninterrupted(ray_local, tmp_path):
         done_before = {r["id"]: r for r in j.trials() if r["status"] == "done"}
     assert info["status"] == "interrupted" and info["n_generations"] == 2 and info["open_generation"] == 3
     assert [r["status"] for r in rows].count("done") == 2
-    assert {r["status"] for r in rows} <= {"done", "cancelled", "pending"} and "cancelled" in {r["status"] for r in rows}
+    assert {r["status"] for r in rows} <= {"done", "cancelled", "pending"} and "cancelled" in {
+        r["status"] for r in rows
+    }
     resumed = Campaign.resume(tmp_path / "int").run()
     assert resumed.status == "done"
     assert resumed.best_objective == full.best_objective and resumed.best_params == full.best_params
     with Journal(tmp_path / "int", readonly=True) as a, Journal(tmp_path / "full", readonly=True) as b:
-        assert [(t["x"], t["objective"]) for t in a.trials()] == [(t["x"], t["objective"]) for t in b.trials()]
+        assert [(t["x"], t["objective"]) for t in a.trials()] == [
+            (t["x"], t["objective"]) for t in b.trials()
+        ]
         after = {r["id"]: r for r in a.trials()}
     # trials done before the interrupt were reused, not run again
     calls = ho.read_log(log)

@@ -12,7 +12,7 @@ from cluster.objective import make_objective, normalize_result
 
 EXAMPLE_YAML = textwrap.dedent("""\
     name: digits-cmaes
-    objective: trials:train_and_evaluate   # or any module:function(params: dict) -> float | {"objective": ...}
+    objective: trials:train_and_evaluate   # or any module:function(params) -> float | {"objective": ...}
     trial: {dataset: digits, epochs: 30}
     space:
       lr:           {lower: 3.0e-5, upper: 0.1, scale: log10}
@@ -28,7 +28,10 @@ EXAMPLE_YAML = textwrap.dedent("""\
 BASE = {
     "name": "t",
     "objective": "helpers_objectives:sphere",
-    "space": {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}, "k": {"lower": 1, "upper": 4, "type": "int"}},
+    "space": {
+        "lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"},
+        "k": {"lower": 1, "upper": 4, "type": "int"},
+    },
 }
 
 
@@ -65,33 +68,36 @@ def _with(path: str, value):
     return raw
 
 
-@pytest.mark.parametrize("raw, path", [
-    (_with("colour", "red"), "colour"),
-    (_with("strategy.flavour", 1), "strategy.flavour"),
-    (_with("budget.max_trials", "ten"), "budget.max_trials"),
-    (_with("budget.max_trials", 2.5), "budget.max_trials"),
-    (_with("space.lr.lower", 1.0), "space.lr.lower"),                     # lower >= upper
-    (_with("space.lr.lower", -1.0), "space.lr.lower"),                    # log scale, non-positive bound
-    (_with("space.lr.scale", "ln"), "space.lr.scale"),
-    (_with("space.k.type", "integer"), "space.k.type"),
-    (_with("space.lr", 0.3), "space.lr"),
-    (_with("objective", "helpers_objectives:no_such_function"), "objective"),
-    (_with("objective", "no_such_module_xyz:f"), "objective"),
-    (_with("objective", "not-a-spec"), "objective"),
-    (_with("strategy.name", "nelder-mead"), "strategy.name"),
-    (_with("strategy.sigma0", 0), "strategy.sigma0"),
-    (_with("strategy.sigma0", 2.0), "strategy.sigma0"),
-    (_with("strategy.restarts", "lots"), "strategy.restarts"),
-    (_with("resources.num_gpus", 1.5), "resources.num_gpus"),
-    (_with("resources.num_cpus", -1), "resources.num_cpus"),
-    (_with("resources.fresh_process", "yes"), "resources.fresh_process"),
-    (_with("failures.on_error", "ignore"), "failures.on_error"),
-    (_with("failures.max_retries", -1), "failures.max_retries"),
-    (_with("ray.address", 5), "ray.address"),
-    (_with("trial", {"epochs": 3}), "trial"),                               # trial without trials objective
-    (_with("name", ""), "name"),
-    ({k: v for k, v in BASE.items() if k != "space"}, "space"),
-])
+@pytest.mark.parametrize(
+    "raw, path",
+    [
+        (_with("colour", "red"), "colour"),
+        (_with("strategy.flavour", 1), "strategy.flavour"),
+        (_with("budget.max_trials", "ten"), "budget.max_trials"),
+        (_with("budget.max_trials", 2.5), "budget.max_trials"),
+        (_with("space.lr.lower", 1.0), "space.lr.lower"),  # lower >= upper
+        (_with("space.lr.lower", -1.0), "space.lr.lower"),  # log scale, non-positive bound
+        (_with("space.lr.scale", "ln"), "space.lr.scale"),
+        (_with("space.k.type", "integer"), "space.k.type"),
+        (_with("space.lr", 0.3), "space.lr"),
+        (_with("objective", "helpers_objectives:no_such_function"), "objective"),
+        (_with("objective", "no_such_module_xyz:f"), "objective"),
+        (_with("objective", "not-a-spec"), "objective"),
+        (_with("strategy.name", "nelder-mead"), "strategy.name"),
+        (_with("strategy.sigma0", 0), "strategy.sigma0"),
+        (_with("strategy.sigma0", 2.0), "strategy.sigma0"),
+        (_with("strategy.restarts", "lots"), "strategy.restarts"),
+        (_with("resources.num_gpus", 1.5), "resources.num_gpus"),
+        (_with("resources.num_cpus", -1), "resources.num_cpus"),
+        (_with("resources.fresh_process", "yes"), "resources.fresh_process"),
+        (_with("failures.on_error", "ignore"), "failures.on_error"),
+        (_with("failures.max_retries", -1), "failures.max_retries"),
+        (_with("ray.address", 5), "ray.address"),
+        (_with("trial", {"epochs": 3}), "trial"),  # trial without trials objective
+        (_with("name", ""), "name"),
+        ({k: v for k, v in BASE.items() if k != "space"}, "space"),
+    ],
+)
 def test_bad_config_names_the_key_path(raw, path):
     with pytest.raises(ConfigError) as exc:
         parse_config(raw)
@@ -100,13 +106,20 @@ def test_bad_config_names_the_key_path(raw, path):
 
 
 def test_trials_config_errors():
-    raw = {"name": "t", "objective": "trials:train_and_evaluate", "trial": {"epochs": "many"},
-           "space": {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}}}
+    raw = {
+        "name": "t",
+        "objective": "trials:train_and_evaluate",
+        "trial": {"epochs": "many"},
+        "space": {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}},
+    }
     with pytest.raises(ConfigError) as exc:
         parse_config(raw)
     assert exc.value.path == "trial"
-    raw = {"name": "t", "objective": "trials:train_and_evaluate",
-           "space": {"learning_rate": {"lower": 1e-4, "upper": 0.1}}}
+    raw = {
+        "name": "t",
+        "objective": "trials:train_and_evaluate",
+        "space": {"learning_rate": {"lower": 1e-4, "upper": 0.1}},
+    }
     with pytest.raises(ConfigError) as exc:
         parse_config(raw)
     assert exc.value.path == "space.learning_rate"

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 
+import helpers_objectives as ho
 import numpy as np
 import pytest
 
 import esopt
-import helpers_objectives as ho
 from cluster import Campaign, Journal, parse_config
 from cluster.penalty import penalize
 
@@ -21,17 +21,25 @@ SPACE = {"x": {"lower": 0.0, "upper": 1.0}, "y": {"lower": -1.0, "upper": 1.0}}
 
 
 def _cfg(objective, *, popsize=6, gens=1, resources=None, failures=None, seed=2, ray=None):
-    return parse_config({
-        "name": "exec", "objective": f"helpers_objectives:{objective}", "space": SPACE,
-        "strategy": {"name": "cmaes", "popsize": popsize, "seed": seed, "sigma0": 0.3},
-        "budget": {"max_generations": gens}, "resources": resources or {"num_cpus": 1},
-        "failures": failures or {}, "ray": ray or {},
-    })
+    return parse_config(
+        {
+            "name": "exec",
+            "objective": f"helpers_objectives:{objective}",
+            "space": SPACE,
+            "strategy": {"name": "cmaes", "popsize": popsize, "seed": seed, "sigma0": 0.3},
+            "budget": {"max_generations": gens},
+            "resources": resources or {"num_cpus": 1},
+            "failures": failures or {},
+            "ray": ray or {},
+        }
+    )
 
 
 def _overlap(intervals) -> int:
     """Most intervals open at one time."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda t: (t[0], t[1]))
+    events = sorted(
+        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda t: (t[0], t[1])
+    )
     cur = best = 0
     for _, d in events:
         cur += d
@@ -84,9 +92,15 @@ def test_node_removed_mid_generation(tmp_path):
     ended = [key(e["params"]) for e in events if e["event"] == "end"]
     assert sorted(ended) == sorted(key(r["params"]) for r in rows)  # each finished exactly once
     # the trial on the removed node started there, never ended there, and was re-run by Ray elsewhere
-    lost = [e for e in events if e["event"] == "start" and e["node"] == removed[0]
-            and not any(x["event"] == "end" and x["node"] == removed[0] and x["params"] == e["params"]
-                        for x in events)]
+    lost = [
+        e
+        for e in events
+        if e["event"] == "start"
+        and e["node"] == removed[0]
+        and not any(
+            x["event"] == "end" and x["node"] == removed[0] and x["params"] == e["params"] for x in events
+        )
+    ]
     assert lost
     for e in lost:
         row = next(r for r in rows if r["params"] == e["params"])
@@ -136,12 +150,15 @@ def test_max_concurrent(ray_gpu, tmp_path):
     assert _overlap([(r["started_at"], r["finished_at"]) for r in rows]) == 1
 
 
-@pytest.mark.parametrize("objective, on_error, error_start", [
-    ("raising", "penalty", "exception: ValueError: x="),
-    ("nan_when_large", "penalty", "non-finite objective (nan)"),
-    ("diverging", "abort", "diverged: loss became nan"),     # an outcome, never an error to abort on
-    ("not_a_number", "penalty", "exception: TypeError: the objective value must be a real number"),
-])
+@pytest.mark.parametrize(
+    "objective, on_error, error_start",
+    [
+        ("raising", "penalty", "exception: ValueError: x="),
+        ("nan_when_large", "penalty", "non-finite objective (nan)"),
+        ("diverging", "abort", "diverged: loss became nan"),  # an outcome, never an error to abort on
+        ("not_a_number", "penalty", "exception: TypeError: the objective value must be a real number"),
+    ],
+)
 def test_failed_trials_are_recorded_and_penalized(ray_gpu, tmp_path, objective, on_error, error_start):
     cfg = _cfg(objective, gens=2, failures={"on_error": on_error})
     result = Campaign(cfg, tmp_path / "c").run()
@@ -205,3 +222,51 @@ def test_timeout_cancels_the_trial(ray_gpu, tmp_path):
     assert hung and all(r["status"] == "failed" and r["error"] == "timeout" for r in hung)
     assert all(r["finished_at"] - r["started_at"] < 30 for r in hung)
     assert all(r["status"] == "done" for r in rows if r["params"]["x"] <= 0.5)
+
+
+class _Recorder:
+    """An ExecutorListener that keeps every call."""
+
+    def __init__(self):
+        self.submitted_ids, self.started_ids, self.outcomes = [], [], []
+
+    def submitted(self, tasks, errors):
+        self.submitted_ids += [t.trial_id for t in tasks]
+
+    def started(self, task, node_id, worker_id, started_at):
+        self.started_ids.append(task.trial_id)
+
+    def finished(self, outcome):
+        self.outcomes.append(outcome)
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_executor_modes(ray_gpu, streaming):
+    """Streaming tasks report their start; plain tasks (what Ray Client connections get) do not,
+    and with a timeout are submitted no faster than the cluster can run them."""
+    import ray
+
+    from cluster.config import FailuresConfig, ResourcesConfig
+    from cluster.executor import RayExecutor, TrialTask
+    from cluster.objective import Objective
+
+    # plain tasks count worker start-up (seconds on a busy 2-core machine) into the timeout
+    resources = ResourcesConfig(num_cpus=1, timeout_s=2.0 if streaming else 5.0)
+    ex = RayExecutor(
+        Objective("helpers_objectives:hanging", sys_path=tuple(os.sys.path)),
+        resources,
+        FailuresConfig(),
+        streaming=streaming,
+    )
+    tasks = [TrialTask(i, 1, i, {"x": x, "y": 0.0}) for i, x in enumerate([0.1, 0.9, 0.2, 0.3])]
+    rec = _Recorder()
+    assert ex.run(tasks, rec) is None
+    by_id = {o.task.trial_id: o for o in rec.outcomes}
+    assert sorted(by_id) == [0, 1, 2, 3] and sorted(rec.submitted_ids) == [0, 1, 2, 3]
+    assert by_id[1].status == "failed" and by_id[1].error == "timeout"
+    for i in (0, 2, 3):
+        assert by_id[i].status == "done", by_id[i].error
+        assert by_id[i].objective == ho.sphere_value(tasks[i].params)
+        assert by_id[i].node_id == ray.get_runtime_context().get_node_id()
+    assert sorted(rec.started_ids) == ([0, 1, 2, 3] if streaming else [])
+    assert ex.max_running_seen == (4 if streaming else 2)  # plain + timeout: at most the 2 CPUs' worth

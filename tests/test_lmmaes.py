@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from esopt import LMMAES
-from esopt.lmmaes import _coefficient_matrix, transform_blas, transform_sequential
+from esopt.lmmaes import transform_blas, transform_sequential
 from esopt.testfunctions import ellipsoid, rosenbrock, sphere
 
 
@@ -65,6 +65,28 @@ def test_gram_matrix_tracks_direction_vectors():
 def test_coordinate_stds_equal_dense_covariance_diagonal():
     es = LMMAES(np.full(12, 2.0), 0.7, seed=2)
     run(es, 60, rosenbrock)
+    A = dense_transform(es)
+    assert np.allclose(es.coordinate_stds(), es.sigma * np.sqrt(np.diag(A @ A.T)), rtol=1e-12)
+
+
+def test_diag_cache_is_refreshed_on_schedule_and_checkpointed(monkeypatch):
+    import esopt.lmmaes as mod
+
+    n, m = 20, 5
+    monkeypatch.setattr(mod, "DIAG_REFRESH_FLOPS", m * m * n / 4)  # refresh every 4 generations
+    es = LMMAES(np.full(n, 2.0), 0.7, m=m, seed=6)
+    assert es._diag_refresh == 4
+    run(es, 10, rosenbrock)
+    es.stop()
+    computed_at = es._diagC_iter
+    run(es, 2, rosenbrock)
+    es.stop()
+    assert es._diagC_iter == computed_at  # cached: C changed little in 2 generations
+    twin = LMMAES.from_state_dict(es.state_dict())
+    run(es, 2, rosenbrock)
+    run(twin, 2, rosenbrock)
+    assert np.array_equal(es.coordinate_stds(), twin.coordinate_stds())
+    assert es._diagC_iter == computed_at + 4
     A = dense_transform(es)
     assert np.allclose(es.coordinate_stds(), es.sigma * np.sqrt(np.diag(A @ A.T)), rtol=1e-12)
 
@@ -158,6 +180,12 @@ PROBLEMS = {
     "rosenbrock": (rosenbrock, 128, 0.0),
     "ellipsoid1e4": (lambda x: ellipsoid(x, 1e4), 64, 3.0),
 }
+_SCALES64 = 1e4 ** (np.arange(64) / 63)
+SCALAR = {  # the same functions for one (n,) vector, without the population wrapper's overhead
+    "sphere": lambda x: float(x @ x),
+    "rosenbrock": lambda x: float(100 * np.sum((x[1:] - x[:-1] ** 2) ** 2) + np.sum((1 - x[:-1]) ** 2)),
+    "ellipsoid1e4": lambda x: float(_SCALES64 @ (x * x)),
+}
 
 
 def _pin_threads():
@@ -173,7 +201,7 @@ def _evals_to_target(job):
     if who == "pypop7":
         from pypop7.optimizers.es.lmmaes import LMMAES as PLMMAES
 
-        prob = {"fitness_function": fun, "ndim_problem": n, "lower_boundary": -5.0 * np.ones(n),
+        prob = {"fitness_function": SCALAR[problem], "ndim_problem": n, "lower_boundary": -5.0 * np.ones(n),
                 "upper_boundary": 5.0 * np.ones(n)}
         opts = {"max_function_evaluations": 2e6, "seed_rng": seed, "mean": np.full(n, x0), "sigma": 1.0,
                 "fitness_threshold": 1e-8, "verbose": False, "saving_fitness": 0}
@@ -185,6 +213,12 @@ def _evals_to_target(job):
         X = es.ask()
         es.tell(X, fun(X))
     return es.evals_at_best if es.best_f < 1e-8 else np.inf
+
+
+def test_scalar_forms_equal_population_forms():
+    x = np.random.default_rng(0).standard_normal((2, 128))
+    for p, (fun, n, _) in PROBLEMS.items():
+        assert SCALAR[p](x[0, :n]) == pytest.approx(fun(x[:, :n])[0], rel=1e-12)
 
 
 @pytest.mark.slow

@@ -81,4 +81,5 @@ def test_random_objectives_keep_C_symmetric_positive_definite(n, popsize, seed, 
     for v in (es.mean, C, es.pc, es.ps, es.B, es.D, np.array([es.sigma])):
         assert np.all(np.isfinite(v))
     assert es.sigma > 0 and np.all(es.D > 0)
-    assert isinstance(es.stop(), dict)
+    with np.errstate(invalid="ignore"):  # all-inf generations give an inf - inf range
+        assert isinstance(es.stop(), dict)

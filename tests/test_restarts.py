@@ -128,15 +128,17 @@ def _bipop_evals(job):
     if who == "pycma":
         import cma
 
-        state = np.random.get_state()
-        np.random.seed(seed)  # pycma draws BIPOP's regime parameters from the global RNG
+        # pycma draws BIPOP's regime parameters from numpy's global RNG: seed it (this runs in
+        # a worker process) and restore it afterwards
+        state = np.random.get_state()  # noqa: NPY002
+        np.random.seed(seed)  # noqa: NPY002
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 _, es = cma.fmin2(rastrigin, x0, 2.0, {"ftarget": 1e-8, "maxfevals": 2e6, "seed": seed + 1,
                                                        "verbose": -9}, restarts=9, bipop=True)
         finally:
-            np.random.set_state(state)
+            np.random.set_state(state)  # noqa: NPY002
         return es.result.evaluations if es.result.fbest <= 1e-8 else np.inf
     res = esopt.minimize(rastrigin, x0, 2.0, method="cmaes", vectorized=True, seed=seed, restarts="bipop",
                          max_restarts=9, options={"ftarget": 1e-8, "maxfevals": 2e6})

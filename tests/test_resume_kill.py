@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+import helpers_objectives as ho
 import pytest
 
-import helpers_objectives as ho
 from cluster import Campaign, CampaignLocked, Journal, parse_config
 
 HERE = Path(__file__).resolve().parent
@@ -31,8 +31,11 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 CONFIG = {
     "name": "killme",
     "objective": "helpers_objectives:counting_sphere",
-    "space": {"a": {"lower": -1.0, "upper": 1.0}, "b": {"lower": 0.01, "upper": 10.0, "scale": "log10"},
-              "c": {"lower": -2.0, "upper": 2.0}},
+    "space": {
+        "a": {"lower": -1.0, "upper": 1.0},
+        "b": {"lower": 0.01, "upper": 10.0, "scale": "log10"},
+        "c": {"lower": -2.0, "upper": 2.0},
+    },
     "strategy": {"name": "cmaes", "popsize": 6, "seed": 3, "sigma0": 0.3},
     "budget": {"max_generations": 4},
     "resources": {"num_cpus": 1},
@@ -57,21 +60,34 @@ def _session_procs(sid: int) -> list[int]:
 
 def _env(log: Path) -> dict:
     env = dict(os.environ)
-    env.update({ho.LOG_ENV: str(log), ho.SLEEP_ENV: "0.05", "RAY_USAGE_STATS_ENABLED": "0",
-                "PYTHONPATH": os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])})
+    env.update(
+        {
+            ho.LOG_ENV: str(log),
+            ho.SLEEP_ENV: "0.05",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONPATH": os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]),
+        }
+    )
     return env
 
 
 def _start(args: dict, env: dict, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, DRIVER, json.dumps(args)], env=env, stdout=open(out, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, DRIVER, json.dumps(args)],
+        env=env,
+        stdout=open(out, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _wait_marker(proc: subprocess.Popen, marker: Path, out: Path, timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
     while not marker.exists():
         if proc.poll() is not None:
-            raise AssertionError(f"driver exited with {proc.returncode} before pausing:\n{out.read_text()[-3000:]}")
+            raise AssertionError(
+                f"driver exited with {proc.returncode} before pausing:\n{out.read_text()[-3000:]}"
+            )
         if time.time() > deadline:
             proc.kill()
             raise AssertionError(f"driver did not reach its pause point:\n{out.read_text()[-3000:]}")
@@ -95,8 +111,14 @@ def _uninterrupted():
     import esopt
 
     cfg = parse_config(CONFIG)
-    es = esopt.make_strategy("cmaes", cfg.space.x0, cfg.strategy.sigma0, popsize=cfg.strategy.popsize,
-                             seed=cfg.strategy.seed, bounds=cfg.space.bounds)
+    es = esopt.make_strategy(
+        "cmaes",
+        cfg.space.x0,
+        cfg.strategy.sigma0,
+        popsize=cfg.strategy.popsize,
+        seed=cfg.strategy.seed,
+        bounds=cfg.space.bounds,
+    )
     trials, gens, best = [], [], None
     for g in range(1, cfg.budget.max_generations + 1):
         X = es.ask()
@@ -119,8 +141,12 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
     sessions: list[int] = []
     leftovers_seen = []
     for k, (mode, pause) in enumerate(pauses):
-        args = {"dir": str(directory), "config": CONFIG if mode == "new" else None, "pause": pause,
-                "marker": str(marker)}
+        args = {
+            "dir": str(directory),
+            "config": CONFIG if mode == "new" else None,
+            "pause": pause,
+            "marker": str(marker),
+        }
         out = tmp_path / f"driver{k}.out"
         proc = _start(args, env, out)
         _wait_marker(proc, marker, out)
@@ -161,7 +187,9 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
         assert final_rows[tid]["attempts"] == row["attempts"]
         assert final_rows[tid]["finished_at"] == row["finished_at"]
         runs = log_times[_key(row["params"])]
-        assert len([t for t in runs if t > row["finished_at"]]) == 0, f"trial {tid} ran again after it finished"
+        assert len([t for t in runs if t > row["finished_at"]]) == 0, (
+            f"trial {tid} ran again after it finished"
+        )
         assert len([t for t in runs if t <= row["finished_at"]]) >= 1
 
     # same result as the uninterrupted campaign, down to every vector and value
@@ -189,7 +217,9 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     cfg = dict(CONFIG, name="ctrlc")
     env = _env(tmp_path / "log.jsonl")
     env[ho.SLEEP_ENV] = "2.0"  # trials still running when Ctrl-C arrives
-    proc = _start({"dir": str(directory), "config": cfg, "pause": ["trial", 1, 2], "marker": str(marker)}, env, out)
+    proc = _start(
+        {"dir": str(directory), "config": cfg, "pause": ["trial", 1, 2], "marker": str(marker)}, env, out
+    )
     _wait_marker(proc, marker, out)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
     assert proc.wait(timeout=60) == 130, out.read_text()[-3000:]

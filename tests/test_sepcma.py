@@ -74,12 +74,20 @@ def test_rotation_hurts_sep_but_not_separable():
     assert 3 * evals(lambda X: ellipsoid(X, 1e4)) < evals(lambda X: rotated_ellipsoid(X, 1e4))
 
 
+@pytest.fixture
+def one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
-def test_fewer_evaluations_than_cmaes_on_separable_ellipsoid(seed):
+def test_fewer_evaluations_than_cmaes_on_separable_ellipsoid(one_blas_thread):
     """n = 100, condition 1e6, x0 = 3, sigma0 = 1, target 1e-8.  SepCMAES reaches the target
-    (measured: ~29k evaluations; full CMAES ~295k).  CMAES given exactly SepCMAES's budget must
-    not reach it, i.e. it needs more evaluations."""
+    (measured: ~29k evaluations for seeds 1 and 2; full CMAES ~295k).  CMAES given exactly
+    SepCMAES's budget must not reach it, i.e. it needs more evaluations."""
+    seed = 1
     n, tol = 100, {"ftarget": 1e-8, "maxfevals": 1e6}
     sep = SepCMAES(np.full(n, 3.0), 1.0, seed=seed, tolerances=tol)
     while not sep.stop():

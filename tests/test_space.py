@@ -26,7 +26,9 @@ def test_names_dim_bounds_and_centre():
     assert lo.tolist() == [0.0] * 4 and up.tolist() == [1.0] * 4
     assert s.x0.tolist() == [0.5] * 4
     c = s.decode(s.x0)
-    assert c["lr"] == pytest.approx(math.sqrt(3.0e-5 * 0.1), rel=1e-12)  # centre of a log range: geometric mean
+    assert c["lr"] == pytest.approx(
+        math.sqrt(3.0e-5 * 0.1), rel=1e-12
+    )  # centre of a log range: geometric mean
     assert c["momentum"] == pytest.approx(0.495)
     assert c["T_0"] in (10, 11) and isinstance(c["T_0"], int)
     assert isinstance(c["lr"], float)
@@ -91,16 +93,25 @@ def test_decode_many_and_to_dict():
     assert s.to_dict()["lr"] == {"lower": 3.0e-5, "upper": 0.1, "scale": "log10", "type": "float"}
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"a": {"lower": 1.0, "upper": 1.0}}, r"space\.a\.lower must be < upper"),
-    ({"a": {"lower": 0.0, "upper": 1.0, "scale": "log10"}}, r"space\.a\.lower must be > 0 on the log10 scale"),
-    ({"a": {"lower": 0.5, "upper": 3, "type": "int"}}, r"space\.a: an int parameter needs integer bounds"),
-    ({"a": {"lower": 0, "upper": 1, "scale": "ln"}}, r"space\.a\.scale must be one of"),
-    ({"a": {"lower": 0, "upper": 1, "init": 2}}, r"space\.a\.init=2 lies outside"),
-    ({"a": {"lower": 0, "upper": 1, "step": 2}}, r"space\.a: unknown key"),
-    ({"a": {"upper": 1}}, r"space\.a\.lower is required"),
-    ({}, "at least one hyperparameter"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"a": {"lower": 1.0, "upper": 1.0}}, r"space\.a\.lower must be < upper"),
+        (
+            {"a": {"lower": 0.0, "upper": 1.0, "scale": "log10"}},
+            r"space\.a\.lower must be > 0 on the log10 scale",
+        ),
+        (
+            {"a": {"lower": 0.5, "upper": 3, "type": "int"}},
+            r"space\.a: an int parameter needs integer bounds",
+        ),
+        ({"a": {"lower": 0, "upper": 1, "scale": "ln"}}, r"space\.a\.scale must be one of"),
+        ({"a": {"lower": 0, "upper": 1, "init": 2}}, r"space\.a\.init=2 lies outside"),
+        ({"a": {"lower": 0, "upper": 1, "step": 2}}, r"space\.a: unknown key"),
+        ({"a": {"upper": 1}}, r"space\.a\.lower is required"),
+        ({}, "at least one hyperparameter"),
+    ],
+)
 def test_invalid_spaces_name_the_key(spec, match):
     with pytest.raises(ValueError, match=match):
         Space(spec)

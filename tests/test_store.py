@@ -40,8 +40,21 @@ def test_schema_and_meta(journal):
     conn = sqlite3.connect(journal.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cols = {r[1] for r in conn.execute("PRAGMA table_info(trials)")}
-    assert {"status", "objective", "generation", "idx", "x_json", "params_json", "result_json", "error", "attempts",
-            "node_id", "worker_id", "started_at", "finished_at"} <= cols
+    assert {
+        "status",
+        "objective",
+        "generation",
+        "idx",
+        "x_json",
+        "params_json",
+        "result_json",
+        "error",
+        "attempts",
+        "node_id",
+        "worker_id",
+        "started_at",
+        "finished_at",
+    } <= cols
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     assert meta["schema_version"] == str(SCHEMA_VERSION)
     assert "esopt_version" in meta and float(meta["created_at"]) > 0
@@ -68,14 +81,30 @@ def test_transitions_are_committed_and_visible_to_a_readonly_reader(journal):
     journal.mark_submitted(ids[:2])
     journal.mark_started(ids[0], node_id="node-a", worker_id="w-1", started_at=10.0)
     r0 = reader.trial(ids[0])
-    assert (r0["status"], r0["attempts"], r0["node_id"], r0["worker_id"], r0["started_at"]) == \
-        ("running", 1, "node-a", "w-1", 10.0)
-    journal.finish_trial(ids[0], status="done", objective=0.25, result={"objective": 0.25, "curve": [1, 0.5]},
-                         finished_at=11.0)
-    journal.finish_trial(ids[1], status="failed", objective=float("nan"), result={"objective": float("nan")},
-                         error="non-finite objective (nan)")
+    assert (r0["status"], r0["attempts"], r0["node_id"], r0["worker_id"], r0["started_at"]) == (
+        "running",
+        1,
+        "node-a",
+        "w-1",
+        10.0,
+    )
+    journal.finish_trial(
+        ids[0], status="done", objective=0.25, result={"objective": 0.25, "curve": [1, 0.5]}, finished_at=11.0
+    )
+    journal.finish_trial(
+        ids[1],
+        status="failed",
+        objective=float("nan"),
+        result={"objective": float("nan")},
+        error="non-finite objective (nan)",
+    )
     r0, r1 = reader.trial(ids[0]), reader.trial(ids[1])
-    assert (r0["status"], r0["objective"], r0["result"]["curve"], r0["finished_at"]) == ("done", 0.25, [1, 0.5], 11.0)
+    assert (r0["status"], r0["objective"], r0["result"]["curve"], r0["finished_at"]) == (
+        "done",
+        0.25,
+        [1, 0.5],
+        11.0,
+    )
     assert r1["status"] == "failed" and r1["objective"] is None and r1["error"].startswith("non-finite")
     assert np.isnan(r1["result"]["objective"])
     # a retry records why the previous attempt failed and counts the attempt
@@ -87,8 +116,17 @@ def test_transitions_are_committed_and_visible_to_a_readonly_reader(journal):
     assert reader.best_trial()["id"] == ids[0]
     journal.tell(1, sigma=0.2, mean=[0.5, 0.25], best_objective=0.25, state=b"\x00state", elapsed_s=3.5)
     gens = reader.generations()
-    assert gens == [{"generation": 1, "popsize": 4, "asked_at": gens[0]["asked_at"], "told_at": gens[0]["told_at"],
-                     "sigma": 0.2, "mean": [0.5, 0.25], "best_objective": 0.25}]
+    assert gens == [
+        {
+            "generation": 1,
+            "popsize": 4,
+            "asked_at": gens[0]["asked_at"],
+            "told_at": gens[0]["told_at"],
+            "sigma": 0.2,
+            "mean": [0.5, 0.25],
+            "best_objective": 0.25,
+        }
+    ]
     assert journal.last_state() == (1, b"\x00state")
     info = reader.campaign_info()
     assert info["elapsed_s"] == 3.5 and info["n_generations"] == 1 and info["open_generation"] is None
@@ -97,7 +135,9 @@ def test_transitions_are_committed_and_visible_to_a_readonly_reader(journal):
     assert reader.campaign_info()["stop"] == {"max_generations": 1}
     # plain sqlite3 users query the columns by name
     conn = sqlite3.connect(journal.path)
-    assert conn.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND objective < 1").fetchone()[0] == 1
+    assert (
+        conn.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND objective < 1").fetchone()[0] == 1
+    )
     conn.close()
     reader.close()
 
@@ -158,12 +198,15 @@ def _make_newer(d):
     conn.close()
 
 
-@pytest.mark.parametrize("make, match", [
-    (_make_corrupt, "not an SQLite database"),
-    (_make_truncated, "corrupt"),
-    (_make_foreign, "not an esopt campaign journal"),
-    (_make_newer, "newer than this esopt reads"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (_make_corrupt, "not an SQLite database"),
+        (_make_truncated, "corrupt"),
+        (_make_foreign, "not an esopt campaign journal"),
+        (_make_newer, "newer than this esopt reads"),
+    ],
+)
 def test_bad_journal_is_refused_untouched(tmp_path, make, match):
     d = tmp_path / "camp"
     make(d)
@@ -202,6 +245,8 @@ def test_campaign_refuses_a_directory_with_a_journal(tmp_path):
     Campaign(parse_config(CONFIG), d).close()
     with pytest.raises(FileExistsError, match="resume"):
         Campaign(parse_config(CONFIG), d)
-    assert json.loads(sqlite3.connect(d / DB_NAME).execute("SELECT config_json FROM campaign").fetchone()[0]) == \
-        parse_config(CONFIG).raw
+    assert (
+        json.loads(sqlite3.connect(d / DB_NAME).execute("SELECT config_json FROM campaign").fetchone()[0])
+        == parse_config(CONFIG).raw
+    )
     assert not os.path.exists(d / "ray_local.json")

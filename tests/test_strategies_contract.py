@@ -16,7 +16,8 @@ from esopt.registry import RESTARTS, STRATEGIES, make_strategy
 from esopt.testfunctions import sphere
 
 N = 6
-CONFIGS = [(None, m) for m in sorted(STRATEGIES)] + [(r, m) for r in sorted(RESTARTS) for m in sorted(STRATEGIES)]
+CONFIGS = [(None, m) for m in sorted(STRATEGIES)]
+CONFIGS += [(r, m) for r in sorted(RESTARTS) for m in sorted(STRATEGIES)]
 IDS = [m if r is None else f"{r}-{m}" for r, m in CONFIGS]
 PLAIN = [c for c in CONFIGS if c[0] is None]
 PLAIN_IDS = [m for _, m in PLAIN]

@@ -30,8 +30,12 @@ def _mnist(dirpath, n_train=30, n_test=10, gz=False):
     ytr = np.arange(n_train) % 10
     xte = RNG.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
     yte = np.arange(n_test) % 10
-    for stem, a in (("train-images-idx3-ubyte", xtr), ("train-labels-idx1-ubyte", ytr),
-                    ("t10k-images-idx3-ubyte", xte), ("t10k-labels-idx1-ubyte", yte)):
+    for stem, a in (
+        ("train-images-idx3-ubyte", xtr),
+        ("train-labels-idx1-ubyte", ytr),
+        ("t10k-images-idx3-ubyte", xte),
+        ("t10k-labels-idx1-ubyte", yte),
+    ):
         _write_idx(dirpath / stem, a, gz)
     return xtr, ytr, xte, yte
 
@@ -59,8 +63,10 @@ def _cifar(dirpath, n=8):
 
 def _imagenet32(dirpath, n=4, npz=False):
     ext = ".npz" if npz else ""
-    tr = [_cifar_batch(dirpath / f"train_data_batch_{i}{ext}", n, label_base=1, npz=npz, n_classes=1000)
-          for i in range(1, 11)]
+    tr = [
+        _cifar_batch(dirpath / f"train_data_batch_{i}{ext}", n, label_base=1, npz=npz, n_classes=1000)
+        for i in range(1, 11)
+    ]
     te = _cifar_batch(dirpath / f"val_data{ext}", n, label_base=1, npz=npz, n_classes=1000)
     return tr, te
 
@@ -170,8 +176,12 @@ def test_random_shift_translates_each_image_within_range():
     assert out.shape == x.shape
     padded = torch.nn.functional.pad(x, (s, s, s, s))
     for i in range(2):
-        matches = [(dy, dx) for dy in range(2 * s + 1) for dx in range(2 * s + 1)
-                   if torch.equal(out[i], padded[i, :, dy : dy + 5, dx : dx + 5])]
+        matches = [
+            (dy, dx)
+            for dy in range(2 * s + 1)
+            for dx in range(2 * s + 1)
+            if torch.equal(out[i], padded[i, :, dy : dy + 5, dx : dx + 5])
+        ]
         assert len(matches) == 1
     assert trials.random_shift(x, 0, g) is x
 
@@ -182,11 +192,27 @@ def test_train_on_tiny_mnist_and_cifar_files(tmp_path):
     _mnist(tmp_path / "m", n_train=40)
     _cifar(tmp_path / "c")
     small = {"filters1": 4, "filters2": 4, "filters3": 8}
-    r = trials.train_and_evaluate({**small, "dense_units": 8}, {"dataset": "mnist", "data_dir": str(tmp_path / "m"),
-                                                               "epochs": 1, "valid_fraction": 0.25})
+    r = trials.train_and_evaluate(
+        {**small, "dense_units": 8},
+        {
+            "dataset": "mnist",
+            "data_dir": str(tmp_path / "m"),
+            "epochs": 1,
+            "valid_fraction": 0.25,
+            "threads": 1,
+        },
+    )
     assert r.status == "ok" and (r.train_size, r.valid_size) == (30, 10) and r.test_error is not None
-    r = trials.train_and_evaluate({**small, "shift": 4}, {"dataset": "cifar10", "data_dir": str(tmp_path / "c"),
-                                                         "epochs": 1, "optimizer": "sgdw"})
+    r = trials.train_and_evaluate(
+        {**small, "shift": 4},
+        {
+            "dataset": "cifar10",
+            "data_dir": str(tmp_path / "c"),
+            "epochs": 1,
+            "optimizer": "sgdw",
+            "threads": 1,
+        },
+    )
     assert r.status == "ok" and r.valid_size == 16 and r.n_params > 0
     # ResNet-20 with these widths: 19 3x3 convs + 2 projection shortcuts + 21 BN + linear
     assert r.hparams["filters3"] == 8 and r.epochs_run == 1

@@ -18,7 +18,8 @@ def _quadratic(seed=0, n=4):
 def test_sgdw_matches_algorithm_1_on_a_quadratic():
     A, b, theta0 = _quadratic()
     alpha, beta, lam = 0.05, 0.9, 0.01
-    # paper, Algorithm 1: m_t = beta m_{t-1} + eta_t alpha g_t ; theta_t = theta_{t-1} - m_t - eta_t lambda theta_{t-1}
+    # paper, Algorithm 1: m_t = beta m_{t-1} + eta_t alpha g_t
+    #                     theta_t = theta_{t-1} - m_t - eta_t lambda theta_{t-1}
     theta, m = theta0.copy(), np.zeros_like(theta0)
     for eta in ETAS:
         g = A @ theta - b  # gradient of 0.5 theta^T A theta - b^T theta

@@ -39,7 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RawData", "DeviceData", "DATASETS", "load_dataset", "device_data", "split_indices", "channel_stats"]
+__all__ = [
+    "RawData",
+    "DeviceData",
+    "DATASETS",
+    "load_dataset",
+    "device_data",
+    "split_indices",
+    "channel_stats",
+]
 
 DATASETS = ("digits", "mnist", "cifar10", "imagenet32")
 
@@ -69,7 +77,9 @@ def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray,
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction!r}")
     n_valid = int(round(n * valid_fraction))
     if n_valid < 1 or n - n_valid < 1:
-        raise ValueError(f"valid_fraction={valid_fraction} of {n} images leaves an empty train or validation set")
+        raise ValueError(
+            f"valid_fraction={valid_fraction} of {n} images leaves an empty train or validation set"
+        )
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
@@ -116,6 +126,7 @@ def _need_dir(data_dir, name: str) -> Path:
 # ------------------------------------------------------------------------------------------ digits
 _DIGITS_SPLIT_SEED = 0
 
+
 def _load_digits() -> RawData:
     from sklearn.datasets import load_digits
 
@@ -155,8 +166,10 @@ def _load_mnist(data_dir) -> RawData:
     d = _need_dir(data_dir, "mnist")
     parts = {}
     for key, stem, ndim in (
-        ("xtr", "train-images-idx3-ubyte", 3), ("ytr", "train-labels-idx1-ubyte", 1),
-        ("xte", "t10k-images-idx3-ubyte", 3), ("yte", "t10k-labels-idx1-ubyte", 1),
+        ("xtr", "train-images-idx3-ubyte", 3),
+        ("ytr", "train-labels-idx1-ubyte", 1),
+        ("xte", "t10k-images-idx3-ubyte", 3),
+        ("yte", "t10k-labels-idx1-ubyte", 1),
     ):
         cands = [base / (stem + ext) for base in (d, d / "MNIST" / "raw") for ext in ("", ".gz")]
         parts[key] = read_idx(_first_existing(cands, f"MNIST file {stem} ({_IDX_FORMAT})"), ndim)
@@ -164,8 +177,13 @@ def _load_mnist(data_dir) -> RawData:
         if parts[xs].shape[0] != parts[ys].shape[0]:
             raise ValueError(f"MNIST in {d}: {parts[xs].shape[0]} images but {parts[ys].shape[0]} labels")
     return RawData(
-        "mnist", parts["xtr"][:, None].copy(), parts["ytr"].astype(np.int64),
-        parts["xte"][:, None].copy(), parts["yte"].astype(np.int64), 10, 1.0 / 255.0,
+        "mnist",
+        parts["xtr"][:, None].copy(),
+        parts["ytr"].astype(np.int64),
+        parts["xte"][:, None].copy(),
+        parts["yte"].astype(np.int64),
+        10,
+        1.0 / 255.0,
     )
 
 
@@ -174,8 +192,12 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Unpickler that resolves only what pickled numpy arrays need (no arbitrary callables)."""
 
     _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):
@@ -264,8 +286,13 @@ def _load_imagenet32(data_dir) -> RawData:
     tr = [batch(f"train_data_batch_{i}", "Imagenet32_train") for i in range(1, 11)]
     xte, yte = batch("val_data", "Imagenet32_val")
     return RawData(
-        "imagenet32", np.concatenate([b[0] for b in tr]), np.concatenate([b[1] for b in tr]), xte, yte,
-        1000, 1.0 / 255.0,
+        "imagenet32",
+        np.concatenate([b[0] for b in tr]),
+        np.concatenate([b[1] for b in tr]),
+        xte,
+        yte,
+        1000,
+        1.0 / 255.0,
     )
 
 
@@ -289,7 +316,11 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> RawDat
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {list(DATASETS)}")
-    key = None if name == "digits" or data_dir is None else str(Path(os.fspath(data_dir)).expanduser().resolve())
+    key = (
+        None
+        if name == "digits" or data_dir is None
+        else str(Path(os.fspath(data_dir)).expanduser().resolve())
+    )
     return _cached(name, key)
 
 
@@ -321,10 +352,15 @@ def _device_cached(name: str, key: str | None, device: str) -> DeviceData:
         return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
 
     return DeviceData(
-        t(raw.x_train), t(raw.y_train), t(raw.x_test), t(raw.y_test),
+        t(raw.x_train),
+        t(raw.y_train),
+        t(raw.x_test),
+        t(raw.y_test),
         t((raw.scale / std).reshape(1, -1, 1, 1).astype(np.float32)),
         t((-mean / std).reshape(1, -1, 1, 1).astype(np.float32)),
-        raw.n_classes, raw.x_train.shape[1], raw.x_train.shape[2],
+        raw.n_classes,
+        raw.x_train.shape[1],
+        raw.x_train.shape[2],
     )
 
 
@@ -334,5 +370,9 @@ def device_data(name: str, data_dir: str | os.PathLike | None, device) -> Device
     most recent datasets/devices).  Raises like :func:`load_dataset`.
     """
     load_dataset(name, data_dir)  # validates the name, raises file errors, fills the cache
-    key = None if name == "digits" or data_dir is None else str(Path(os.fspath(data_dir)).expanduser().resolve())
+    key = (
+        None
+        if name == "digits" or data_dir is None
+        else str(Path(os.fspath(data_dir)).expanduser().resolve())
+    )
     return _device_cached(name, key, str(device))

@@ -82,63 +82,244 @@ class HParam:
         if self.integer:
             if v != round(v):
                 raise ValueError(
-                    f"hyperparameter {self.name!r} must be an integer, got {value!r}; round it in the search space"
+                    f"hyperparameter {self.name!r} must be an integer, got {value!r}; "
+                    "round it in the search space"
                 )
             return int(round(v))
         return v
 
 
 _H = [
-    HParam("lr", "learning rate at schedule multiplier 1 (peak of each SGDR period)", 0.0, 100.0,
-           {"adamw": 4e-3, "sgdw": 0.05}, "peak learning rate alpha; lr at fractional epoch t is alpha * eta_t",
-           low_open=True, scale="log"),
-    HParam("weight_decay", "fraction of each weight removed per step at multiplier 1", 0.0, 1.0, 5e-4,
-           "decoupled weight decay lambda: theta <- theta - eta_t*lambda*theta each step (not times lr); "
-           "weights of conv/linear layers only", high_open=True, scale="log"),
-    HParam("weight_decay_norm", "dimensionless", 0.0, 100.0, None,
-           "normalized weight decay: lambda = weight_decay_norm*sqrt(batch_size/(n_train*epochs)); "
-           "replaces weight_decay", scale="log"),
-    HParam("T_0", "epochs (may be fractional)", 0.0, 1e4, None,
-           "length of the first SGDR period; default (None) = spec.epochs, i.e. one cosine decay and no restart",
-           low_open=True, scale="log"),
-    HParam("T_mult", "dimensionless factor", 1.0, 10.0, 1.0,
-           "each SGDR period is T_mult times longer than the previous one (may be fractional)"),
-    HParam("eta_min", "fraction of lr", 0.0, 1.0, 0.0,
-           "schedule multiplier at the end of each period (lr falls to eta_min*lr)"),
-    HParam("momentum", "dimensionless", 0.0, 1.0, 0.9, "SGDW momentum beta (Algorithm 1 of 1711.05101)",
-           high_open=True, applies_to=("sgdw",)),
-    HParam("beta1", "dimensionless", 0.0, 1.0, 0.9, "AdamW first-moment decay", high_open=True,
-           applies_to=("adamw",)),
-    HParam("beta2", "dimensionless", 0.0, 1.0, 0.999, "AdamW second-moment decay", high_open=True,
-           applies_to=("adamw",)),
-    HParam("log10_one_minus_momentum", "log10 of (1 - momentum)", -6.0, 0.0, None,
-           "sets momentum = 1 - 10**value", applies_to=("sgdw",), alias_of="momentum"),
-    HParam("log10_one_minus_beta1", "log10 of (1 - beta1)", -6.0, 0.0, None,
-           "sets beta1 = 1 - 10**value (-1 is 0.9)", applies_to=("adamw",), alias_of="beta1"),
-    HParam("log10_one_minus_beta2", "log10 of (1 - beta2)", -6.0, 0.0, None,
-           "sets beta2 = 1 - 10**value (-3 is 0.999)", applies_to=("adamw",), alias_of="beta2"),
-    HParam("filters1", "channels", 1, 512, 16,
-           "output channels of conv layer 1 (CNN) / of stage 1 (ResNet-20)", integer=True, scale="log"),
-    HParam("filters2", "channels", 1, 512, 32,
-           "output channels of conv layer 2 (CNN) / of stage 2 (ResNet-20)", integer=True, scale="log"),
-    HParam("filters3", "channels", 1, 512, 64,
-           "output channels of conv layer 3 (CNN) / of stage 3 (ResNet-20)", integer=True, scale="log"),
-    HParam("dense_units", "units", 1, 4096, 128, "width of the CNN's hidden dense layer", integer=True,
-           applies_to=("cnn",), scale="log"),
-    HParam("dropout1", "probability", 0.0, 1.0, 0.0, "dropout after conv layer / stage 1", high_open=True),
-    HParam("dropout2", "probability", 0.0, 1.0, 0.0, "dropout after conv layer / stage 2", high_open=True),
-    HParam("dropout3", "probability", 0.0, 1.0, 0.0, "dropout after conv layer / stage 3", high_open=True),
-    HParam("dropout_dense", "probability", 0.0, 1.0, 0.0, "dropout before the output layer", high_open=True),
-    HParam("log2_batch_size", "log2 of images per batch", 0, 14, None,
-           "batch size = 2**value; default (None) = spec.batch_size", integer=True),
-    HParam("label_smoothing", "probability mass", 0.0, 1.0, 0.0,
-           "label smoothing of the cross-entropy loss (torch's label_smoothing)", high_open=True),
-    HParam("shift", "pixels", 0, 8, 0,
-           "augmentation: random translation of each training image by up to +-shift pixels per axis "
-           "(zero fill); must be smaller than the image side", integer=True),
-    HParam("grad_clip", "L2 norm of the full gradient", 0.0, 1e6, None,
-           "clip the gradient's global L2 norm to this value before each step; default (None) = off",
-           low_open=True, scale="log"),
+    HParam(
+        name="lr",
+        unit="learning rate at schedule multiplier 1 (peak of each SGDR period)",
+        low=0.0,
+        high=100.0,
+        default={"adamw": 0.004, "sgdw": 0.05},
+        doc="peak learning rate alpha; lr at fractional epoch t is alpha * eta_t",
+        low_open=True,
+        scale="log",
+    ),
+    HParam(
+        name="weight_decay",
+        unit="fraction of each weight removed per step at multiplier 1",
+        low=0.0,
+        high=1.0,
+        default=0.0005,
+        doc="decoupled decay: theta -= eta_t*lambda*theta per step, no lr factor; conv/linear weights",
+        high_open=True,
+        scale="log",
+    ),
+    HParam(
+        name="weight_decay_norm",
+        unit="dimensionless",
+        low=0.0,
+        high=100.0,
+        default=None,
+        doc="normalized weight decay, sets lambda = value*sqrt(batch_size/(n_train*epochs))",
+        scale="log",
+    ),
+    HParam(
+        name="T_0",
+        unit="epochs (may be fractional)",
+        low=0.0,
+        high=10000.0,
+        default=None,
+        doc="length of the first SGDR period; default (None) = spec.epochs: one cosine decay, no restart",
+        low_open=True,
+        scale="log",
+    ),
+    HParam(
+        name="T_mult",
+        unit="dimensionless factor",
+        low=1.0,
+        high=10.0,
+        default=1.0,
+        doc="each SGDR period is T_mult times longer than the previous one (may be fractional)",
+    ),
+    HParam(
+        name="eta_min",
+        unit="fraction of lr",
+        low=0.0,
+        high=1.0,
+        default=0.0,
+        doc="schedule multiplier at the end of each period (lr falls to eta_min*lr)",
+    ),
+    HParam(
+        name="momentum",
+        unit="dimensionless",
+        low=0.0,
+        high=1.0,
+        default=0.9,
+        doc="SGDW momentum beta (Algorithm 1 of 1711.05101)",
+        high_open=True,
+        applies_to=("sgdw",),
+    ),
+    HParam(
+        name="beta1",
+        unit="dimensionless",
+        low=0.0,
+        high=1.0,
+        default=0.9,
+        doc="AdamW first-moment decay",
+        high_open=True,
+        applies_to=("adamw",),
+    ),
+    HParam(
+        name="beta2",
+        unit="dimensionless",
+        low=0.0,
+        high=1.0,
+        default=0.999,
+        doc="AdamW second-moment decay",
+        high_open=True,
+        applies_to=("adamw",),
+    ),
+    HParam(
+        name="log10_one_minus_momentum",
+        unit="log10 of (1 - momentum)",
+        low=-6.0,
+        high=0.0,
+        default=None,
+        doc="sets momentum = 1 - 10**value",
+        applies_to=("sgdw",),
+        alias_of="momentum",
+    ),
+    HParam(
+        name="log10_one_minus_beta1",
+        unit="log10 of (1 - beta1)",
+        low=-6.0,
+        high=0.0,
+        default=None,
+        doc="sets beta1 = 1 - 10**value (-1 is 0.9)",
+        applies_to=("adamw",),
+        alias_of="beta1",
+    ),
+    HParam(
+        name="log10_one_minus_beta2",
+        unit="log10 of (1 - beta2)",
+        low=-6.0,
+        high=0.0,
+        default=None,
+        doc="sets beta2 = 1 - 10**value (-3 is 0.999)",
+        applies_to=("adamw",),
+        alias_of="beta2",
+    ),
+    HParam(
+        name="filters1",
+        unit="channels",
+        low=1,
+        high=512,
+        default=16,
+        doc="output channels of conv layer 1 (CNN) / of stage 1 (ResNet-20)",
+        integer=True,
+        scale="log",
+    ),
+    HParam(
+        name="filters2",
+        unit="channels",
+        low=1,
+        high=512,
+        default=32,
+        doc="output channels of conv layer 2 (CNN) / of stage 2 (ResNet-20)",
+        integer=True,
+        scale="log",
+    ),
+    HParam(
+        name="filters3",
+        unit="channels",
+        low=1,
+        high=512,
+        default=64,
+        doc="output channels of conv layer 3 (CNN) / of stage 3 (ResNet-20)",
+        integer=True,
+        scale="log",
+    ),
+    HParam(
+        name="dense_units",
+        unit="units",
+        low=1,
+        high=4096,
+        default=128,
+        doc="width of the CNN's hidden dense layer",
+        integer=True,
+        applies_to=("cnn",),
+        scale="log",
+    ),
+    HParam(
+        name="dropout1",
+        unit="probability",
+        low=0.0,
+        high=1.0,
+        default=0.0,
+        doc="dropout after conv layer / stage 1",
+        high_open=True,
+    ),
+    HParam(
+        name="dropout2",
+        unit="probability",
+        low=0.0,
+        high=1.0,
+        default=0.0,
+        doc="dropout after conv layer / stage 2",
+        high_open=True,
+    ),
+    HParam(
+        name="dropout3",
+        unit="probability",
+        low=0.0,
+        high=1.0,
+        default=0.0,
+        doc="dropout after conv layer / stage 3",
+        high_open=True,
+    ),
+    HParam(
+        name="dropout_dense",
+        unit="probability",
+        low=0.0,
+        high=1.0,
+        default=0.0,
+        doc="dropout before the output layer",
+        high_open=True,
+    ),
+    HParam(
+        name="log2_batch_size",
+        unit="log2 of images per batch",
+        low=0,
+        high=14,
+        default=None,
+        doc="batch size = 2**value; default (None) = spec.batch_size",
+        integer=True,
+    ),
+    HParam(
+        name="label_smoothing",
+        unit="probability mass",
+        low=0.0,
+        high=1.0,
+        default=0.0,
+        doc="label smoothing of the cross-entropy loss (torch's label_smoothing)",
+        high_open=True,
+    ),
+    HParam(
+        name="shift",
+        unit="pixels",
+        low=0,
+        high=8,
+        default=0,
+        doc="augmentation: random translation of each training image by up to +-shift pixels per axis "
+        "(zero fill); must be smaller than the image side",
+        integer=True,
+    ),
+    HParam(
+        name="grad_clip",
+        unit="L2 norm of the full gradient",
+        low=0.0,
+        high=1000000.0,
+        default=None,
+        doc="clip the gradient's global L2 norm to this value before each step; default (None) = off",
+        low_open=True,
+        scale="log",
+    ),
 ]
 HPARAMS: dict[str, HParam] = {h.name: h for h in _H}
 
@@ -173,7 +354,9 @@ def resolve_hparams(hparams: dict | None, fixed: dict | None, optimizer: str, mo
             raise ValueError(f"unknown hyperparameter(s) {unknown} in {what}; known: {sorted(HPARAMS)}")
     both = sorted(set(hparams) & set(fixed))
     if both:
-        raise ValueError(f"hyperparameter(s) {both} are both tuned (hparams) and fixed (spec.fixed); keep one")
+        raise ValueError(
+            f"hyperparameter(s) {both} are both tuned (hparams) and fixed (spec.fixed); keep one"
+        )
     given = {**fixed, **hparams}
     out: dict[str, Any] = {}
     for name, value in given.items():
@@ -204,12 +387,15 @@ def resolve_hparams(hparams: dict | None, fixed: dict | None, optimizer: str, mo
 
 
 def describe_hparams() -> str:
-    """A Markdown table of ``HPARAMS`` (name, unit, valid range, default, meaning) for docs."""
-    rows = ["| name | unit | valid range | default | applies to | meaning |", "|---|---|---|---|---|---|"]
+    """A Markdown table of ``HPARAMS`` (name, unit, valid range, default, scope, search scale, meaning)."""
+    rows = [
+        "| name | unit | valid range | default | applies to | scale | meaning |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for h in HPARAMS.values():
         kind = " (int)" if h.integer else ""
         rows.append(
             f"| `{h.name}` | {h.unit} | {h.range_text()}{kind} | {h.default} | "
-            f"{', '.join(h.applies_to) or 'all'} | {h.doc} |"
+            f"{', '.join(h.applies_to) or 'all'} | {h.scale} | {h.doc} |"
         )
     return "\n".join(rows)

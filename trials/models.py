@@ -53,8 +53,16 @@ class SmallCNN(nn.Module):
     ``dropout`` the probabilities after each conv block, ``dropout_dense`` after the dense layer.
     """
 
-    def __init__(self, in_channels: int, n_classes: int, image_size: int, filters=(16, 32, 64),
-                 dense_units: int = 128, dropout=(0.0, 0.0, 0.0), dropout_dense: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        image_size: int,
+        filters=(16, 32, 64),
+        dense_units: int = 128,
+        dropout=(0.0, 0.0, 0.0),
+        dropout_dense: float = 0.0,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c, s = in_channels, image_size
@@ -70,8 +78,11 @@ class SmallCNN(nn.Module):
             raise ValueError(f"image_size={image_size} is too small for SmallCNN (needs >= 4)")
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(c * s * s, dense_units), nn.ReLU(inplace=True),
-            *([Dropout(dropout_dense)] if dropout_dense > 0 else []), nn.Linear(dense_units, n_classes),
+            nn.Flatten(),
+            nn.Linear(c * s * s, dense_units),
+            nn.ReLU(inplace=True),
+            *([Dropout(dropout_dense)] if dropout_dense > 0 else []),
+            nn.Linear(dense_units, n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +100,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
@@ -105,11 +118,20 @@ class ResNet20(nn.Module):
     output ``(N, n_classes)``.
     """
 
-    def __init__(self, in_channels: int, n_classes: int, filters=(16, 32, 64), dropout=(0.0, 0.0, 0.0),
-                 dropout_dense: float = 0.0, blocks_per_stage: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        filters=(16, 32, 64),
+        dropout=(0.0, 0.0, 0.0),
+        dropout_dense: float = 0.0,
+        blocks_per_stage: int = 3,
+    ):
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, filters[0], 3, padding=1, bias=False), nn.BatchNorm2d(filters[0]), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, filters[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(filters[0]),
+            nn.ReLU(inplace=True),
         )
         stages, c = [], filters[0]
         for k, (f, p) in enumerate(zip(filters, dropout)):
@@ -122,7 +144,9 @@ class ResNet20(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), *([Dropout(dropout_dense)] if dropout_dense > 0 else []),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            *([Dropout(dropout_dense)] if dropout_dense > 0 else []),
             nn.Linear(c, n_classes),
         )
 
@@ -155,8 +179,9 @@ def init_parameters(model: nn.Module, generator: torch.Generator, *, he_conv: bo
     return model
 
 
-def build_model(name: str, in_channels: int, n_classes: int, image_size: int, hp: dict,
-                generator: torch.Generator) -> nn.Module:
+def build_model(
+    name: str, in_channels: int, n_classes: int, image_size: int, hp: dict, generator: torch.Generator
+) -> nn.Module:
     """Build model ``name`` (``"cnn"`` or ``"resnet20"``) on CPU from the resolved hyperparameters ``hp``
     (``filters1..3``, ``dropout1..3``, ``dropout_dense``, and ``dense_units`` for the CNN), with
     parameters drawn from ``generator`` (a CPU ``torch.Generator``).  Raises ``ValueError`` for an
@@ -166,8 +191,9 @@ def build_model(name: str, in_channels: int, n_classes: int, image_size: int, hp
     dropout = (hp["dropout1"], hp["dropout2"], hp["dropout3"])
     with torch.device("meta"):  # no parameter memory, no global-RNG draws
         if name == "cnn":
-            model: nn.Module = SmallCNN(in_channels, n_classes, image_size, filters, hp["dense_units"], dropout,
-                                        hp["dropout_dense"])
+            model: nn.Module = SmallCNN(
+                in_channels, n_classes, image_size, filters, hp["dense_units"], dropout, hp["dropout_dense"]
+            )
         elif name == "resnet20":
             model = ResNet20(in_channels, n_classes, filters, dropout, hp["dropout_dense"])
         else:

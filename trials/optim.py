@@ -82,27 +82,39 @@ def weight_decay_from_norm(weight_decay_norm: float, batch_size: int, n_train: i
     if not (math.isfinite(weight_decay_norm) and weight_decay_norm >= 0):
         raise ValueError(f"weight_decay_norm must be finite and >= 0, got {weight_decay_norm!r}")
     if batch_size < 1 or n_train < 1 or not epochs > 0:
-        raise ValueError(f"need batch_size, n_train >= 1 and epochs > 0, got {batch_size}, {n_train}, {epochs}")
+        raise ValueError(
+            f"need batch_size, n_train >= 1 and epochs > 0, got {batch_size}, {n_train}, {epochs}"
+        )
     return weight_decay_norm * math.sqrt(batch_size / (n_train * epochs))
 
 
 def make_optimizer(
-    name: str, model: torch.nn.Module, lr: float, weight_decay: float, *, momentum: float = 0.9,
-    betas: tuple[float, float] = (0.9, 0.999), fused: bool | None = None,
+    name: str,
+    model: torch.nn.Module,
+    lr: float,
+    weight_decay: float,
+    *,
+    momentum: float = 0.9,
+    betas: tuple[float, float] = (0.9, 0.999),
+    fused: bool | None = None,
 ) -> torch.optim.Optimizer:
     """``"adamw"`` (torch AdamW) or ``"sgdw"`` (:class:`SGDW`) over ``model``'s parameters.
 
     ``weight_decay`` is the paper's lambda (per step at schedule multiplier 1, not times the lr);
     it applies to parameters with ``dim > 1`` (conv and linear weights), not to biases or
     BatchNorm scales/shifts.  It is passed to the optimizer as ``lambda / lr`` (see module doc).
-    ``fused`` goes to torch's AdamW.  Raises ``ValueError`` for an unknown name.
+    ``fused`` goes to torch's AdamW (ignored where torch does not support it).  Raises ``ValueError``
+    for an unknown name.
     """
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     wd = weight_decay / lr  # torch multiplies by the current lr = lr*eta_t -> eta_t*lambda
     groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
+        try:
+            return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
+        except RuntimeError:  # fused not supported for these tensors/this torch: the foreach version
+            return torch.optim.AdamW(groups, lr=lr, betas=betas)
     if name == "sgdw":
         return SGDW(groups, lr=lr, momentum=momentum)
     raise ValueError(f"unknown optimizer {name!r}; known: ['adamw', 'sgdw']")
