@@ -69,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REEVAL_SEED0 = 10_000
 FRACTIONS = (0.25, 0.5, 1.0)
 COLORS = {"cmaes": "tab:blue", "sepcmaes": "tab:cyan", "random": "tab:gray", "tpe": "tab:orange"}
-BASE_COLS = ["method", "seed", "trial", "generation", "train_seed", "objective", "test_error", "status",
+BASE_COLS = ["method", "seed", "trial", "generation", "sigma", "train_seed", "objective", "test_error", "status",
              "wall_time_s", "best_so_far"]
 
 
@@ -159,11 +159,11 @@ def run_one(job: dict) -> dict:
     best = math.inf
     t_start = time.perf_counter()
 
-    def record(hp: dict, gen: int) -> float:
+    def record(hp: dict, gen: int, sigma: float = math.nan) -> float:
         nonlocal best
         r = evaluate(hp, spec)
         best = min(best, r["objective"])
-        rows.append({"method": job["method"], "seed": seed, "trial": len(rows), "generation": gen,
+        rows.append({"method": job["method"], "seed": seed, "trial": len(rows), "generation": gen, "sigma": sigma,
                      "train_seed": train_seed, **r, "best_so_far": best, **hp})
         if len(rows) % max(1, n_trials // 4) == 0:
             print(f"    {job['method']} seed {seed}: {len(rows)}/{n_trials} trials, best {pct(best)}%, "
@@ -179,9 +179,10 @@ def run_one(job: dict) -> dict:
                                  bounds=space.bounds)
         gen = 0
         while len(rows) < n_trials:
+            sigma = float(es.sigma)  # step size this generation was sampled with (unit-cube units)
             X = es.ask()
             k = min(len(X), n_trials - len(rows))
-            f = [record(space.decode(x), gen) for x in X[:k]]
+            f = [record(space.decode(x), gen, sigma) for x in X[:k]]
             if k == len(X):
                 es.tell(X, np.asarray(f))
             gen += 1

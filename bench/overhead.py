@@ -152,7 +152,9 @@ def main(argv=None):
     import cma
     import cmaes
 
-    print(f"pycma {cma.__version__}, cmaes {cmaes.__version__}, numpy {np.__version__}; BLAS threads = 1")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"pycma {cma.__version__}, cmaes {cmaes.__version__}, numpy {np.__version__}; BLAS threads = 1; "
+          f"{os.cpu_count()} CPUs, load average {load:.1f} (µs grow with load, the interleaved ratios less)")
     head = (f"{'n':>5} | {'median µs: esopt':>16} {'pycma':>8} {'cmaes':>10} | {'pycma/esopt':>11} "
             f"{'cmaes/esopt':>11} || {'mean µs: esopt':>14} {'pycma':>8} {'cmaes':>10} | "
             f"{'pycma/esopt':>11} {'cmaes/esopt':>11}")

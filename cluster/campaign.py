@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,9 +384,15 @@ class Campaign:
 
         Ctrl-C (``KeyboardInterrupt``) cancels the running trials, journals them ``cancelled``,
         sets the campaign ``interrupted``, shuts an owned Ray instance down and returns a result
-        with status ``"interrupted"``.  Other exceptions mark the campaign ``failed`` (message =
-        the error) and propagate.  Trial failures under ``on_error: abort`` end it ``failed``.
+        with status ``"interrupted"``; while ``run`` executes in the main thread, SIGTERM does the
+        same (the previous SIGTERM handler is restored afterwards).  Other exceptions mark the
+        campaign ``failed`` (message = the error) and propagate.  Trial failures under
+        ``on_error: abort`` end it ``failed``.
         """
+        with _sigterm_as_interrupt():
+            return self._run(progress)
+
+    def _run(self, progress: Any) -> CampaignResult:
         from . import raylocal
         from .executor import RayExecutor, TrialTask, check_feasible
 
@@ -409,6 +418,7 @@ class Campaign:
         journal.set_campaign(status="running", message=None, driver_pid=os.getpid())
         session = None
         executor = None
+        ray_was_up = _ray_initialized()
         g = 0
         try:
             told = [r for r in journal.trials() if r["generation"] <= last_g]
@@ -424,7 +434,7 @@ class Campaign:
                 num_cpus=self.config.ray.num_cpus,
                 num_gpus=self.config.ray.num_gpus,
             )
-            check_feasible(self.config.resources)
+            check_feasible(self.config.resources, strict=session.owned)
             executor = self.executor = RayExecutor(
                 self.objective, self.config.resources, self.config.failures
             )
@@ -510,6 +520,10 @@ class Campaign:
         finally:
             if session is not None:
                 session.shutdown()
+            elif not ray_was_up and _ray_initialized():  # interrupted inside ray.init()
+                import ray
+
+                ray.shutdown()
             self._lock.release()
 
     def _finish(self, status: str, stop: dict, elapsed: float) -> CampaignResult:
@@ -542,6 +556,30 @@ class Campaign:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _ray_initialized() -> bool:
+    import sys
+
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """In the main thread, make SIGTERM stop the campaign like Ctrl-C (restored afterwards)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _state_bytes(strategy) -> bytes:

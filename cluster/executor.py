@@ -118,21 +118,35 @@ def _trial_task_plain(objective: Objective, params: dict) -> dict:
     return _run_objective(objective, params, ctx.get_node_id(), ctx.get_worker_id())
 
 
-def check_feasible(resources: ResourcesConfig) -> None:
-    """Raise ``ValueError`` if no node of the connected Ray cluster can run one trial
-    (e.g. ``num_gpus: 1`` on a cluster without GPUs).  Nodes are read from ``ray.nodes()``."""
+def check_feasible(resources: ResourcesConfig, *, strict: bool = True) -> bool:
+    """Whether some alive node of the connected Ray cluster can run one trial (e.g. not
+    ``num_gpus: 1`` on a cluster without GPUs); nodes are read from ``ray.nodes()``.
+
+    With ``strict`` (a local instance this campaign started) an infeasible trial raises
+    ``ValueError``; otherwise (a joined cluster, whose autoscaler may still add such nodes) a
+    ``RuntimeWarning`` is issued and False returned.
+    """
+    import warnings
+
     import ray
 
     need = {"CPU": float(resources.num_cpus), "GPU": float(resources.num_gpus)}
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    try:
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    except Exception:  # noqa: BLE001 - e.g. not available through this connection: do not block
+        return True
     for res in nodes:
         if all(res.get(k, 0.0) >= v for k, v in need.items() if v > 0):
-            return
+            return True
     have = [{k: res.get(k, 0.0) for k in need} for res in nodes]
-    raise ValueError(
+    msg = (
         f"no Ray node can run a trial needing num_cpus={need['CPU']}, num_gpus={need['GPU']} "
         f"(nodes have {have}); lower resources.num_cpus/num_gpus or add nodes"
     )
+    if strict:
+        raise ValueError(msg)
+    warnings.warn(msg + "; waiting for the cluster to provide them", RuntimeWarning, stacklevel=2)
+    return False
 
 
 class _Running:

@@ -112,12 +112,16 @@ class Objective:
     sys_path : tuple of str
         Import directories of the driver, appended to a worker's ``sys.path`` if missing there,
         so that a module importable in the driver (e.g. next to a script) is importable in workers.
+    num_gpus : float
+        GPUs of a trial; with 0, ``TrialSpec.device`` "auto" becomes "cpu" (a trial that Ray did
+        not give a GPU must not use one).
     """
 
     target: str
     trial: dict = field(default_factory=dict)
     num_cpus: float = 1.0
     sys_path: tuple[str, ...] = ()
+    num_gpus: float = 0.0
 
     @property
     def uses_trials(self) -> bool:
@@ -142,6 +146,8 @@ class Objective:
         fields = dict(self.trial)
         if fields.get("threads") is None:
             fields["threads"] = _threads(self.num_cpus)
+        if fields.get("device", "auto") == "auto" and self.num_gpus == 0:
+            fields["device"] = "cpu"
         return trials.TrialSpec.from_dict(fields)
 
     def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,6 +176,7 @@ def make_objective(config: CampaignConfig) -> Objective:
         target=config.objective,
         trial=dict(config.trial),
         num_cpus=float(config.resources.num_cpus),
+        num_gpus=float(config.resources.num_gpus),
         sys_path=tuple(p for p in sys.path if p and os.path.isdir(p)),
     )
     obj.load()

@@ -120,11 +120,12 @@ def _write_record(directory: Path, data: dict) -> None:
     os.replace(tmp, directory / RECORD_NAME)
 
 
-def cleanup_leftovers(directory: str | os.PathLike) -> list[int]:
+def cleanup_leftovers(directory: str | os.PathLike, *, keep_node_id: str | None = None) -> list[int]:
     """Kill the processes of a local Ray instance recorded in ``DIR/ray_local.json`` by a driver
     that is no longer alive; remove the record.  Returns the pids killed.
 
-    Does nothing (returns ``[]``) if there is no record or its driver is still alive.
+    Does nothing (returns ``[]``) if there is no record, its driver is still alive, or it
+    records ``keep_node_id`` (the node this process is connected to).
     """
     path = _record_path(directory)
     try:
@@ -133,6 +134,8 @@ def cleanup_leftovers(directory: str | os.PathLike) -> list[int]:
         return []
     drv = rec.get("driver_pid")
     if drv and drv != os.getpid() and _alive(int(drv), rec.get("driver_start_time")):
+        return []
+    if keep_node_id is not None and rec.get("node_id") == keep_node_id:
         return []
     pids = session_processes(str(rec.get("node_id") or ""), rec.get("processes"))
     killed = _kill(pids) if pids else []
@@ -211,7 +214,7 @@ def connect(
     """Make sure this process is connected to Ray (see module docstring) and return the session.
 
     ``num_cpus``/``num_gpus`` size a new local instance (default: all CPUs, detected GPUs).
-    Before starting a local instance, leftovers recorded in ``directory`` are cleaned up.
+    First, leftovers of an earlier local instance recorded in ``directory`` are cleaned up.
 
     Raises
     ------
@@ -221,14 +224,15 @@ def connect(
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    directory = Path(directory) if directory is not None else None
+    if directory is not None:
+        current = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+        cleanup_leftovers(directory, keep_node_id=current)
     if ray.is_initialized():
         return RaySession()
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
         return RaySession(connected=True)
-    directory = Path(directory) if directory is not None else None
-    if directory is not None:
-        cleanup_leftovers(directory)
     kwargs: dict[str, Any] = dict(
         address="local",
         num_cpus=int(num_cpus or os.cpu_count() or 1),

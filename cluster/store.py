@@ -252,6 +252,12 @@ class Journal:
             raise FileExistsError(
                 f"{path} already exists; resume that campaign or choose another directory"
             ) from None
+        except OSError:  # a filesystem without hard links: rename (not exclusive, but atomic)
+            if path.exists():
+                tmp.unlink(missing_ok=True)
+                raise FileExistsError(f"{path} already exists; resume that campaign") from None
+            os.replace(tmp, path)
+            return cls(path)
         tmp.unlink()
         return cls(path)
 

@@ -96,7 +96,8 @@ class CMAParameters:
         ``E|N(0, I)|`` (:func:`expected_norm`).
     lazy_gap : float
         Generations between eigendecompositions, ``1 / (10 n (c1 + cmu))`` (pycma's
-        ``lazy_update_gap``; tutorial Sect. B.2 "update B and D every ... generations").
+        ``lazy_update_gap``; the tutorial's implementation notes postpone the O(n^3) update of B and
+        D so that the cost per generation is O(n^2)).
 
     Raises ``ValueError`` for ``n < 1`` or ``popsize < 2``.
     """
@@ -310,20 +311,20 @@ class CMAES(EvolutionStrategy):
         self._C = np.asfortranarray(np.triu(C) + np.triu(C, 1).T)
 
     def _clamp_eigenvalues(self, eigvals: np.ndarray, B: np.ndarray) -> np.ndarray:
-        """Return eigenvalues clamped to ``>= EIG_FLOOR * max``; if any was, rebuild C from them."""
+        """Clamp eigenvalues to ``>= EIG_FLOOR * max`` (called when the smallest is below) and
+        rebuild C from them, so that C stays positive definite; returns the clamped values."""
         floor = max(float(eigvals[-1]), 1e-300) * EIG_FLOOR
-        if eigvals[0] >= floor:
-            return eigvals
         eigvals = np.maximum(eigvals, floor)
         self._C = np.asfortranarray((B * eigvals) @ B.T)
         self._symmetrize()
         return eigvals
 
     def _eigendecompose(self) -> None:
-        """Lazy update of B and D from C (tutorial Sect. B.2): ``eigh`` of the symmetric matrix
+        """Lazy update of B and D from C (every ``lazy_gap`` generations): ``eigh`` of the matrix
         defined by C's upper triangle (the lower one is only mirrored on access), then clamp."""
         eigvals, B = _eigh(self._C)  # ascending
-        eigvals = self._clamp_eigenvalues(eigvals, B)
+        if not eigvals[0] >= max(eigvals[-1], 1e-300) * EIG_FLOOR:  # also catches NaN
+            eigvals = self._clamp_eigenvalues(eigvals, B)
         self.B = B
         self.D = np.sqrt(eigvals)
         self._BD = B * self.D

@@ -183,3 +183,20 @@ def test_unit_cube_vectors_are_stored_and_decoded(ray_local, tmp_path):
             assert np.all((x >= 0) & (x <= 1))
             assert cfg.space.decode(x) == row["params"]
             assert isinstance(row["params"]["n"], int)
+
+
+def test_sigterm_stops_like_ctrl_c(ray_local, tmp_path):
+    import signal
+
+    class Term:
+        def on_trial_finished(self, generation, row, counts):
+            if generation == 2 and counts["done"] == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    r = Campaign(_cfg(), tmp_path / "c").run(Term())
+    assert r.status == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is restored
+    with Journal(tmp_path / "c", readonly=True) as j:
+        assert j.campaign_info()["status"] == "interrupted"
+        assert j.campaign_info()["n_generations"] == 1

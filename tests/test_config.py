@@ -48,6 +48,7 @@ def test_issue_example_parses(tmp_path):
     spec = obj.spec()
     assert spec.dataset == "digits" and spec.epochs == 30
     assert spec.threads == 1  # defaults to the trial's CPUs
+    assert spec.device == "cpu"  # no GPU in resources: "auto" must not pick one
 
 
 def test_defaults():

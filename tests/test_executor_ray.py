@@ -8,6 +8,7 @@ instance with ``num_gpus=2`` (no real GPU needed: Ray only schedules the declare
 from __future__ import annotations
 
 import os
+import time
 
 import helpers_objectives as ho
 import numpy as np
@@ -60,6 +61,7 @@ def test_node_removed_mid_generation(tmp_path):
         workers = {n.node_id: n for n in (cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1))}
         cluster.wait_for_nodes()
         removed: list[str] = []
+        removed_at: list[float] = []
         directory = tmp_path / "c"
 
         class RemoveBusyNode:
@@ -70,6 +72,7 @@ def test_node_removed_mid_generation(tmp_path):
                     busy = [r["node_id"] for r in j.trials(1) if r["status"] == "running" and r["node_id"]]
                 if busy:
                     removed.append(busy[0])
+                    removed_at.append(time.time())
                     cluster.remove_node(workers[busy[0]])
 
         cfg = _cfg("crash_on_node", popsize=4, gens=2, failures={"max_retries": 2})
@@ -84,9 +87,11 @@ def test_node_removed_mid_generation(tmp_path):
     assert result.status == "done" and result.n_generations == 2 and result.n_trials == 8
     with Journal(directory, readonly=True) as j:
         rows = j.trials()
-    # every trial is accounted for: done, with a value, on a node that stayed alive
+    # every trial is accounted for: done, with a value; those finished after the removal on a
+    # node that stayed alive
     assert len(rows) == 8 and all(r["status"] == "done" and r["objective"] is not None for r in rows)
-    assert all(r["node_id"] in workers and r["node_id"] != removed[0] for r in rows)
+    assert all(r["node_id"] in workers for r in rows)
+    assert all(r["node_id"] != removed[0] for r in rows if r["finished_at"] > removed_at[0])
     events = ho.read_log(log)
     key = lambda p: sorted(p.items())  # noqa: E731
     ended = [key(e["params"]) for e in events if e["event"] == "end"]
@@ -194,6 +199,18 @@ def test_abort_stops_the_campaign(ray_gpu, tmp_path):
     assert len(gens) == 1 and gens[0]["told_at"] is None  # the generation was never told
     assert sum(r["status"] == "failed" for r in rows) == 1
     assert {r["status"] for r in rows} <= {"failed", "done", "cancelled", "pending"}
+    # resuming an aborted campaign runs the failed trial again (e.g. after a fix); done ones are kept
+    again = Campaign.resume(tmp_path / "c").run()
+    assert again.status == "failed"
+    with Journal(tmp_path / "c", readonly=True) as j:
+        after = {r["id"]: r for r in j.trials()}
+    for r in rows:
+        if r["status"] == "failed":  # submitted again; it (or another bad one) aborts again
+            assert after[r["id"]]["attempts"] == r["attempts"] + 1
+            assert after[r["id"]]["status"] in ("failed", "cancelled")
+        if r["status"] == "done":
+            assert after[r["id"]] == r
+    assert sum(r["status"] == "failed" for r in after.values()) == 1
 
 
 def test_retry_then_penalty(ray_gpu, tmp_path):
