@@ -46,7 +46,7 @@ recomputed exactly every ``GRAM_REFRESH`` generations.  No ``n x n`` array is ev
 
 Termination.  The criteria need the coordinate-wise standard deviations ``sigma sqrt(diag C)``;
 they are computed exactly in ``O(m^2 n)`` (:meth:`LMMAES.coordinate_stds`), refreshed every
-generation up to ``n ~ 1e5`` and less often beyond (every 20th generation at ``n = 1e6``).
+generation for small ``n`` and every 10th generation from ``n ~ 1e4`` on (``C`` changes slowly).
 
 Learning rates larger than one (``popsize > n``) are capped at 1 (the paper leaves this case
 undefined).  ``dtype=np.float32`` stores ``Z``, ``M``, ``ps`` and the candidates in single
@@ -58,6 +58,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.linalg.blas import dgemm, sgemm
 from scipy.linalg.lapack import dtrtrs
 
 from .base import EvolutionStrategy
@@ -66,7 +67,7 @@ from .weights import log_weights, mueff
 __all__ = ["LMMAES"]
 
 GRAM_REFRESH = 1000  # generations between exact recomputations of G = M M^T
-DIAG_REFRESH_FLOPS = 1e8  # budget per generation for recomputing diag(C) (termination criteria)
+DIAG_REFRESH_FLOPS = 1e6  # diag(C) (termination) is recomputed every m^2 n / 1e6 generations, 1..10
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -149,13 +150,24 @@ def transform_blas(Z: np.ndarray, M: np.ndarray, G: np.ndarray, cd: np.ndarray) 
     return _apply_coefficients(Z, M, a, W)
 
 
-def _apply_coefficients(Z: np.ndarray, M: np.ndarray, a: float, W: np.ndarray) -> np.ndarray:
-    """``a Z + ((Z M^T) W^T) M`` for ``Z`` (lam, n), ``M`` (k, n), ``W`` (k, k); a new array."""
+def _apply_coefficients(Z: np.ndarray, M: np.ndarray, a: float, W: np.ndarray, scale: float = 1.0,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """``scale * (a Z + ((Z M^T) W^T) M)`` for ``Z`` (lam, n), ``M`` (k, n), ``W`` (k, k).
+
+    Written into ``out`` (shape and dtype of ``Z``, C-contiguous; a new array if None): one
+    scaled copy of ``Z`` and a BLAS ``gemm`` accumulating ``scale B M`` in place (no temporary).
+    """
     P = Z @ M.T                                                    # (lam, k) projections M z_i
-    B = (P.astype(np.float64) @ W.T).astype(Z.dtype, copy=False)   # (lam, k) coefficients b_i
-    D = B @ M                                                      # (lam, n)
-    D += Z * Z.dtype.type(a)
-    return D
+    B = np.ascontiguousarray((P.astype(np.float64) @ W.T).astype(Z.dtype, copy=False))  # b_i = W p_i
+    if out is None:
+        out = np.empty_like(Z, order="C")
+    np.multiply(Z, Z.dtype.type(scale * a), out=out)
+    gemm = dgemm if Z.dtype == np.float64 else sgemm
+    # out^T (n, lam) is Fortran-ordered: out^T += scale M^T B^T without a copy
+    res = gemm(scale, M.T, B.T, beta=1.0, c=out.T, overwrite_c=1)
+    if not np.shares_memory(res, out):  # pragma: no cover - BLAS wrapper copied after all
+        out[...] = res.T
+    return out
 
 
 class LMMAES(EvolutionStrategy):
@@ -238,8 +250,9 @@ class LMMAES(EvolutionStrategy):
         self._Z: np.ndarray | None = None  # fresh normal draws of the pending ask
         self._diagC: np.ndarray | None = None  # cached diag(C) of generation _diagC_iter
         self._diagC_iter = -1
-        self._diag_refresh = max(1, int(self.m**2 * n / DIAG_REFRESH_FLOPS))  # generations
+        self._diag_refresh = int(min(10, max(1, self.m**2 * n / DIAG_REFRESH_FLOPS)))  # generations
         self._coef_cache: tuple[int, float, np.ndarray] | None = None
+        self._buffers: dict[str, np.ndarray] = {}
 
     def _init_options(self) -> dict[str, Any]:
         return {"m": self.m, "dtype": np.dtype(self.dtype).name, "mirrored": self.mirrored,
@@ -254,23 +267,33 @@ class LMMAES(EvolutionStrategy):
     def _n_fresh(self) -> int:
         return (self.popsize + 1) // 2 if self.mirrored else self.popsize
 
+    def _buffer(self, name: str, rows: int) -> np.ndarray:
+        """A work array of shape ``(rows, n)`` reused across generations (no page faults)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[0] != rows:
+            buf = self._buffers[name] = np.empty((rows, self.n), dtype=self.dtype)
+        return buf
+
     def _sample(self) -> np.ndarray:
+        # Z, D and Y live in buffers reused every generation: the base class keeps Y only until
+        # tell() and hands the caller a copy, and _update() keeps no reference to them.
         self._Z = None
-        k = self.n_vectors_used
-        Z = self._rng.standard_normal((self._n_fresh(), self.n), dtype=self.dtype)  # line 5
+        k, lam, sigma = self.n_vectors_used, self.popsize, self.sigma
+        Z = self._buffer("Z", self._n_fresh())
+        self._rng.standard_normal(dtype=self.dtype, out=Z)                        # line 5
+        Y = self._buffer("Y", lam)
+        D = self._buffer("D", Z.shape[0]) if self.mirrored else Y
         if k == 0:
-            D = Z.copy()                                                              # line 6
+            np.multiply(Z, self.dtype(sigma), out=D)                              # line 6
         else:
             a, W = self._coefficients()
-            D = _apply_coefficients(Z, self.M[:k], a, W)                              # lines 7-8
-        D *= self.dtype(self.sigma)
-        Y = np.empty((self.popsize, self.n), dtype=self.dtype)
+            _apply_coefficients(Z, self.M[:k], a, W, scale=sigma, out=D)          # lines 7-8
         mean = self.mean.astype(self.dtype)
         if self.mirrored:
             np.add(mean, D, out=Y[0::2])                                          # x = m + sigma d
-            np.subtract(mean, D[: self.popsize // 2], out=Y[1::2])                # x = m - sigma d
+            np.subtract(mean, D[: lam // 2], out=Y[1::2])                         # x = m - sigma d
         else:
-            np.add(mean, D, out=Y)
+            Y += mean
         self._Z = Z
         return Y
 
@@ -330,16 +353,19 @@ class LMMAES(EvolutionStrategy):
         self.ps += self.dtype(np.sqrt(self.mueff * self.cs * (2.0 - self.cs))) * zw
         # line 15, and G = M M^T updated with the old M: G' = aa*G + u b^T + b u^T + |zw|^2 bb
         zw64 = zw.astype(np.float64, copy=False)
-        u = self._alpha * (self.M @ zw).astype(np.float64, copy=False)
-        T = np.outer(u, self._beta)
-        self.G = self._alpha2 * self.G + T + T.T + float(zw64 @ zw64) * self._beta2
         if self.m * self.n <= 1 << 20:
+            v = (self.M @ zw).astype(np.float64, copy=False)                    # M_j . zw (old M)
             self.M *= self._alpha[:, None].astype(self.dtype)
             self.M += np.outer(self._beta.astype(self.dtype), zw)
-        else:  # row by row: no (m, n) temporary
+        else:  # row by row, each row read once from memory; no (m, n) temporary
+            v = np.empty(self.m)
             for j in range(self.m):
-                self.M[j] *= self.dtype(self._alpha[j])
-                self.M[j] += self.dtype(self._beta[j]) * zw
+                row = self.M[j]
+                v[j] = row @ zw
+                row *= self.dtype(self._alpha[j])
+                row += self.dtype(self._beta[j]) * zw
+        T = np.outer(self._alpha * v, self._beta)
+        self.G = self._alpha2 * self.G + T + T.T + float(zw64 @ zw64) * self._beta2
         if (self.countiter % GRAM_REFRESH) == 0:
             M64 = self.M.astype(np.float64, copy=False)
             self.G = M64 @ M64.T
@@ -354,10 +380,11 @@ class LMMAES(EvolutionStrategy):
 
         With ``A = a I + M^T W M`` (see :func:`_coefficient_matrix`),
         ``diag(C) = a^2 + colsum(M * (K M))``, ``K = a (W + W^T) + W G W^T``, computed in column
-        blocks in ``O(m^2 n)`` time.  ``diag(C)`` is recomputed when ``DIAG_REFRESH_FLOPS / (m^2 n)``
-        generations (at least one) have passed since the last computation, so that its cost stays
-        below about 1e8 multiply-adds per generation (every generation up to n ~ 1e5, every 20th
-        at n = 1e6 where C changes by ~1e-3 in 20 generations); ``sigma`` is always current.
+        blocks in ``O(m^2 n)`` time.  ``diag(C)`` is recomputed when ``m^2 n / DIAG_REFRESH_FLOPS``
+        generations, clipped to 1..10, have passed since the last computation (every generation
+        up to ``n ~ 1000``, every 10th from ``n ~ 1e4``): at most a few percent of a generation's
+        cost, while the fastest direction vector moves by a fraction ``c_c,1 = lambda / n`` per
+        generation in between.  ``sigma`` is always current.
         The cached diagonal is part of the state, so a resumed run sees the same values.
         """
         if self._diagC is None or self.countiter - self._diagC_iter >= self._diag_refresh \
@@ -369,8 +396,10 @@ class LMMAES(EvolutionStrategy):
                 K = a * (W + W.T) + W @ self.G[:k, :k] @ W.T
                 step = 1 << 16
                 for s in range(0, self.n, step):
-                    Mb = self.M[:k, s:s + step].astype(np.float64)
-                    var[s:s + step] = a * a + np.einsum("ij,ij->j", Mb, K @ Mb)
+                    Mb = self.M[:k, s:s + step].astype(np.float64, copy=False)
+                    KM = K @ Mb
+                    KM *= Mb
+                    var[s:s + step] = a * a + KM.sum(axis=0)
             self._diagC = np.maximum(var, 0.0)
             self._diagC_iter = self.countiter
         return self.sigma * np.sqrt(self._diagC)

@@ -55,12 +55,12 @@ def counting_sphere(params: dict) -> dict:
 
 
 def gpu_probe(params: dict) -> float:
-    """Logs start/end time, the GPU ids Ray assigned and CUDA_VISIBLE_DEVICES; sleeps 0.6 s."""
+    """Logs start/end time, the GPU ids Ray assigned and CUDA_VISIBLE_DEVICES; sleeps 1 s."""
     import ray
 
     t0 = time.time()
     ids = [str(i) for i in ray.get_gpu_ids()]
-    time.sleep(0.6)
+    time.sleep(1.0)
     _log(start=t0, end=time.time(), gpu_ids=ids, cuda=os.environ.get("CUDA_VISIBLE_DEVICES"), pid=os.getpid())
     return sphere_value(params)
 

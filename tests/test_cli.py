@@ -70,7 +70,7 @@ def local_ray():
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # never join another test's cluster
     yield
     ray.shutdown()
 

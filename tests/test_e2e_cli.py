@@ -60,8 +60,9 @@ def _mid_generation(directory: Path):
     try:
         with _ro(directory) as db:
             row = db.execute(
-                "SELECT g.generation, COUNT(t.id) FROM generations g JOIN trials t ON t.generation = g.generation "
-                "AND t.status = 'done' WHERE g.told_at IS NULL GROUP BY g.generation").fetchone()
+                "SELECT g.generation, COUNT(t.id) FROM generations g JOIN trials t "
+                "ON t.generation = g.generation AND t.status = 'done' "
+                "WHERE g.told_at IS NULL GROUP BY g.generation").fetchone()
     except sqlite3.Error:  # being created
         return None
     return row if row and 1 <= row[1] < POPSIZE else None
@@ -95,7 +96,8 @@ def test_tune_sigkill_resume_status_report(tmp_path):
         status, = db.execute("SELECT status FROM campaign").fetchone()
         told = db.execute("SELECT COUNT(*) FROM generations WHERE told_at IS NOT NULL").fetchone()[0]
         before = {r[0]: r[1:] for r in db.execute(
-            "SELECT id, generation, idx, objective, finished_at, result_json FROM trials WHERE status = 'done'")}
+            "SELECT id, generation, idx, objective, finished_at, result_json FROM trials "
+            "WHERE status = 'done'")}
     assert status == "running"  # the killed driver could not write anything more
     assert told < GENERATIONS and 1 <= len(before) < POPSIZE * GENERATIONS
 
@@ -126,7 +128,8 @@ def test_tune_sigkill_resume_status_report(tmp_path):
     assert "campaign e2e-digits: done" in st.stdout
     assert f"trials: done {POPSIZE * GENERATIONS}, running 0" in st.stdout
 
-    rep = subprocess.run([esopt, "report", str(run_dir)], env=env, capture_output=True, text=True, timeout=120)
+    rep = subprocess.run([esopt, "report", str(run_dir)], env=env, capture_output=True, text=True,
+                         timeout=120)
     assert rep.returncode == 0, rep.stderr
     report_dir = run_dir / "report"
     for name in ("objective.png", "sigma.png", "params.png"):

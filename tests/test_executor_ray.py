@@ -95,7 +95,10 @@ def test_node_removed_mid_generation(tmp_path):
     events = ho.read_log(log)
     key = lambda p: sorted(p.items())  # noqa: E731
     ended = [key(e["params"]) for e in events if e["event"] == "end"]
-    assert sorted(ended) == sorted(key(r["params"]) for r in rows)  # each finished exactly once
+    assert {str(k) for k in ended} == {str(key(r["params"])) for r in rows}  # every trial ended
+    # a trial ends twice only if Ray re-ran it because its node died before the result got out
+    on_removed = {str(key(e["params"])) for e in events if e["node"] == removed[0]}
+    assert all(str(k) in on_removed for k in ended if ended.count(k) > 1)
     # the trial on the removed node started there, never ended there, and was re-run by Ray elsewhere
     lost = [
         e
