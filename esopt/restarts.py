@@ -144,7 +144,6 @@ class IPOP(Strategy):
         self.max_restarts = int(max_restarts)
         self.incpopsize = float(incpopsize)
         self.tolerances_given = tolerances
-        self.popsize_given = popsize
         self._bounds_arg = bounds
         self._rng = make_rng(seed)
         # the first run validates x0, sigma0, popsize, bounds and the options
