@@ -21,7 +21,7 @@ objective, test error recorded but never seen by any method):
 * ``tpe``: Optuna's ``TPESampler(seed=...)`` (Optuna's defaults), ask/tell, with distributions
   that match the ``Space`` (``log=True`` on the log10 scale, ``IntDistribution`` for ints).
 
-A method may carry overrides: ``cmaes:popsize=8,sigma0=0.2`` (the whole string is its label).
+A method may carry overrides: ``--methods cmaes:popsize=8,sigma0=0.2 random`` (the whole string is its label).
 
 Seeds
 -----
@@ -379,15 +379,16 @@ def plot(path: Path, cfg, rows, methods, seeds, n) -> None:
 
 # ----------------------------------------------------------------------------------------------
 def run_key(cfg, method: str, overrides: dict) -> str:
-    """Short hash of what determines a run's trials: space, trial spec (+ overrides), and for the ES
-    methods the strategy settings; cached runs of a changed config are therefore never reused."""
+    """Short hash of what determines a run's trials: space, trial spec (+ overrides), the method and
+    its effective settings (for the ES: popsize, sigma0, seed after the label's overrides).  A cached
+    run is reused exactly when these agree, whatever the label (``cmaes`` or ``cmaes:popsize=8``)."""
     import hashlib
 
-    name, _ = parse_method(method)
+    name, kw = parse_method(method)
     raw = cfg.raw
-    key = {"space": raw["space"], "trial": {**raw["trial"], **overrides}, "method": method}
+    key = {"space": raw["space"], "trial": {**raw["trial"], **overrides}, "name": name, "options": kw}
     if name in ("cmaes", "sepcmaes"):
-        key["strategy"] = {k: raw["strategy"][k] for k in ("popsize", "sigma0", "seed")}
+        key["options"] = {k: kw.get(k, raw["strategy"][k]) for k in ("popsize", "sigma0", "seed")}
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -425,9 +426,9 @@ def main(argv=None) -> int:
     ap.add_argument("--config", required=True, help="campaign YAML (space, trial, strategy)")
     ap.add_argument("--trials", type=int, default=None, help="trials per run (default: budget.max_trials)")
     ap.add_argument("--seeds", type=int, default=5, help="independent runs per method")
-    ap.add_argument("--methods", default=None,
-                    help="comma list, e.g. 'cmaes,random,tpe' or 'cmaes:popsize=8,sigma0=0.2' (default: "
-                         "cmaes,random,tpe, plus sepcmaes when d >= 10)")
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="e.g. 'cmaes random tpe' or 'cmaes:popsize=8,sigma0=0.2 random' (default: "
+                         "cmaes random tpe, plus sepcmaes when d >= 10)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (1 thread each)")
     ap.add_argument("--epochs", type=int, default=None, help="override trial.epochs (smoke tests)")
     ap.add_argument("--reeval", type=int, default=3, help="fresh training seeds per final best (0: off)")
@@ -441,7 +442,7 @@ def main(argv=None) -> int:
     n = args.trials or cfg.budget.max_trials
     if not n:
         ap.error("--trials is required when the config has no budget.max_trials")
-    methods = args.methods.split(",") if args.methods else (
+    methods = list(args.methods) if args.methods else (
         ["cmaes", "sepcmaes", "random", "tpe"] if cfg.space.dim >= 10 else ["cmaes", "random", "tpe"])
     for m in methods:
         parse_method(m)
@@ -454,7 +455,7 @@ def main(argv=None) -> int:
                  "Training seed of run r = trial.seed + r for every trial of every method.")
 
     def csv_path(m: str, s: int) -> Path:
-        return run_dir / f"{slug(m)}-{run_key(cfg, m, overrides)}-n{n}-s{s}.csv"
+        return run_dir / f"{parse_method(m)[0]}-{run_key(cfg, m, overrides)}-n{n}-s{s}.csv"
 
     jobs = [{"config": args.config, "method": m, "seed": s, "n_trials": n, "trial_overrides": overrides,
              "csv": str(csv_path(m, s))}
@@ -469,13 +470,15 @@ def main(argv=None) -> int:
                 fh.write(json.dumps(sm) + "\n")
             print(f"  done {sm['method']} seed {sm['seed']}: best {pct(sm['best'])}% in {sm['elapsed_s']:.0f} s "
                   f"({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
-    runs = {csv_path(m, s).name: read_csv(csv_path(m, s))
+    runs = {csv_path(m, s).name: [{**r, "method": m} for r in read_csv(csv_path(m, s))]
             for s in range(args.seeds) for m in methods if csv_path(m, s).exists()}
     rows = [r for rr in runs.values() for r in rr]
     names = {csv_path(m, s).name for s in range(args.seeds) for m in methods}
     summaries = [json.loads(line) for line in summaries_path.read_text().splitlines()] \
         if summaries_path.exists() else []
-    summaries = list({sm["csv"]: sm for sm in summaries if sm.get("csv") in names}.values())
+    label = {csv_path(m, s).name: m for s in range(args.seeds) for m in methods}
+    summaries = list({sm["csv"]: {**sm, "method": label[sm["csv"]]} for sm in summaries
+                      if sm.get("csv") in names}.values())
 
     # re-evaluation of every run's final best, and of the config's x0, with fresh training seeds
     reeval_rows: list[dict] = []

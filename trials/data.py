@@ -127,13 +127,30 @@ def _need_dir(data_dir, name: str) -> Path:
 _DIGITS_SPLIT_SEED = 0
 
 
-def _load_digits() -> RawData:
-    from sklearn.datasets import load_digits
+def _digits_file() -> Path:
+    """Path of scikit-learn's bundled ``datasets/data/digits.csv.gz`` (found without importing
+    ``sklearn.datasets``, whose import costs seconds in every fresh Ray worker)."""
+    import importlib.util
 
-    d = load_digits()
-    order = np.random.default_rng(_DIGITS_SPLIT_SEED).permutation(len(d.target))  # fixed, not per trial
-    x = d.images.astype(np.uint8)[order, None, :, :]  # values 0..16
-    y = d.target.astype(np.int64)[order]
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("dataset 'digits' needs scikit-learn installed (pip install scikit-learn)")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+
+
+def _load_digits() -> RawData:
+    """scikit-learn's bundled 8x8 digits (1797 images, values 0..16; the file ``load_digits`` reads:
+    one row per image, 64 pixel columns then the label)."""
+    path = _digits_file()
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{str(path)!r} is not scikit-learn's digits CSV (64 pixels + label per row): {e}") from e
+    if table.ndim != 2 or table.shape[1] != 65:
+        raise ValueError(f"{str(path)!r}: expected 65 columns (64 pixels + label), got shape {table.shape}")
+    order = np.random.default_rng(_DIGITS_SPLIT_SEED).permutation(len(table))  # fixed, not per trial
+    x = table[:, :64].astype(np.uint8).reshape(-1, 1, 8, 8)[order]  # values 0..16
+    y = table[:, 64].astype(np.int64)[order]
     return RawData("digits", x[:1500], y[:1500], x[1500:], y[1500:], 10, 1.0 / 16.0)
 
 
