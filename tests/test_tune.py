@@ -359,14 +359,16 @@ def test_max_trials_finishes_the_experiment(ray_local, tmp_path):
     assert len(results) == 8 and searcher.generation == 2
 
 
-def test_docs_snippet_runs(ray_local, tmp_path, monkeypatch, capsys):
-    text = (Path(__file__).resolve().parents[1] / "docs" / "tune.md").read_text()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+def test_readme_snippet_runs(ray_local, tmp_path, monkeypatch, capsys):
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "ESSearcher" in b]
+    assert len(blocks) == 1, "README.md must hold exactly one python block with ESSearcher"
+    code = blocks[0]
     assert "ESSearcher" in code and code.count("num_samples=64") == 1
     code = code.replace("num_samples=64", "num_samples=16")  # two generations of 8
     monkeypatch.setattr(ray.train.constants, "DEFAULT_STORAGE_PATH", str(tmp_path))
     ns = {"__name__": "docs_tune_snippet"}
-    exec(compile(code, "docs/tune.md", "exec"), ns)
+    exec(compile(code, "README.md", "exec"), ns)
     results, searcher = ns["results"], ns["searcher"]
     assert len(results) == 16 and results.num_errors == 0 and searcher.generation == 2
     assert all(isinstance(r.config["layers"], int) and 1 <= r.config["layers"] <= 8 for r in results)
