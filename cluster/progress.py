@@ -15,13 +15,14 @@ time of the generation.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Mapping
 from typing import IO, Any
 
 from tqdm import tqdm
+
+from .store import finite_or_none
 
 __all__ = ["TqdmProgress", "format_duration"]
 
@@ -32,12 +33,6 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _finite(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 class TqdmProgress:
@@ -64,7 +59,7 @@ class TqdmProgress:
     def __init__(self, file: IO[str] | None = None, *, best: float | None = None, disable: bool = False):
         self.file = file if file is not None else sys.stderr
         self.disable = disable
-        self.best = _finite(best)
+        self.best = finite_or_none(best)
         self.counts: dict[str, int] = {}
         self.t0 = time.monotonic()
         self._bar: tqdm | None = None
@@ -112,7 +107,7 @@ class TqdmProgress:
                 f"best={best} elapsed={format_duration(time.monotonic() - self.t0)}")
 
     def _update_best(self, value: Any) -> None:
-        v = _finite(value)
+        v = finite_or_none(value)
         if v is not None and (self.best is None or v < self.best):
             self.best = v
 

@@ -20,7 +20,6 @@ matplotlib's Agg canvas directly (no ``pyplot``, no global backend change).
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .space import Space
+from .store import finite_or_none
 
 __all__ = ["write_report", "write_trials_csv", "objective_curves", "plot_objective", "plot_sigma",
            "plot_params", "sampling_means", "space_of", "REPORT_FILES"]
@@ -39,12 +39,6 @@ REPORT_FILES = ("objective.png", "sigma.png", "params.png", "trials.csv")
 _FINISHED = ("done", "failed")
 
 
-def _finite(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def space_of(config: Any) -> Space:
@@ -64,7 +58,7 @@ def space_of(config: Any) -> Space:
 
 def _objective(t: Mapping) -> float:
     """A done trial's finite objective, else NaN (failed trials carry no usable value)."""
-    v = _finite(t.get("objective")) if t.get("status") == "done" else None
+    v = finite_or_none(t.get("objective")) if t.get("status") == "done" else None
     return np.nan if v is None else v
 
 
@@ -151,7 +145,7 @@ def plot_sigma(generations: Sequence[Mapping], path: str | Path) -> Path:
     path = Path(path)
     fig = Figure(figsize=(8, 3.5))
     ax = fig.add_subplot()
-    pts = [(int(g["generation"]), _finite(g.get("sigma"))) for g in generations]
+    pts = [(int(g["generation"]), finite_or_none(g.get("sigma"))) for g in generations]
     pts = [(g, s) for g, s in pts if s is not None and s > 0]
     if pts:
         g, s = zip(*sorted(pts))
@@ -195,7 +189,7 @@ def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space
     fig = Figure(figsize=(8, 2.6 * d))
     axes = [fig.add_subplot(d, 1, i + 1) for i in range(d)]
     rows = [t for t in trials if isinstance(t.get("params"), Mapping)]
-    best = min((t for t in rows if t.get("status") == "done" and _finite(t.get("objective")) is not None),
+    best = min((t for t in rows if t.get("status") == "done" and finite_or_none(t.get("objective")) is not None),
                key=lambda t: float(t["objective"]), default=None)
     means = [(x, space.decode(np.clip(m, 0.0, 1.0))) for x, m in sampling_means(generations, space)]
     for ax, p in zip(axes, space.params):
@@ -228,7 +222,7 @@ def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space
 
 
 def _duration(t: Mapping) -> float | None:
-    a, b = _finite(t.get("started_at")), _finite(t.get("finished_at"))
+    a, b = finite_or_none(t.get("started_at")), finite_or_none(t.get("finished_at"))
     return None if a is None or b is None or t.get("status") not in _FINISHED else b - a
 
 

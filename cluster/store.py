@@ -126,11 +126,13 @@ def journal_path(path_or_dir: str | os.PathLike) -> Path:
     return p / DB_NAME if p.is_dir() or p.suffix != ".db" else p
 
 
-def _finite_or_none(v: Any) -> float | None:
-    if v is None:
+def finite_or_none(v: Any) -> float | None:
+    """``float(v)`` if that is a finite number, else ``None`` (also for None and non-numbers)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
         return None
-    v = float(v)
-    return v if math.isfinite(v) else None
+    return f if math.isfinite(f) else None
 
 
 def _dumps(obj: Any) -> str:
@@ -650,7 +652,7 @@ class Journal:
                     "node_id=COALESCE(?, node_id), worker_id=COALESCE(?, worker_id) WHERE id=?",
                     (
                         status,
-                        _finite_or_none(objective),
+                        finite_or_none(objective),
                         None if result is None else _dumps(dict(result)),
                         error,
                         now,
@@ -708,7 +710,7 @@ class Journal:
                     now,
                     float(sigma),
                     json.dumps([float(v) for v in mean]),
-                    _finite_or_none(best_objective),
+                    finite_or_none(best_objective),
                     sqlite3.Binary(state),
                     int(generation),
                 ),

@@ -200,12 +200,7 @@ class EvolutionStrategy(Strategy):
             if not self.bounds.contains(x):
                 out = np.flatnonzero((x < self.bounds.lower) | (x > self.bounds.upper)).tolist()
                 raise ValueError(f"x0 lies outside the bounds in coordinates {out}; move x0 inside the box")
-        if tolerances is None:
-            tolerances = Tolerances()
-        elif isinstance(tolerances, dict):
-            tolerances = Tolerances.from_dict(tolerances)
-        elif not isinstance(tolerances, Tolerances):
-            raise TypeError(f"tolerances must be a Tolerances or a dict, got {type(tolerances).__name__}")
+        tolerances = Tolerances.coerce(tolerances)
         self.tolerances_given = tolerances
         # pycma evaluates its default option strings (maxiter, tolstagnation) with the unrounded
         # default popsize 4 + 3 ln n, or with the popsize given

@@ -134,12 +134,7 @@ class IPOP(Strategy):
             raise TypeError(f"incpopsize must be a float >= 1, got {incpopsize!r}")
         if not math.isfinite(incpopsize) or incpopsize < 1:
             raise ValueError(f"incpopsize must be a finite float >= 1, got {incpopsize!r}")
-        if tolerances is None:
-            tolerances = Tolerances()
-        elif isinstance(tolerances, dict):
-            tolerances = Tolerances.from_dict(tolerances)
-        elif not isinstance(tolerances, Tolerances):
-            raise TypeError(f"tolerances must be a Tolerances or a dict, got {type(tolerances).__name__}")
+        tolerances = Tolerances.coerce(tolerances)
         self.options = {k: _plain_option(k, v) for k, v in strategy_options.items()}
         self.max_restarts = int(max_restarts)
         self.incpopsize = float(incpopsize)

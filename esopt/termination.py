@@ -66,6 +66,20 @@ class Tolerances:
         return Tolerances(**values)
 
     @classmethod
+    def coerce(cls, tolerances: Tolerances | dict | None) -> Tolerances:
+        """``None`` -> defaults, a dict -> :meth:`from_dict`, a ``Tolerances`` -> itself.
+
+        Raises ``TypeError`` for anything else and ``ValueError`` for unknown names.
+        """
+        if tolerances is None:
+            return cls()
+        if isinstance(tolerances, dict):
+            return cls.from_dict(tolerances)
+        if not isinstance(tolerances, Tolerances):
+            raise TypeError(f"tolerances must be a Tolerances or a dict, got {type(tolerances).__name__}")
+        return tolerances
+
+    @classmethod
     def from_dict(cls, d: dict) -> Tolerances:
         """Build from a dict of criterion names; unknown names raise ``ValueError`` listing the known ones."""
         known = {f.name for f in dataclasses.fields(cls)}
