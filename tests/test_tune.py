@@ -374,3 +374,28 @@ def test_readme_snippet_runs(ray_local, tmp_path, monkeypatch, capsys):
     assert all(isinstance(r.config["layers"], int) and 1 <= r.config["layers"] <= 8 for r in results)
     assert str(results.get_best_result().config["x"]) in capsys.readouterr().out
     assert any(tmp_path.iterdir())  # results went to the patched default storage path
+
+
+def test_ipop_restarts_grow_the_generation_and_finish():
+    """With restarts="ipop" the searcher follows the wrapper's growing popsize and ends with FINISHED."""
+    space = Space({"x": {"lower": -2, "upper": 2}, "y": {"lower": -2, "upper": 2}})
+    searcher = ESSearcher(space, "cmaes", metric="loss", mode="min", popsize=4, seed=0, restarts="ipop",
+                          max_restarts=2)
+    tid, sizes, suggestion = 0, [], None
+    for _ in range(5000):
+        batch = []
+        while True:
+            suggestion = searcher.suggest(str(tid))
+            if suggestion is None or suggestion == Searcher.FINISHED:
+                break
+            batch.append((str(tid), suggestion))
+            tid += 1
+        if not batch:
+            break
+        sizes.append(len(batch))
+        for trial_id, cfg in batch:
+            searcher.on_trial_complete(trial_id, {"loss": (cfg["x"] - 0.5) ** 2 + (cfg["y"] + 0.3) ** 2})
+    assert suggestion == Searcher.FINISHED
+    assert sorted(set(sizes)) == [4, 8, 16]  # popsize doubled at each of the 2 restarts
+    assert "maxrestarts" in searcher.stop_reason
+    assert searcher.strategy.result.f < 1e-10
