@@ -279,74 +279,100 @@ def med_range(a: np.ndarray) -> str:
     return f"{pct(np.median(a))} [{pct(a.min())}-{pct(a.max())}]"
 
 
-def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spec_info) -> str:
-    """Markdown tables (see module docstring)."""
-    C = curves(rows, methods, seeds, n)
-    cuts = [max(1, math.ceil(fr * n)) for fr in FRACTIONS]
-    lines = [f"### {cfg.name}: d = {cfg.space.dim} hyperparameters, {n} trials per run, {seeds} seeds",
-             "", spec_info, "",
-             "Best validation error (%) so far, median [min-max] over seeds:", "",
-             "| method | " + " | ".join(f"{int(fr * 100)}% ({c} trials)" for fr, c in zip(FRACTIONS, cuts))
-             + " | test error of final best (%) | retrained final best, val (%) | run wall time (s) |",
-             "|---" * (len(cuts) + 4) + "|"]
+def final_bests(rows, reeval_rows, methods, seeds, n) -> dict[str, dict[str, np.ndarray]]:
+    """Per method, arrays over seeds (NaN where missing): ``val`` final best validation error,
+    ``test`` its test error, ``reval``/``rtest`` the means over the retrained seeds."""
     by = {(r["method"], int(r["seed"]), int(r["trial"])): r for r in rows}
+    out = {}
+    for m in methods:
+        d = {k: np.full(seeds, np.nan) for k in ("val", "test", "reval", "rtest")}
+        for s in range(seeds):
+            run = [by.get((m, s, t)) for t in range(n)]
+            if any(r is None for r in run):
+                continue
+            b = min(run, key=lambda r: (float(r["objective"]), int(r["trial"])))
+            d["val"][s], d["test"][s] = float(b["objective"]), float(b["test_error"] or "nan")
+            g = [r for r in reeval_rows if r["method"] == m and int(r["seed"]) == s]
+            if g:
+                d["reval"][s] = np.mean([float(r["objective"]) for r in g])
+                d["rtest"][s] = np.mean([float(r["test_error"] or "nan") for r in g])
+        out[m] = d
+    return out
+
+
+def _pairs(a: np.ndarray, b: np.ndarray) -> str:
+    d = a - b
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return "n/a"
+    return (", ".join(f"{100 * x:+.2f}" for x in d) + f" (median {100 * np.median(d):+.2f}; "
+            f"lower on {(d < 0).sum()}/{d.size} seeds)")
+
+
+def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spec_info) -> str:
+    """Markdown tables (see module docstring): best-so-far quantiles, final bests, paired
+    comparisons of the first method against the others, and the training-seed noise."""
+    C = curves(rows, methods, seeds, n)
+    F = final_bests(rows, reeval_rows, methods, seeds, n)
+    cuts = [max(1, math.ceil(fr * n)) for fr in FRACTIONS]
+    k = n_reeval(reeval_rows)
+    lines = [f"### {cfg.name}: d = {cfg.space.dim} hyperparameters, {n} trials per run, {seeds} seeds", "",
+             spec_info, "",
+             "Error in %, median [min-max] over seeds. Best validation error so far after 25/50/100% of the "
+             "budget; test error of the final best (the same trained model); the final best retrained with "
+             f"{k} fresh training seeds (mean; validation and test); wall time of a run (one process).", "",
+             "| method | " + " | ".join(f"{int(fr * 100)}% ({c} trials)" for fr, c in zip(FRACTIONS, cuts))
+             + " | test of final best | retrained: val | retrained: test | run wall time (s) |",
+             "|---" * (len(cuts) + 5) + "|"]
     for m in methods:
         cells = [med_range(C[m][:, c - 1]) for c in cuts]
-        tests = []
-        for s in range(seeds):
-            obj = C[m][s]
-            if np.all(np.isnan(obj)):
-                continue
-            vals = [float(by[(m, s, t)]["objective"]) for t in range(n)]
-            tests.append(float(by[(m, s, int(np.argmin(vals)))]["test_error"]))
-        re_m = [np.mean([float(r["objective"]) for r in reeval_rows if r["method"] == m and int(r["seed"]) == s])
-                for s in range(seeds) if any(r["method"] == m and int(r["seed"]) == s for r in reeval_rows)]
         walls = [sm["elapsed_s"] for sm in summaries if sm["method"] == m]
         wall = f"{np.median(walls):.0f} [{min(walls):.0f}-{max(walls):.0f}]" if walls else "n/a"
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {med_range(tests)} | {med_range(re_m)} | {wall} |")
-    lines.append("")
-    # paired comparison against random search
-    if "random" in methods:
-        lines += ["Paired per-seed difference of the final best validation error, method - random "
-                  "(percentage points; negative = better than random):", ""]
-        for m in methods:
-            if m == "random":
-                continue
-            d = C[m][:, n - 1] - C["random"][:, n - 1]
-            d = d[np.isfinite(d)]
-            lines.append(f"- {m}: " + ", ".join(f"{100 * x:+.2f}" for x in d)
-                         + f" (median {100 * np.median(d):+.2f}; better on {(d < 0).sum()}/{d.size} seeds)")
-        spread = C["random"][:, n - 1]
-        lines += ["", "Seed-to-seed spread (max-min over seeds) of the final best: "
-                  + ", ".join(f"{m} {100 * (np.nanmax(C[m][:, n - 1]) - np.nanmin(C[m][:, n - 1])):.2f}"
-                              for m in methods) + " (percentage points)."]
-        del spread
-    # training-seed noise
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {med_range(F[m]['test'])} | "
+                     f"{med_range(F[m]['reval'])} | {med_range(F[m]['rtest'])} | {wall} |")
+    ref = methods[0]
+    if len(methods) > 1:
+        lines += ["", f"Paired per-seed differences, {ref} minus each other method (percentage points; "
+                      "negative = lower error for " + ref + "), final best validation error / retrained:", ""]
+        for m in methods[1:]:
+            a, b = F[ref]["val"], F[m]["val"]
+            disjoint = np.nanmax(a) < np.nanmin(b)
+            lines.append(f"- vs {m}: {_pairs(a, b)}; ranges {med_range(a)} vs {med_range(b)} "
+                         f"({'disjoint' if disjoint else 'overlapping'})")
+            if np.isfinite(F[ref]["reval"]).any():
+                lines.append(f"  - retrained: {_pairs(F[ref]['reval'], F[m]['reval'])}")
     if reeval_rows:
-        lines += ["", f"Noise between training seeds (each probe retrained with {n_reeval(reeval_rows)} "
-                      f"fresh seeds; validation error %, mean, std, min-max):", "",
+        lines += ["", f"Noise between training seeds: each probe retrained with {k} fresh training seeds "
+                      "(validation / test error %, mean, std, min-max):", "",
                   "| probe | val mean | val std | val min-max | test mean | test std |", "|---|---|---|---|---|---|"]
         groups: dict = {}
         for r in reeval_rows:
-            groups.setdefault((r["probe"], r["method"], r["seed"]), []).append(r)
+            groups.setdefault((r["probe"], r["method"], int(r["seed"])), []).append(r)
+        order = {m: i for i, m in enumerate(["x0"] + methods)}
         stds = []
-        for (probe, m, s), g in groups.items():
+        for (probe, m, s), g in sorted(groups.items(), key=lambda kv: (order.get(kv[0][1], 99), kv[0][2])):
             v = np.array([float(r["objective"]) for r in g])
-            t = np.array([float(r["test_error"]) for r in g])
-            stds.append(v.std(ddof=1) if v.size > 1 else np.nan)
-            label = probe if probe == "x0" else f"{m} seed {s} best"
-            lines.append(f"| {label} | {pct(v.mean())} | {pct(stds[-1])} | {pct(v.min())}-{pct(v.max())} | "
+            t = np.array([float(r["test_error"] or "nan") for r in g])
+            sd = v.std(ddof=1) if v.size > 1 else np.nan
+            if probe != "x0":
+                stds.append(sd)
+            label = "x0 (centre of the box)" if probe == "x0" else f"{m} seed {s} final best"
+            lines.append(f"| {label} | {pct(v.mean())} | {pct(sd)} | {pct(v.min())}-{pct(v.max())} | "
                          f"{pct(t.mean())} | {pct(t.std(ddof=1) if t.size > 1 else np.nan)} |")
-        lines += ["", f"Pooled std between training seeds: {pct(np.sqrt(np.nanmean(np.square(stds))))} "
-                  "percentage points (validation error)."]
+        if stds:
+            rms = np.sqrt(np.nanmean(np.square(stds)))
+            lines += ["", f"Std of the validation error between training seeds, over the {len(stds)} final "
+                          f"bests: median {pct(np.nanmedian(stds))}, root-mean-square {pct(rms)} percentage points."]
     lines += ["", f"Total wall time of this invocation: {wall_total:.0f} s."]
     return "\n".join(lines)
 
 
 def n_reeval(reeval_rows) -> int:
+    """Retraining seeds per probe (the largest group)."""
     groups: dict = {}
     for r in reeval_rows:
-        groups[(r["probe"], r["method"], r["seed"])] = groups.get((r["probe"], r["method"], r["seed"]), 0) + 1
+        key = (r["probe"], r["method"], r["seed"])
+        groups[key] = groups.get(key, 0) + 1
     return max(groups.values()) if groups else 0
 
 
