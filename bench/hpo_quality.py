@@ -1,47 +1,57 @@
 """Tuning quality at equal trial budget: esopt CMA-ES (and sep-CMA-ES) vs random search vs Optuna TPE.
 
-Usage (from the repository root)::
+Usage (from the repository root; results and the exact commands are in bench/results/hpo_quality.md)::
 
-    python bench/hpo_quality.py --config cluster/configs/digits-cmaes.yaml --trials 30 --seeds 5
-    python bench/hpo_quality.py --config cluster/configs/digits-highdim.yaml --seeds 5 --save-results
+    python bench/hpo_quality.py --config cluster/configs/digits-cmaes.yaml --seeds 10 --save-results \
+        --methods cmaes:sigma0=0.2 cmaes random tpe
+    python bench/hpo_quality.py --config cluster/configs/digits-highdim.yaml --seeds 10 --save-results
+    python bench/hpo_quality.py --config cluster/configs/digits-cmaes.yaml --trials 2 --seeds 1 \
+        --epochs 1 --reeval 1 --out /tmp/smoke                                  # smoke test, ~1 min
 
 What it does
 ------------
-The search space (a :class:`cluster.space.Space`, unit cube ``[0, 1]^d``) and the training task
-(``trial:`` = ``trials.TrialSpec`` fields) are read from the campaign config, so the benchmark and
-the shipped config agree.  Every method gets the same number of trials per run and ``--seeds``
-independent runs; every trial is one call of ``trials.train_and_evaluate`` (validation error =
-objective, test error recorded but never seen by any method):
+The search space (a :class:`cluster.space.Space`, unit cube ``[0, 1]^d``), the training task
+(``trial:``, i.e. ``trials.TrialSpec`` fields), the strategy's ``popsize``/``sigma0``/``seed`` and the
+budget (``budget.max_trials``, unless ``--trials``) are read from the campaign config, so the
+benchmark measures the shipped config.  Every method gets the same number of trials per run and
+``--seeds`` independent runs; every trial is one call of ``trials.train_and_evaluate``
+(objective = validation error; the test error is recorded but never seen by any method):
 
 * ``cmaes`` / ``sepcmaes``: ``esopt.make_strategy(name, space.x0, sigma0, popsize=, seed=,
-  bounds=space.bounds)`` with the config's ``strategy.popsize`` / ``strategy.sigma0``; ask a
-  generation, evaluate it, tell it (sequential-generation semantics, as the campaign driver).  A
-  last, incomplete generation is evaluated but not told.
+  bounds=space.bounds)``; ask a generation, evaluate it, tell it (the campaign driver's
+  generation semantics).  A last, incomplete generation is evaluated but not told.
 * ``random``: i.i.d. uniform points of the same unit cube, decoded by the same ``Space``.
-* ``tpe``: Optuna's ``TPESampler(seed=...)`` (Optuna's defaults), ask/tell, with distributions
-  that match the ``Space`` (``log=True`` on the log10 scale, ``IntDistribution`` for ints).
+* ``tpe``: Optuna's ``TPESampler(seed=...)`` with Optuna's defaults (multivariate in Optuna 5),
+  ask/tell, with distributions equal to the ``Space``'s (``log=True`` on the log10 scale,
+  ``IntDistribution`` for ints).
 
-A method may carry overrides: ``--methods cmaes:popsize=8,sigma0=0.2 random`` (the whole string is its label).
+A method label may carry overrides, ``--methods cmaes:popsize=8,sigma0=0.2 random`` (the first
+method is the reference of the paired comparisons).  Default methods: cmaes, random, tpe, and
+sepcmaes when d >= 10.
 
-Seeds
------
+Seeds and noise
+---------------
 Run ``r`` (``r = 0..seeds-1``) uses the *training* seed ``trial.seed + r`` for **every trial of
-every method**: within a run the objective is a deterministic function of the hyperparameters, and
-the methods of run ``r`` are compared on the very same function (a paired design).  The optimizer
-seed is ``strategy.seed + r`` (CMA-ES), ``r`` (random, TPE).  Because the best validation error of
-a run is the minimum over many evaluations that share one training seed, it is optimistic; the
-benchmark therefore also retrains each run's final best with ``--reeval`` fresh training seeds
-(seeds ``10_000 + k``) and reports that mean (an unbiased estimate of the chosen
-hyperparameters' quality) together with the spread between training seeds (the noise floor).
+every method** (a paired design: the methods of run ``r`` search the same function).  The
+optimizer seed is ``strategy.seed + r`` (CMA-ES) or ``r`` (random, TPE).  With a fixed training
+seed the objective is deterministic (the same hyperparameters give a bit-identical result on CPU)
+but *chaotic*: ``lr * (1 + 1e-6)`` can change the validation error by several images, so nearby
+candidates still carry independent-looking training noise, and the best validation error of a
+run, a minimum over many noisy values, is optimistic.  Each run's final best is therefore
+retrained with ``--reeval`` fresh training seeds (``10_000 + k``), as is the box centre ``x0``;
+the tables report those means (an unbiased estimate of the chosen hyperparameters' quality) and
+the standard deviation between training seeds (the noise floor the differences are judged by).
 
-Parallelism: ``--workers`` processes (default: CPU count), each with 1 torch/BLAS thread, each
-running whole runs (one method x one seed) one trial after another, so TPE stays fully sequential
-and CMA-ES keeps its generation semantics.  Finished runs are cached under ``--out`` (one CSV per
-run, written atomically); rerunning the command resumes and only computes what is missing.
+Parallelism and cache: ``--workers`` processes (default: the CPU count), 1 torch/BLAS thread each,
+each running whole runs (one method x one seed) one trial after another, so TPE stays fully
+sequential and CMA-ES keeps its generation semantics.  Each finished run is one CSV under
+``--out``/runs, named by a hash of what determines it (space, trial spec, method and its
+effective settings); rerunning a command computes only what is missing.
 
-Outputs: a per-trial CSV, a PNG of best-so-far validation error vs trials (median line and
-min-max band over seeds, one colour per method), and markdown tables (printed; with
-``--save-results`` also copied to ``bench/results/``).
+Outputs: the per-trial CSV, a PNG of the best-so-far validation error vs trials (median line and
+min-max band over seeds, per method), and markdown tables (printed; with ``--save-results`` also
+written to ``bench/results/hpo_quality-<config name>.{csv,png}``, ``...-reeval.csv`` and a section
+of ``bench/results/hpo_quality.md``).
 """
 
 from __future__ import annotations
@@ -226,21 +236,26 @@ def reeval_one(job: dict) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------
 # files
-def _fmt(v):
+def _fmt(v, exact: bool = False):
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return repr(v) if exact else f"{v:.6g}"
     return v
 
 
 def write_csv(path: Path, rows: list[dict], names: list[str], base=BASE_COLS) -> None:
-    """Write ``rows`` atomically (``path.tmp`` then rename); columns ``base`` then ``names``."""
+    """Write ``rows`` atomically (``path.tmp`` then rename); columns ``base`` then ``names``.
+
+    Metrics are written with 6 significant digits, the hyperparameters ``names`` exactly (``repr``):
+    training is chaotic in them (at a fixed training seed, ``lr * (1 + 1e-6)`` can change the
+    validation error by several images), so only exact values reproduce a trial."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
+    hp = set(names)
     with tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(base) + list(names), extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: _fmt(v) for k, v in r.items()})
+            w.writerow({k: _fmt(v, k in hp) for k, v in r.items()})
     tmp.replace(path)
 
 
