@@ -306,13 +306,18 @@ def final_bests(rows, reeval_rows, methods, seeds, n) -> dict[str, dict[str, np.
             if any(r is None for r in run):
                 continue
             b = min(run, key=lambda r: (float(r["objective"]), int(r["trial"])))
-            d["val"][s], d["test"][s] = float(b["objective"]), float(b["test_error"] or "nan")
+            d["val"][s], d["test"][s] = float(b["objective"]), _num(b["test_error"])
             g = [r for r in reeval_rows if r["method"] == m and int(r["seed"]) == s]
             if g:
                 d["reval"][s] = np.mean([float(r["objective"]) for r in g])
-                d["rtest"][s] = np.mean([float(r["test_error"] or "nan") for r in g])
+                d["rtest"][s] = np.mean([_num(r["test_error"]) for r in g])
         out[m] = d
     return out
+
+
+def _num(v) -> float:
+    """A CSV cell or value -> float; ``None`` and ``""`` (not computed) -> NaN."""
+    return math.nan if v is None or v == "" else float(v)
 
 
 def _pairs(a: np.ndarray, b: np.ndarray) -> str:
@@ -367,7 +372,7 @@ def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spe
         stds = []
         for (probe, m, s), g in sorted(groups.items(), key=lambda kv: (order.get(kv[0][1], 99), kv[0][2])):
             v = np.array([float(r["objective"]) for r in g])
-            t = np.array([float(r["test_error"] or "nan") for r in g])
+            t = np.array([_num(r["test_error"]) for r in g])
             sd = v.std(ddof=1) if v.size > 1 else np.nan
             if probe != "x0":
                 stds.append(sd)
@@ -477,7 +482,8 @@ def main(argv=None) -> int:
     ap.add_argument("--save-results", action="store_true", help="copy CSV, PNG, tables to bench/results/")
     ap.add_argument("--report-only", action="store_true", help="no new trials; tables from the cache")
     args = ap.parse_args(argv)
-    command = "python bench/hpo_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python bench/hpo_quality.py " + " ".join(  # as recorded in hpo_quality.md
+        a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only")
 
     cfg = load(args.config)
     n = args.trials or cfg.budget.max_trials
