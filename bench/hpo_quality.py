@@ -79,8 +79,19 @@ ROOT = Path(__file__).resolve().parents[1]
 REEVAL_SEED0 = 10_000
 FRACTIONS = (0.25, 0.5, 1.0)
 COLORS = {"cmaes": "tab:blue", "sepcmaes": "tab:cyan", "random": "tab:gray", "tpe": "tab:orange"}
-BASE_COLS = ["method", "seed", "trial", "generation", "sigma", "train_seed", "objective", "test_error", "status",
-             "wall_time_s", "best_so_far"]
+BASE_COLS = [
+    "method",
+    "seed",
+    "trial",
+    "generation",
+    "sigma",
+    "train_seed",
+    "objective",
+    "test_error",
+    "status",
+    "wall_time_s",
+    "best_so_far",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,8 +109,12 @@ def parse_method(spec: str) -> tuple[str, dict]:
     Raises ``ValueError`` for an unknown method or option.
     """
     name, _, opts = spec.partition(":")
-    allowed = {"cmaes": {"popsize", "sigma0"}, "sepcmaes": {"popsize", "sigma0"}, "random": set(),
-               "tpe": {"n_startup_trials"}}
+    allowed = {
+        "cmaes": {"popsize", "sigma0"},
+        "sepcmaes": {"popsize", "sigma0"},
+        "random": set(),
+        "tpe": {"n_startup_trials"},
+    }
     if name not in allowed:
         raise ValueError(f"unknown method {name!r}; known: {sorted(allowed)}")
     kw: dict = {}
@@ -173,11 +188,25 @@ def run_one(job: dict) -> dict:
         nonlocal best
         r = evaluate(hp, spec)
         best = min(best, r["objective"])
-        rows.append({"method": job["method"], "seed": seed, "trial": len(rows), "generation": gen, "sigma": sigma,
-                     "train_seed": train_seed, **r, "best_so_far": best, **hp})
+        rows.append(
+            {
+                "method": job["method"],
+                "seed": seed,
+                "trial": len(rows),
+                "generation": gen,
+                "sigma": sigma,
+                "train_seed": train_seed,
+                **r,
+                "best_so_far": best,
+                **hp,
+            }
+        )
         if len(rows) % max(1, n_trials // 4) == 0:
-            print(f"    {job['method']} seed {seed}: {len(rows)}/{n_trials} trials, best {pct(best)}%, "
-                  f"{time.perf_counter() - t_start:.0f} s", flush=True)
+            print(
+                f"    {job['method']} seed {seed}: {len(rows)}/{n_trials} trials, best {pct(best)}%, "
+                f"{time.perf_counter() - t_start:.0f} s",
+                flush=True,
+            )
         return r["objective"]
 
     if name in ("cmaes", "sepcmaes"):
@@ -185,8 +214,9 @@ def run_one(job: dict) -> dict:
 
         popsize = kw.get("popsize", cfg.strategy.popsize)
         sigma0 = kw.get("sigma0", cfg.strategy.sigma0)
-        es = esopt.make_strategy(name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + seed,
-                                 bounds=space.bounds)
+        es = esopt.make_strategy(
+            name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + seed, bounds=space.bounds
+        )
         gen = 0
         while len(rows) < n_trials:
             sigma = float(es.sigma)  # step size this generation was sampled with (unit-cube units)
@@ -209,14 +239,18 @@ def run_one(job: dict) -> dict:
         dists = tpe_distributions(space)
         for _ in range(n_trials):
             t = study.ask(dists)
-            hp = {p.name: (int(t.params[p.name]) if p.type == "int" else float(t.params[p.name]))
-                  for p in space.params}
+            hp = {p.name: (int(t.params[p.name]) if p.type == "int" else float(t.params[p.name])) for p in space.params}
             study.tell(t, record(hp, -1))
     elapsed = time.perf_counter() - t_start
     write_csv(Path(job["csv"]), rows, space.names)
     i = int(np.argmin([r["objective"] for r in rows]))
-    return {"method": job["method"], "seed": seed, "elapsed_s": elapsed, "best": rows[i]["objective"],
-            "best_hp": {n: rows[i][n] for n in space.names}}
+    return {
+        "method": job["method"],
+        "seed": seed,
+        "elapsed_s": elapsed,
+        "best": rows[i]["objective"],
+        "best_hp": {n: rows[i][n] for n in space.names},
+    }
 
 
 def reeval_one(job: dict) -> list[dict]:
@@ -229,8 +263,17 @@ def reeval_one(job: dict) -> list[dict]:
     for k in range(int(job["k"])):
         spec = trial_spec(cfg, REEVAL_SEED0 + k, job["trial_overrides"])
         r = evaluate(job["hp"], spec)
-        out.append({"probe": job["probe"], "run": job.get("run", ""), "method": job["method"],
-                    "seed": job["seed"], "train_seed": REEVAL_SEED0 + k, **r, **job["hp"]})
+        out.append(
+            {
+                "probe": job["probe"],
+                "run": job.get("run", ""),
+                "method": job["method"],
+                "seed": job["seed"],
+                "train_seed": REEVAL_SEED0 + k,
+                **r,
+                **job["hp"],
+            }
+        )
     return out
 
 
@@ -325,8 +368,10 @@ def _pairs(a: np.ndarray, b: np.ndarray) -> str:
     d = d[np.isfinite(d)]
     if d.size == 0:
         return "n/a"
-    return (", ".join(f"{100 * x:+.2f}" for x in d) + f" (median {100 * np.median(d):+.2f}; "
-            f"lower on {(d < 0).sum()}/{d.size} seeds)")
+    return (
+        ", ".join(f"{100 * x:+.2f}" for x in d) + f" (median {100 * np.median(d):+.2f}; "
+        f"lower on {(d < 0).sum()}/{d.size} seeds)"
+    )
 
 
 def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spec_info) -> str:
@@ -336,35 +381,54 @@ def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spe
     F = final_bests(rows, reeval_rows, methods, seeds, n)
     cuts = [max(1, math.ceil(fr * n)) for fr in FRACTIONS]
     k = n_reeval(reeval_rows)
-    lines = [f"### {cfg.name}: d = {cfg.space.dim} hyperparameters, {n} trials per run, {seeds} seeds", "",
-             spec_info, "",
-             "Error in %, median [min-max] over seeds. Best validation error so far after 25/50/100% of the "
-             "budget; test error of the final best (the same trained model); the final best retrained with "
-             f"{k} fresh training seeds (mean; validation and test); wall time of a run (one process).", "",
-             "| method | " + " | ".join(f"{int(fr * 100)}% ({c} trials)" for fr, c in zip(FRACTIONS, cuts))
-             + " | test of final best | retrained: val | retrained: test | run wall time (s) |",
-             "|---" * (len(cuts) + 5) + "|"]
+    lines = [
+        f"### {cfg.name}: d = {cfg.space.dim} hyperparameters, {n} trials per run, {seeds} seeds",
+        "",
+        spec_info,
+        "",
+        "Error in %, median [min-max] over seeds. Best validation error so far after 25/50/100% of the "
+        "budget; test error of the final best (the same trained model); the final best retrained with "
+        f"{k} fresh training seeds (mean; validation and test); wall time of a run (one process).",
+        "",
+        "| method | "
+        + " | ".join(f"{int(fr * 100)}% ({c} trials)" for fr, c in zip(FRACTIONS, cuts))
+        + " | test of final best | retrained: val | retrained: test | run wall time (s) |",
+        "|---" * (len(cuts) + 5) + "|",
+    ]
     for m in methods:
         cells = [med_range(C[m][:, c - 1]) for c in cuts]
         walls = [sm["elapsed_s"] for sm in summaries if sm["method"] == m]
         wall = f"{np.median(walls):.0f} [{min(walls):.0f}-{max(walls):.0f}]" if walls else "n/a"
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {med_range(F[m]['test'])} | "
-                     f"{med_range(F[m]['reval'])} | {med_range(F[m]['rtest'])} | {wall} |")
+        lines.append(
+            f"| {m} | " + " | ".join(cells) + f" | {med_range(F[m]['test'])} | "
+            f"{med_range(F[m]['reval'])} | {med_range(F[m]['rtest'])} | {wall} |"
+        )
     ref = methods[0]
     if len(methods) > 1:
-        lines += ["", f"Paired per-seed differences, {ref} minus each other method (percentage points; "
-                      "negative = lower error for " + ref + "), final best validation error / retrained:", ""]
+        lines += [
+            "",
+            f"Paired per-seed differences, {ref} minus each other method (percentage points; "
+            "negative = lower error for " + ref + "), final best validation error / retrained:",
+            "",
+        ]
         for m in methods[1:]:
             a, b = F[ref]["val"], F[m]["val"]
             disjoint = np.nanmax(a) < np.nanmin(b)
-            lines.append(f"- vs {m}: {_pairs(a, b)}; ranges {med_range(a)} vs {med_range(b)} "
-                         f"({'disjoint' if disjoint else 'overlapping'})")
+            lines.append(
+                f"- vs {m}: {_pairs(a, b)}; ranges {med_range(a)} vs {med_range(b)} "
+                f"({'disjoint' if disjoint else 'overlapping'})"
+            )
             if np.isfinite(F[ref]["reval"]).any():
                 lines.append(f"  - retrained: {_pairs(F[ref]['reval'], F[m]['reval'])}")
     if reeval_rows:
-        lines += ["", f"Noise between training seeds: each probe retrained with {k} fresh training seeds "
-                      "(validation / test error %, mean, std, min-max):", "",
-                  "| probe | val mean | val std | val min-max | test mean | test std |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Noise between training seeds: each probe retrained with {k} fresh training seeds "
+            "(validation / test error %, mean, std, min-max):",
+            "",
+            "| probe | val mean | val std | val min-max | test mean | test std |",
+            "|---|---|---|---|---|---|",
+        ]
         groups: dict = {}
         for r in reeval_rows:
             groups.setdefault((r["probe"], r["method"], int(r["seed"])), []).append(r)
@@ -377,12 +441,17 @@ def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spe
             if probe != "x0":
                 stds.append(sd)
             label = "x0 (centre of the box)" if probe == "x0" else f"{m} seed {s} final best"
-            lines.append(f"| {label} | {pct(v.mean())} | {pct(sd)} | {pct(v.min())}-{pct(v.max())} | "
-                         f"{pct(t.mean())} | {pct(t.std(ddof=1) if t.size > 1 else np.nan)} |")
+            lines.append(
+                f"| {label} | {pct(v.mean())} | {pct(sd)} | {pct(v.min())}-{pct(v.max())} | "
+                f"{pct(t.mean())} | {pct(t.std(ddof=1) if t.size > 1 else np.nan)} |"
+            )
         if stds:
             rms = np.sqrt(np.nanmean(np.square(stds)))
-            lines += ["", f"Std of the validation error between training seeds, over the {len(stds)} final "
-                          f"bests: median {pct(np.nanmedian(stds))}, root-mean-square {pct(rms)} percentage points."]
+            lines += [
+                "",
+                f"Std of the validation error between training seeds, over the {len(stds)} final "
+                f"bests: median {pct(np.nanmedian(stds))}, root-mean-square {pct(rms)} percentage points.",
+            ]
     lines += ["", f"Total wall time of this invocation: {wall_total:.0f} s."]
     return "\n".join(lines)
 
@@ -452,15 +521,35 @@ def reeval_jobs(cfg, config_path, runs: dict, n, k, overrides, have: set) -> lis
     (and ``"x0"``)."""
     jobs = []
     if "x0" not in have:
-        jobs.append({"config": config_path, "probe": "x0", "run": "x0", "method": "x0", "seed": -1,
-                     "hp": cfg.space.decode(cfg.space.x0), "k": k, "trial_overrides": overrides})
+        jobs.append(
+            {
+                "config": config_path,
+                "probe": "x0",
+                "run": "x0",
+                "method": "x0",
+                "seed": -1,
+                "hp": cfg.space.decode(cfg.space.x0),
+                "k": k,
+                "trial_overrides": overrides,
+            }
+        )
     for name, rr in sorted(runs.items()):
         if name in have or len(rr) < n:
             continue
         b = min(rr, key=lambda r: (float(r["objective"]), int(r["trial"])))
         hp = {p.name: (int(float(b[p.name])) if p.type == "int" else float(b[p.name])) for p in cfg.space.params}
-        jobs.append({"config": config_path, "probe": "best", "run": name, "method": b["method"],
-                     "seed": int(b["seed"]), "hp": hp, "k": k, "trial_overrides": overrides})
+        jobs.append(
+            {
+                "config": config_path,
+                "probe": "best",
+                "run": name,
+                "method": b["method"],
+                "seed": int(b["seed"]),
+                "hp": hp,
+                "k": k,
+                "trial_overrides": overrides,
+            }
+        )
     return jobs
 
 
@@ -472,9 +561,13 @@ def main(argv=None) -> int:
     ap.add_argument("--config", required=True, help="campaign YAML (space, trial, strategy)")
     ap.add_argument("--trials", type=int, default=None, help="trials per run (default: budget.max_trials)")
     ap.add_argument("--seeds", type=int, default=5, help="independent runs per method")
-    ap.add_argument("--methods", nargs="+", default=None,
-                    help="e.g. 'cmaes random tpe' or 'cmaes:popsize=8,sigma0=0.2 random' (default: "
-                         "cmaes random tpe, plus sepcmaes when d >= 10)")
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="e.g. 'cmaes random tpe' or 'cmaes:popsize=8,sigma0=0.2 random' (default: "
+        "cmaes random tpe, plus sepcmaes when d >= 10)",
+    )
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (1 thread each)")
     ap.add_argument("--epochs", type=int, default=None, help="override trial.epochs (smoke tests)")
     ap.add_argument("--reeval", type=int, default=3, help="fresh training seeds per final best (0: off)")
@@ -482,31 +575,50 @@ def main(argv=None) -> int:
     ap.add_argument("--save-results", action="store_true", help="copy CSV, PNG, tables to bench/results/")
     ap.add_argument("--report-only", action="store_true", help="no new trials; tables from the cache")
     args = ap.parse_args(argv)
-    command = "python bench/hpo_quality.py " + " ".join(  # as recorded in hpo_quality.md
-        a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only")
+    command = (
+        "python bench/hpo_quality.py "
+        + " ".join(  # as recorded in hpo_quality.md
+            a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"
+        )
+    )
 
     cfg = load(args.config)
     n = args.trials or cfg.budget.max_trials
     if not n:
         ap.error("--trials is required when the config has no budget.max_trials")
-    methods = list(args.methods) if args.methods else (
-        ["cmaes", "sepcmaes", "random", "tpe"] if cfg.space.dim >= 10 else ["cmaes", "random", "tpe"])
+    methods = (
+        list(args.methods)
+        if args.methods
+        else (["cmaes", "sepcmaes", "random", "tpe"] if cfg.space.dim >= 10 else ["cmaes", "random", "tpe"])
+    )
     for m in methods:
         parse_method(m)
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     out = Path(args.out) if args.out else ROOT / "bench" / "out" / cfg.name
     run_dir = out / "runs"
     tag = f"n{n}-s{args.seeds}" + (f"-e{args.epochs}" if args.epochs is not None else "")
-    spec_info = (f"Task: `trial: {json.dumps({**cfg.trial, **overrides})}`; config strategy: popsize "
-                 f"{cfg.strategy.popsize or 'default'}, sigma0 {cfg.strategy.sigma0}. "
-                 "Training seed of run r = trial.seed + r for every trial of every method.")
+    spec_info = (
+        f"Task: `trial: {json.dumps({**cfg.trial, **overrides})}`; config strategy: popsize "
+        f"{cfg.strategy.popsize or 'default'}, sigma0 {cfg.strategy.sigma0}. "
+        "Training seed of run r = trial.seed + r for every trial of every method."
+    )
 
     def csv_path(m: str, s: int) -> Path:
         return run_dir / f"{parse_method(m)[0]}-{run_key(cfg, m, overrides)}-n{n}-s{s}.csv"
 
-    jobs = [{"config": args.config, "method": m, "seed": s, "n_trials": n, "trial_overrides": overrides,
-             "csv": str(csv_path(m, s))}
-            for s in range(args.seeds) for m in methods if not csv_path(m, s).exists()]
+    jobs = [
+        {
+            "config": args.config,
+            "method": m,
+            "seed": s,
+            "n_trials": n,
+            "trial_overrides": overrides,
+            "csv": str(csv_path(m, s)),
+        }
+        for s in range(args.seeds)
+        for m in methods
+        if not csv_path(m, s).exists()
+    ]
     t0 = time.perf_counter()
     summaries_path = run_dir / "summaries.jsonl"
     if jobs and not args.report_only:
@@ -515,17 +627,26 @@ def main(argv=None) -> int:
             sm["csv"] = csv_path(sm["method"], sm["seed"]).name
             with summaries_path.open("a") as fh:
                 fh.write(json.dumps(sm) + "\n")
-            print(f"  done {sm['method']} seed {sm['seed']}: best {pct(sm['best'])}% in {sm['elapsed_s']:.0f} s "
-                  f"({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
-    runs = {csv_path(m, s).name: [{**r, "method": m} for r in read_csv(csv_path(m, s))]
-            for s in range(args.seeds) for m in methods if csv_path(m, s).exists()}
+            print(
+                f"  done {sm['method']} seed {sm['seed']}: best {pct(sm['best'])}% in {sm['elapsed_s']:.0f} s "
+                f"({time.perf_counter() - t0:.0f} s elapsed)",
+                flush=True,
+            )
+    runs = {
+        csv_path(m, s).name: [{**r, "method": m} for r in read_csv(csv_path(m, s))]
+        for s in range(args.seeds)
+        for m in methods
+        if csv_path(m, s).exists()
+    }
     rows = [r for rr in runs.values() for r in rr]
     names = {csv_path(m, s).name for s in range(args.seeds) for m in methods}
-    summaries = [json.loads(line) for line in summaries_path.read_text().splitlines()] \
-        if summaries_path.exists() else []
+    summaries = (
+        [json.loads(line) for line in summaries_path.read_text().splitlines()] if summaries_path.exists() else []
+    )
     label = {csv_path(m, s).name: m for s in range(args.seeds) for m in methods}
-    summaries = list({sm["csv"]: {**sm, "method": label[sm["csv"]]} for sm in summaries
-                      if sm.get("csv") in names}.values())
+    summaries = list(
+        {sm["csv"]: {**sm, "method": label[sm["csv"]]} for sm in summaries if sm.get("csv") in names}.values()
+    )
 
     # re-evaluation of every run's final best, and of the config's x0, with fresh training seeds
     reeval_rows: list[dict] = []
@@ -566,7 +687,7 @@ def update_md(path: Path, name: str, table: str, command: str) -> None:
     section = f"{start}\n{table}\n\nCommand: `{command}`\n{end}"
     text = path.read_text() if path.exists() else "# Tuning quality (bench/hpo_quality.py)\n"
     if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)

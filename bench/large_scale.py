@@ -29,8 +29,7 @@ import subprocess
 import sys
 import time
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-               "NUMEXPR_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 def _measure(impl: str, n: int) -> dict:
@@ -59,9 +58,11 @@ def _measure(impl: str, n: int) -> dict:
             dtype = np.float32 if impl.endswith("f32") else np.float64
             es = esopt.LMMAES(rng_x0, 1.0, seed=1, dtype=dtype)
             es.countiter = es.m  # transform with all m vectors from the start
+
         def step():
             X = es.ask()
             es.tell(X, np.einsum("ij,ij->i", X, X))
+
         step()  # warm-up
         timed(step)
         for _ in range(10):  # LMMAES recomputes diag(C) every 1..10 generations: amortize
@@ -74,19 +75,34 @@ def _measure(impl: str, n: int) -> dict:
         from pypop7.optimizers.es.es import ES
         from pypop7.optimizers.es.lmmaes import LMMAES
 
-        problem = {"fitness_function": lambda x: float(np.dot(x, x)), "ndim_problem": n,
-                   "lower_boundary": -5.0 * np.ones(n), "upper_boundary": 5.0 * np.ones(n)}
-        opt = LMMAES(problem, {"max_function_evaluations": np.inf, "seed_rng": 1, "mean": rng_x0,
-                               "sigma": 1.0, "verbose": False, "saving_fitness": 0})
+        problem = {
+            "fitness_function": lambda x: float(np.dot(x, x)),
+            "ndim_problem": n,
+            "lower_boundary": -5.0 * np.ones(n),
+            "upper_boundary": 5.0 * np.ones(n),
+        }
+        opt = LMMAES(
+            problem,
+            {
+                "max_function_evaluations": np.inf,
+                "seed_rng": 1,
+                "mean": rng_x0,
+                "sigma": 1.0,
+                "verbose": False,
+                "saving_fitness": 0,
+            },
+        )
         ES.optimize(opt)
         state = list(opt.initialize())  # z, d, mean, s, tm, y
         opt._n_generations = opt.n_evolution_paths  # all m vectors
+
         def step():
             z, d, mean, s, tm, y = state
             z, d, y = opt.iterate(z, d, mean, tm, y)
             opt._n_generations += 1
             mean, s, tm = opt._update_distribution(z, d, mean, s, tm, y)
             state[:] = [z, d, mean, s, tm, y]
+
         step()
         timed(step, budget_s=1.0, min_gens=2, max_gens=10)
         popsize = opt.n_individuals
@@ -98,18 +114,26 @@ def _measure(impl: str, n: int) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             es = cma.CMAEvolutionStrategy(rng_x0, 1.0, {"CMA_diagonal": True, "verbose": -9, "seed": 1})
+
         def step():
             X = es.ask()
             es.tell(X, [float(np.dot(x, x)) for x in X])
+
         step()
         timed(step)
         popsize = es.popsize
     else:
         raise ValueError(impl)
-    return {"impl": impl, "n": n, "popsize": popsize, "gens": len(times),
-            "s_per_gen": float(np.median(cpu_times)), "wall_s_per_gen": float(np.median(times)),
-            "stop_s": float(np.mean(stop_times)) if stop_times else None,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    return {
+        "impl": impl,
+        "n": n,
+        "popsize": popsize,
+        "gens": len(times),
+        "s_per_gen": float(np.median(cpu_times)),
+        "wall_s_per_gen": float(np.median(times)),
+        "stop_s": float(np.mean(stop_times)) if stop_times else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
 
 
 def run_child(impl: str, n: int, threads: int, repeats: int) -> dict:
@@ -117,8 +141,9 @@ def run_child(impl: str, n: int, threads: int, repeats: int) -> dict:
     env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
     runs = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, __file__, "--child", impl, str(n)], env=env,
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", impl, str(n)], env=env, capture_output=True, text=True, check=False
+        )
         if out.returncode != 0:
             return {"impl": impl, "n": n, "error": out.stderr.strip().splitlines()[-1:]}
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -160,12 +185,15 @@ def main() -> None:
             rows[impl, n] = prev = run_child(impl, n, args.threads, args.repeats)
             print(f"  measured {impl} n={n}: {prev}", file=sys.stderr, flush=True)
 
-    print(f"\nSphere, one generation = ask + f + tell; BLAS threads = {args.threads}; best of {args.repeats} "
-          f"fresh processes per row (peak RSS: largest of them)")
-    print(f"{'implementation':18s} {'n':>8s} {'lambda':>6s} {'s/gen':>10s} {'wall s':>9s} {'+stop()':>9s} "
-          f"{'RSS MB':>8s} {'vs peer':>8s}")
-    peer = {"esopt-lmmaes": "pypop7-lmmaes", "esopt-lmmaes-f32": "pypop7-lmmaes",
-            "esopt-sepcmaes": "pycma-diagonal"}
+    print(
+        f"\nSphere, one generation = ask + f + tell; BLAS threads = {args.threads}; best of {args.repeats} "
+        f"fresh processes per row (peak RSS: largest of them)"
+    )
+    print(
+        f"{'implementation':18s} {'n':>8s} {'lambda':>6s} {'s/gen':>10s} {'wall s':>9s} {'+stop()':>9s} "
+        f"{'RSS MB':>8s} {'vs peer':>8s}"
+    )
+    peer = {"esopt-lmmaes": "pypop7-lmmaes", "esopt-lmmaes-f32": "pypop7-lmmaes", "esopt-sepcmaes": "pycma-diagonal"}
     for impl in impls:
         for n in sizes:
             r = rows[impl, n]
@@ -177,14 +205,20 @@ def main() -> None:
             p = rows.get((peer.get(impl), n))
             if p and "s_per_gen" in p:
                 ratio = f"{p['s_per_gen'] / r['s_per_gen']:.1f}x"
-            print(f"{impl:18s} {n:8d} {r['popsize']:6d} {r['s_per_gen']:10.4f} {r['wall_s_per_gen']:9.4f} "
-                  f"{stop:>9s} {r['peak_rss_mb']:8.0f} {ratio:>8s}")
-    print("\ns/gen = median CPU seconds (process time) per generation, single BLAS thread: equal to the\n"
-          "wall time on an idle core and robust to other load; 'wall s' = median wall seconds.\n"
-          "'vs peer' = peer's s/gen / this row's s/gen (pypop7 LMMAES resp. pycma CMA_diagonal).")
+            print(
+                f"{impl:18s} {n:8d} {r['popsize']:6d} {r['s_per_gen']:10.4f} {r['wall_s_per_gen']:9.4f} "
+                f"{stop:>9s} {r['peak_rss_mb']:8.0f} {ratio:>8s}"
+            )
+    print(
+        "\ns/gen = median CPU seconds (process time) per generation, single BLAS thread: equal to the\n"
+        "wall time on an idle core and robust to other load; 'wall s' = median wall seconds.\n"
+        "'vs peer' = peer's s/gen / this row's s/gen (pypop7 LMMAES resp. pycma CMA_diagonal)."
+    )
     ref = fit_exponent(sizes, [n * np.log(n) for n in sizes]) if len(sizes) > 1 else float("nan")
-    print(f"Time exponent alpha in s/gen ~ n^alpha (least squares over n = {sizes}); "
-          f"n log n over the same sizes has alpha = {ref:.3f}:")
+    print(
+        f"Time exponent alpha in s/gen ~ n^alpha (least squares over n = {sizes}); "
+        f"n log n over the same sizes has alpha = {ref:.3f}:"
+    )
     for impl in impls:
         pts = [(n, rows[impl, n]["s_per_gen"]) for n in sizes if "s_per_gen" in rows[impl, n]]
         if len(pts) > 1:

@@ -153,11 +153,15 @@ def main(argv=None):
     import cmaes
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"pycma {cma.__version__}, cmaes {cmaes.__version__}, numpy {np.__version__}; BLAS threads = 1; "
-          f"{os.cpu_count()} CPUs, load average {load:.1f} (µs grow with load, the interleaved ratios less)")
-    head = (f"{'n':>5} | {'median µs: esopt':>16} {'pycma':>8} {'cmaes':>10} | {'pycma/esopt':>11} "
-            f"{'cmaes/esopt':>11} || {'mean µs: esopt':>14} {'pycma':>8} {'cmaes':>10} | "
-            f"{'pycma/esopt':>11} {'cmaes/esopt':>11}")
+    print(
+        f"pycma {cma.__version__}, cmaes {cmaes.__version__}, numpy {np.__version__}; BLAS threads = 1; "
+        f"{os.cpu_count()} CPUs, load average {load:.1f} (µs grow with load, the interleaved ratios less)"
+    )
+    head = (
+        f"{'n':>5} | {'median µs: esopt':>16} {'pycma':>8} {'cmaes':>10} | {'pycma/esopt':>11} "
+        f"{'cmaes/esopt':>11} || {'mean µs: esopt':>14} {'pycma':>8} {'cmaes':>10} | "
+        f"{'pycma/esopt':>11} {'cmaes/esopt':>11}"
+    )
     print(head)
     print("-" * len(head))
     with threadpool_limits(limits=1):
@@ -165,10 +169,12 @@ def main(argv=None):
             t = measure(n, args.seconds)
             med = {k: float(np.median(v)) for k, v in t.items()}
             mean = {k: float(np.mean(v)) for k, v in t.items()}
-            print(f"{n:>5} | {med['esopt']:>16.0f} {med['pycma']:>8.0f} {med['cmaes']:>10.0f} | "
-                  f"{med['pycma'] / med['esopt']:>11.1f} {med['cmaes'] / med['esopt']:>11.1f} || "
-                  f"{mean['esopt']:>14.0f} {mean['pycma']:>8.0f} {mean['cmaes']:>10.0f} | "
-                  f"{mean['pycma'] / mean['esopt']:>11.1f} {mean['cmaes'] / mean['esopt']:>11.1f}")
+            print(
+                f"{n:>5} | {med['esopt']:>16.0f} {med['pycma']:>8.0f} {med['cmaes']:>10.0f} | "
+                f"{med['pycma'] / med['esopt']:>11.1f} {med['cmaes'] / med['esopt']:>11.1f} || "
+                f"{mean['esopt']:>14.0f} {mean['pycma']:>8.0f} {mean['cmaes']:>10.0f} | "
+                f"{mean['pycma'] / mean['esopt']:>11.1f} {mean['cmaes'] / mean['esopt']:>11.1f}"
+            )
     print("µs per ask+tell generation (default popsize, sphere); ratios > 1: esopt is faster")
 
 

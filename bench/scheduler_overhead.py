@@ -70,15 +70,17 @@ def run_esopt(n_trials: int, cpus: int, popsize: int, workdir: Path) -> dict:
     from cluster.config import parse_config
     from cluster.store import Journal
 
-    cfg = parse_config({
-        "name": "bench-overhead",
-        "objective": "scheduler_overhead:sleep_trial",
-        "space": {f"x{i}": {"lower": 0.0, "upper": 1.0} for i in range(DIM)},
-        "strategy": {"name": "cmaes", "popsize": popsize, "seed": 0, "sigma0": 0.3},
-        "budget": {"max_trials": n_trials},
-        "resources": {"num_cpus": 1},
-        "ray": {"num_cpus": cpus},
-    })
+    cfg = parse_config(
+        {
+            "name": "bench-overhead",
+            "objective": "scheduler_overhead:sleep_trial",
+            "space": {f"x{i}": {"lower": 0.0, "upper": 1.0} for i in range(DIM)},
+            "strategy": {"name": "cmaes", "popsize": popsize, "seed": 0, "sigma0": 0.3},
+            "budget": {"max_trials": n_trials},
+            "resources": {"num_cpus": 1},
+            "ray": {"num_cpus": cpus},
+        }
+    )
     clock = _Clock()
     t0 = time.perf_counter()
     result = Campaign(cfg, workdir).run(progress=clock)
@@ -91,8 +93,13 @@ def run_esopt(n_trials: int, cpus: int, popsize: int, workdir: Path) -> dict:
         j.close()
     if result.status != "done" or any(t["status"] != "done" for t in trials):
         raise RuntimeError(f"esopt campaign did not finish cleanly: {result.status} {result.message}")
-    return {"wall": clock.last_end - clock.first_start, "total": total, "trials": trials, "gens": gens,
-            "points": [t["params"] for t in trials]}
+    return {
+        "wall": clock.last_end - clock.first_start,
+        "total": total,
+        "trials": trials,
+        "gens": gens,
+        "points": [t["params"] for t in trials],
+    }
 
 
 def run_tune(points: list[dict], cpus: int, workdir: Path) -> dict:
@@ -124,8 +131,7 @@ def run_tune(points: list[dict], cpus: int, workdir: Path) -> dict:
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
-            tune_config=tune.TuneConfig(search_alg=Replay(points), num_samples=len(points),
-                                        max_concurrent_trials=cpus),
+            tune_config=tune.TuneConfig(search_alg=Replay(points), num_samples=len(points), max_concurrent_trials=cpus),
             run_config=tune.RunConfig(name="bench-overhead", storage_path=str(workdir), verbose=0),
         )
         t0 = time.perf_counter()
@@ -167,11 +173,13 @@ def _breakdown(trials: list[dict], gens: list[dict], sleep: float, cpus: int, wa
     per = 1e3 / len(trials)
     lines = [f"  slot time not sleeping: {total_idle:.2f} s = {per * total_idle:.1f} ms/trial, of which"]
     med = 1e3 * statistics.median(gaps or [0])
-    parts = (("worker start-up (first ask -> first starts)", startup),
-             ("work in the trial beyond the sleep (objective call, result)", in_trial),
-             (f"dispatch gaps inside generations (median {med:.1f} ms)", dispatch),
-             ("slots idle at each generation's end (straggler barrier)", barrier),
-             ("generation turnaround (last finish -> next starts: tell, ask, journal, submit)", turnaround))
+    parts = (
+        ("worker start-up (first ask -> first starts)", startup),
+        ("work in the trial beyond the sleep (objective call, result)", in_trial),
+        (f"dispatch gaps inside generations (median {med:.1f} ms)", dispatch),
+        ("slots idle at each generation's end (straggler barrier)", barrier),
+        ("generation turnaround (last finish -> next starts: tell, ask, journal, submit)", turnaround),
+    )
     for name, v in parts:
         lines.append(f"    {name:<80} {v:7.2f} s  {per * v:6.1f} ms/trial")
     return "\n".join(lines)
@@ -200,16 +208,20 @@ def main(argv=None) -> int:
         print(f"{name:<28} {wall:9.2f} {100 * util:10.1f}% {over:14.1f}")
         return over
 
-    print(f"\n{args.trials} trials x {args.sleep} s on {args.cpus} CPUs (ideal {ideal:.1f} s); "
-          f"threads pinned to 1; Ray {__import__('ray').__version__}")
+    print(
+        f"\n{args.trials} trials x {args.sleep} s on {args.cpus} CPUs (ideal {ideal:.1f} s); "
+        f"threads pinned to 1; Ray {__import__('ray').__version__}"
+    )
     print(f"{'system':<28} {'wall [s]':>9} {'utilization':>11} {'overhead/trial [ms]':>14}")
     o_es = row("esopt (Campaign, CMA-ES)", es["wall"])
     row("esopt incl. ray.init/shutdown", es["total"])
     if tu is not None:
         o_tu = row("Ray Tune (Tuner, replay)", tu["wall"])
         print(f"overhead ratio Tune / esopt: {o_tu / max(o_es, 1e-9):.1f}x")
-    print("esopt breakdown (from the journal's timestamps):\n"
-          + _breakdown(es["trials"], es["gens"], args.sleep, args.cpus, es["wall"]))
+    print(
+        "esopt breakdown (from the journal's timestamps):\n"
+        + _breakdown(es["trials"], es["gens"], args.sleep, args.cpus, es["wall"])
+    )
     return 0
 
 

@@ -229,9 +229,7 @@ class Campaign:
 
     def __init__(self, config: CampaignConfig, directory: str | os.PathLike, *, address: str | None = None):
         if not isinstance(config, CampaignConfig):
-            raise TypeError(
-                f"config must be a CampaignConfig (see cluster.load_config), got {type(config).__name__}"
-            )
+            raise TypeError(f"config must be a CampaignConfig (see cluster.load_config), got {type(config).__name__}")
         directory = Path(directory)
         if (directory / DB_NAME).exists():
             raise FileExistsError(
@@ -435,9 +433,7 @@ class Campaign:
                 num_gpus=self.config.ray.num_gpus,
             )
             check_feasible(self.config.resources, strict=session.owned)
-            executor = self.executor = RayExecutor(
-                self.objective, self.config.resources, self.config.failures
-            )
+            executor = self.executor = RayExecutor(self.objective, self.config.resources, self.config.failures)
             g = last_g
             while True:
                 if open_gen is None:
@@ -450,9 +446,7 @@ class Campaign:
                 else:
                     g, X, rows = open_gen
                     open_gen = None
-                    rerun = {"pending", "running", "cancelled"} | (
-                        {"failed"} if prior_status == "failed" else set()
-                    )
+                    rerun = {"pending", "running", "cancelled"} | ({"failed"} if prior_status == "failed" else set())
                     tasks = [
                         TrialTask(r["id"], g, r["idx"], r["params"], attempts=r["attempts"] or 0)
                         for r in rows
@@ -472,10 +466,7 @@ class Campaign:
                     return self._result("failed", abort, {})
                 rows = journal.trials(g)
                 f = np.array(
-                    [
-                        r["objective"] if r["status"] == "done" and r["objective"] is not None else np.nan
-                        for r in rows
-                    ],
+                    [r["objective"] if r["status"] == "done" and r["objective"] is not None else np.nan for r in rows],
                     dtype=float,
                 )
                 failed = np.array([r["status"] != "done" for r in rows])

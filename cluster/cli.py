@@ -76,41 +76,60 @@ def _journal_dir(directory: str) -> Path:
     """Check that ``directory`` holds a journal; raise ``FileNotFoundError`` saying what is missing."""
     d = Path(directory)
     if not (d / JOURNAL_FILE).is_file():
-        raise FileNotFoundError(f"{d}: no campaign here (no {JOURNAL_FILE}); "
-                                f"start one with 'esopt tune CONFIG --dir {shlex.quote(str(d))}'")
+        raise FileNotFoundError(
+            f"{d}: no campaign here (no {JOURNAL_FILE}); start one with 'esopt tune CONFIG --dir {shlex.quote(str(d))}'"
+        )
     return d
 
 
 # ---------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="esopt", description="Evolutionary hyperparameter tuning campaigns on Ray, journaled in SQLite.",
-        epilog="Exit codes: 0 done, 1 failed, 2 bad config/journal/arguments, 130 interrupted.")
+        prog="esopt",
+        description="Evolutionary hyperparameter tuning campaigns on Ray, journaled in SQLite.",
+        epilog="Exit codes: 0 done, 1 failed, 2 bad config/journal/arguments, 130 interrupted.",
+    )
     p.add_argument("--version", action="version", version=f"esopt {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    t = sub.add_parser("tune", help="start a campaign from a YAML config",
-                       description="Validate CONFIG and run its campaign (progress bar per generation).")
+    t = sub.add_parser(
+        "tune",
+        help="start a campaign from a YAML config",
+        description="Validate CONFIG and run its campaign (progress bar per generation).",
+    )
     t.add_argument("config", metavar="CONFIG", help="campaign YAML (see cluster/configs/)")
-    t.add_argument("--dir", metavar="DIR", default=None,
-                   help="campaign directory (default: runs/<name>-<YYYYmmdd-HHMMSS>)")
-    t.add_argument("--address", metavar="ADDR", default=None,
-                   help="Ray address, overrides ray.address: 'auto' or 'ray://host:port' joins a cluster")
+    t.add_argument(
+        "--dir", metavar="DIR", default=None, help="campaign directory (default: runs/<name>-<YYYYmmdd-HHMMSS>)"
+    )
+    t.add_argument(
+        "--address",
+        metavar="ADDR",
+        default=None,
+        help="Ray address, overrides ray.address: 'auto' or 'ray://host:port' joins a cluster",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    r = sub.add_parser("resume", help="continue an interrupted campaign",
-                       description="Reopen DIR's journal and continue exactly where it stopped.")
+    r = sub.add_parser(
+        "resume",
+        help="continue an interrupted campaign",
+        description="Reopen DIR's journal and continue exactly where it stopped.",
+    )
     r.add_argument("directory", metavar="DIR")
     r.add_argument("--address", metavar="ADDR", default=None, help="Ray address (as for tune)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    s = sub.add_parser("status", help="show a campaign's state (also while it runs)",
-                       description="Generations, best so far, running trials and their nodes, "
-                                   "counts by status.")
+    s = sub.add_parser(
+        "status",
+        help="show a campaign's state (also while it runs)",
+        description="Generations, best so far, running trials and their nodes, counts by status.",
+    )
     s.add_argument("directory", metavar="DIR")
 
-    rp = sub.add_parser("report", help="write plots and trials.csv",
-                        description="PNG plots (objective, sigma, hyperparameters) and trials.csv.")
+    rp = sub.add_parser(
+        "report",
+        help="write plots and trials.csv",
+        description="PNG plots (objective, sigma, hyperparameters) and trials.csv.",
+    )
     rp.add_argument("directory", metavar="DIR")
     rp.add_argument("--out", metavar="OUT", default=None, help="output directory (default: DIR/report)")
     return p
@@ -129,8 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .store import JournalError
 
     try:
-        return {"tune": _cmd_tune, "resume": _cmd_resume, "status": _cmd_status,
-                "report": _cmd_report}[args.command](args)
+        return {"tune": _cmd_tune, "resume": _cmd_resume, "status": _cmd_status, "report": _cmd_report}[args.command](
+            args
+        )
     except ConfigError as e:
         _err(f"bad config: {e}")
         return EXIT_CONFIG
@@ -230,27 +250,35 @@ def _print_summary(result, directory: Path, cfg) -> None:
     finally:
         j.close()
     status = getattr(result, "status", "?")
-    line = f"campaign {status}: {getattr(result, 'n_trials', '?')} trials finished, " \
-           f"{getattr(result, 'n_generations', '?')} generations told"
+    line = (
+        f"campaign {status}: {getattr(result, 'n_trials', '?')} trials finished, "
+        f"{getattr(result, 'n_generations', '?')} generations told"
+    )
     if getattr(result, "message", None):
         line += f" ({result.message})"
     out = ["", line]
     if best:
-        out.append(f"best hyperparameters (trial {best.get('id')}, generation {best.get('generation')}, "
-                   f"index {best.get('idx')}):")
+        out.append(
+            f"best hyperparameters (trial {best.get('id')}, generation {best.get('generation')}, "
+            f"index {best.get('idx')}):"
+        )
         out += _params_lines(_ordered(best.get("params"), cfg))
         name = "validation error" if _uses_trials(cfg) else "objective"
         res = best.get("result") if isinstance(best.get("result"), Mapping) else {}
         test = res.get("test_error")
-        out.append(f"{name}: {_fmt(best.get('objective'))}"
-                   + (f"   test error: {_fmt(test)}" if test is not None else "   (no test error reported)"))
+        out.append(
+            f"{name}: {_fmt(best.get('objective'))}"
+            + (f"   test error: {_fmt(test)}" if test is not None else "   (no test error reported)")
+        )
     else:
         out.append("no trial finished successfully")
     q = shlex.quote(str(directory))
-    out += [f"campaign directory: {directory}",
-            f"  esopt report {q}   # PNG plots and trials.csv into {directory / 'report'}",
-            f"  esopt resume {q}   # continue after Ctrl-C, a crash or a kill",
-            f"  esopt status {q}   # generations, best so far, trials by status"]
+    out += [
+        f"campaign directory: {directory}",
+        f"  esopt report {q}   # PNG plots and trials.csv into {directory / 'report'}",
+        f"  esopt resume {q}   # continue after Ctrl-C, a crash or a kill",
+        f"  esopt status {q}   # generations, best so far, trials by status",
+    ]
     print("\n".join(out))
 
 
@@ -303,8 +331,15 @@ def _cmd_status(args) -> int:
     pid = info.get("driver_pid")
     if state == "running" and pid:
         alive = _pid_alive(pid)
-        line += f" (driver pid {pid}" + ("" if alive is not False else ", not alive: killed? "
-                                         f"continue with esopt resume {shlex.quote(str(directory))}") + ")"
+        line += (
+            f" (driver pid {pid}"
+            + (
+                ""
+                if alive is not False
+                else f", not alive: killed? continue with esopt resume {shlex.quote(str(directory))}"
+            )
+            + ")"
+        )
     if info.get("elapsed_s") is not None:
         from .progress import format_duration
 
@@ -314,8 +349,7 @@ def _cmd_status(args) -> int:
         out.append(f"  {info['message']}")
     s, b = raw.get("strategy", {}), raw.get("budget", {})
     limits = ", ".join(f"{k}={v}" for k, v in b.items() if v is not None) or "none"
-    out.append(f"strategy {s.get('name')} (popsize {s.get('popsize')}, seed {s.get('seed')}); "
-               f"budget {limits}")
+    out.append(f"strategy {s.get('name')} (popsize {s.get('popsize')}, seed {s.get('seed')}); budget {limits}")
     told = [g for g in gens if g.get("told_at") is not None]
     last = gens[-1] if gens else None
     gline = f"generations: {len(gens)} asked, {len(told)} told"
@@ -328,19 +362,26 @@ def _cmd_status(args) -> int:
     out.append("trials: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if best:
         params = " ".join(f"{k}={_fmt(v)}" for k, v in _ordered(best.get("params"), raw).items())
-        out.append(f"best so far: {_fmt(best.get('objective'))} (trial {best.get('id')}, generation "
-                   f"{best.get('generation')}, index {best.get('idx')}): {params}")
+        out.append(
+            f"best so far: {_fmt(best.get('objective'))} (trial {best.get('id')}, generation "
+            f"{best.get('generation')}, index {best.get('idx')}): {params}"
+        )
     else:
         out.append("best so far: none")
     running = [t for t in trials if t.get("status") == "running"]
     if running:
         out.append("running (submitted to Ray):")
         for t in running:
-            where = (f"on node {t['node_id']} worker {t.get('worker_id') or '?'}" if t.get("node_id")
-                     else "waiting for resources")
+            where = (
+                f"on node {t['node_id']} worker {t.get('worker_id') or '?'}"
+                if t.get("node_id")
+                else "waiting for resources"
+            )
             since = _ago(t.get("started_at"))
-            out.append(f"  trial {t.get('id')} (generation {t.get('generation')}, index {t.get('idx')}) "
-                       f"{where}" + (f", for {since}" if since else ""))
+            out.append(
+                f"  trial {t.get('id')} (generation {t.get('generation')}, index {t.get('idx')}) "
+                f"{where}" + (f", for {since}" if since else "")
+            )
     print("\n".join(out))
     return EXIT_DONE
 

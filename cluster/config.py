@@ -32,8 +32,17 @@ import yaml
 from .space import Space
 
 __all__ = [
-    "BudgetConfig", "CampaignConfig", "ConfigError", "FailuresConfig", "RayConfig", "ResourcesConfig",
-    "StrategyConfig", "load_config", "parse_config", "import_callable", "TRIALS_OBJECTIVE",
+    "BudgetConfig",
+    "CampaignConfig",
+    "ConfigError",
+    "FailuresConfig",
+    "RayConfig",
+    "ResourcesConfig",
+    "StrategyConfig",
+    "load_config",
+    "parse_config",
+    "import_callable",
+    "TRIALS_OBJECTIVE",
 ]
 
 TRIALS_OBJECTIVE = "trials:train_and_evaluate"
@@ -52,12 +61,12 @@ class ConfigError(ValueError):
 class StrategyConfig:
     """``strategy:`` section. ``sigma0`` is a fraction of every hyperparameter's (scaled) range."""
 
-    name: str = "cmaes"               # a key of esopt.registry.STRATEGIES
-    popsize: int | None = None        # offspring per generation; None = 4 + floor(3 ln d)
-    sigma0: float = 0.3               # initial step size, fraction of each range (unit cube)
-    seed: int = 0                     # seed of the strategy's numpy Generator
-    restarts: str | None = None       # None, "ipop" or "bipop"
-    max_restarts: int = 9             # with restarts only
+    name: str = "cmaes"  # a key of esopt.registry.STRATEGIES
+    popsize: int | None = None  # offspring per generation; None = 4 + floor(3 ln d)
+    sigma0: float = 0.3  # initial step size, fraction of each range (unit cube)
+    seed: int = 0  # seed of the strategy's numpy Generator
+    restarts: str | None = None  # None, "ipop" or "bipop"
+    max_restarts: int = 9  # with restarts only
     options: dict = field(default_factory=dict)  # extra strategy options / esopt.Tolerances names
 
 
@@ -65,38 +74,38 @@ class StrategyConfig:
 class BudgetConfig:
     """``budget:`` section; the campaign stops at the first limit reached (None = no limit)."""
 
-    max_trials: int | None = None       # evaluations (trials told to the strategy)
+    max_trials: int | None = None  # evaluations (trials told to the strategy)
     max_generations: int | None = None  # tells
-    ftarget: float | None = None        # stop when the best objective <= ftarget
-    max_time_s: float | None = None     # wall-clock seconds of the driver (summed over resumes)
+    ftarget: float | None = None  # stop when the best objective <= ftarget
+    max_time_s: float | None = None  # wall-clock seconds of the driver (summed over resumes)
 
 
 @dataclass(frozen=True)
 class ResourcesConfig:
     """``resources:`` section: Ray resources of each trial."""
 
-    num_cpus: float = 1.0               # CPUs per trial (also torch threads for CPU trials)
-    num_gpus: float = 0.0               # GPUs per trial; fractions pack trials on one GPU (e.g. 0.25)
-    max_concurrent: int | None = None   # trials running at once; None = what the resources allow
-    timeout_s: float | None = None      # per-trial wall-clock limit in seconds; None = no limit
-    fresh_process: bool | None = None   # run each trial in a new worker; None = yes iff num_gpus > 0
+    num_cpus: float = 1.0  # CPUs per trial (also torch threads for CPU trials)
+    num_gpus: float = 0.0  # GPUs per trial; fractions pack trials on one GPU (e.g. 0.25)
+    max_concurrent: int | None = None  # trials running at once; None = what the resources allow
+    timeout_s: float | None = None  # per-trial wall-clock limit in seconds; None = no limit
+    fresh_process: bool | None = None  # run each trial in a new worker; None = yes iff num_gpus > 0
 
 
 @dataclass(frozen=True)
 class FailuresConfig:
     """``failures:`` section: what an exception in the objective does."""
 
-    on_error: str = "penalty"   # "penalty" (worst value of the generation, campaign goes on), "retry", "abort"
-    max_retries: int = 2        # retries of a trial (system failures always, exceptions with on_error=retry)
+    on_error: str = "penalty"  # "penalty" (worst value of the generation, campaign goes on), "retry", "abort"
+    max_retries: int = 2  # retries of a trial (system failures always, exceptions with on_error=retry)
 
 
 @dataclass(frozen=True)
 class RayConfig:
     """``ray:`` section."""
 
-    address: str | None = None      # None: start a local Ray instance; "auto" or "ray://host:port": join
-    num_cpus: float | None = None   # CPUs of a local instance; None = all of the machine's
-    num_gpus: float | None = None   # GPUs of a local instance; None = detected
+    address: str | None = None  # None: start a local Ray instance; "auto" or "ray://host:port": join
+    num_cpus: float | None = None  # CPUs of a local instance; None = all of the machine's
+    num_gpus: float | None = None  # GPUs of a local instance; None = detected
 
 
 @dataclass(frozen=True)
@@ -172,8 +181,10 @@ def _section(raw: Mapping, key: str) -> Mapping:
 def _check_keys(d: Mapping, allowed: set[str], path: str) -> None:
     unknown = sorted(set(d) - allowed)
     if unknown:
-        raise ConfigError(f"{path}.{unknown[0]}" if path else unknown[0],
-                          f"unknown key; known keys{' of ' + path if path else ''}: {sorted(allowed)}")
+        raise ConfigError(
+            f"{path}.{unknown[0]}" if path else unknown[0],
+            f"unknown key; known keys{' of ' + path if path else ''}: {sorted(allowed)}",
+        )
 
 
 def _num(d: Mapping, key: str, path: str, *, kind=float, minimum=None, positive=False, allow_none=True):
@@ -215,8 +226,7 @@ def parse_config(raw: Mapping[str, Any], *, check_objective: bool = True) -> Cam
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("", f"a campaign config must be a mapping at the top level, got {type(raw).__name__}")
-    _check_keys(raw, {"name", "objective", "trial", "space", "strategy", "budget", "resources", "failures",
-                      "ray"}, "")
+    _check_keys(raw, {"name", "objective", "trial", "space", "strategy", "budget", "resources", "failures", "ray"}, "")
     name = raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
         raise ConfigError("name", f"must be a non-empty name of letters, digits, '-', '_' or '.', got {name!r}")
@@ -244,8 +254,9 @@ def parse_config(raw: Mapping[str, Any], *, check_objective: bool = True) -> Cam
             if key in spec and spec[key] not in choices:
                 raise ConfigError(f"space.{pname}.{key}", f"must be one of {list(choices)}, got {spec[key]!r}")
         if float(spec["lower"]) >= float(spec["upper"]):
-            raise ConfigError(f"space.{pname}.lower",
-                              f"must be < upper, got lower={spec['lower']!r} >= upper={spec['upper']!r}")
+            raise ConfigError(
+                f"space.{pname}.lower", f"must be < upper, got lower={spec['lower']!r} >= upper={spec['upper']!r}"
+            )
         if spec.get("scale") == "log10" and float(spec["lower"]) <= 0:
             raise ConfigError(f"space.{pname}.lower", f"must be > 0 on the log10 scale, got {spec['lower']!r}")
     try:
@@ -336,11 +347,23 @@ def parse_config(raw: Mapping[str, Any], *, check_objective: bool = True) -> Cam
     address = rc.get("address")
     if address is not None and (not isinstance(address, str) or not address):
         raise ConfigError("ray.address", f"must be null, 'auto', 'host:port' or 'ray://host:port', got {address!r}")
-    ray_cfg = RayConfig(address=address, num_cpus=_num(rc, "num_cpus", "ray", minimum=1),
-                        num_gpus=_num(rc, "num_gpus", "ray", minimum=0))
+    ray_cfg = RayConfig(
+        address=address,
+        num_cpus=_num(rc, "num_cpus", "ray", minimum=1),
+        num_gpus=_num(rc, "num_gpus", "ray", minimum=0),
+    )
 
-    return CampaignConfig(name=name, objective=objective, space=space, trial=trial, strategy=strategy,
-                          budget=budget, resources=resources, failures=failures, ray=ray_cfg)
+    return CampaignConfig(
+        name=name,
+        objective=objective,
+        space=space,
+        trial=trial,
+        strategy=strategy,
+        budget=budget,
+        resources=resources,
+        failures=failures,
+        ray=ray_cfg,
+    )
 
 
 def _check_trials(trial: dict, space: Space) -> None:
@@ -358,8 +381,9 @@ def _check_trials(trial: dict, space: Space) -> None:
     if known:
         for pname in space.names:
             if pname not in known:
-                raise ConfigError(f"space.{pname}",
-                                  f"is not a hyperparameter of {TRIALS_OBJECTIVE}; known: {sorted(known)}")
+                raise ConfigError(
+                    f"space.{pname}", f"is not a hyperparameter of {TRIALS_OBJECTIVE}; known: {sorted(known)}"
+                )
 
 
 def load_config(path: str | Path) -> CampaignConfig:

@@ -249,9 +249,7 @@ class RayExecutor:
                 return reason
         return None
 
-    def cancel_all(
-        self, listener: ExecutorListener | None = None, *, reason: str = "cancelled"
-    ) -> list[TrialTask]:
+    def cancel_all(self, listener: ExecutorListener | None = None, *, reason: str = "cancelled") -> list[TrialTask]:
         """Force-cancel every running trial; report each as ``cancelled`` (if a listener is given).
 
         Returns the cancelled tasks.  Errors from Ray (e.g. a cluster already gone) are ignored.
@@ -359,9 +357,7 @@ class RayExecutor:
         err = outcome.error or ""
         return outcome.status == "failed" and not err.startswith(("diverged", "system"))
 
-    def _handle(
-        self, outcome: TrialOutcome, queue: deque[TrialTask], listener: ExecutorListener
-    ) -> str | None:
+    def _handle(self, outcome: TrialOutcome, queue: deque[TrialTask], listener: ExecutorListener) -> str | None:
         on_error = self.failures.on_error
         if self._policy_applies(outcome):
             task = outcome.task

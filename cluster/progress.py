@@ -33,8 +33,6 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-
-
 class TqdmProgress:
     """tqdm bars, one per generation, written to ``file`` (default ``sys.stderr``).
 
@@ -71,9 +69,16 @@ class TqdmProgress:
         self._close()
         self._generation = generation
         self.counts = {}
-        self._bar = tqdm(total=int(popsize), desc=f"generation {generation}", unit="trial",
-                         file=self.file, disable=self.disable, dynamic_ncols=True, leave=True,
-                         mininterval=0.2)
+        self._bar = tqdm(
+            total=int(popsize),
+            desc=f"generation {generation}",
+            unit="trial",
+            file=self.file,
+            disable=self.disable,
+            dynamic_ncols=True,
+            leave=True,
+            mininterval=0.2,
+        )
         self._refresh()
 
     def on_trial_finished(self, generation: int, row: Mapping[str, Any], counts: Mapping[str, int]) -> None:
@@ -103,8 +108,10 @@ class TqdmProgress:
         """The text shown after the bar, e.g. ``done=5 run=2 fail=0 best=0.0123 elapsed=0:00:42``."""
         c = self.counts
         best = "n/a" if self.best is None else f"{self.best:.4g}"
-        return (f"done={c.get('done', 0)} run={c.get('running', 0)} fail={c.get('failed', 0)} "
-                f"best={best} elapsed={format_duration(time.monotonic() - self.t0)}")
+        return (
+            f"done={c.get('done', 0)} run={c.get('running', 0)} fail={c.get('failed', 0)} "
+            f"best={best} elapsed={format_duration(time.monotonic() - self.t0)}"
+        )
 
     def _update_best(self, value: Any) -> None:
         v = finite_or_none(value)

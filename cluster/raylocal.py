@@ -173,9 +173,7 @@ class RaySession:
         known = {p["pid"] for p in self.record["processes"]}
         new = [p for p in _descendants(os.getpid()) if p not in known]
         if new:
-            self.record["processes"] += [
-                {"pid": p, "start_time": (_stat(p) or ("", 0, None))[2]} for p in new
-            ]
+            self.record["processes"] += [{"pid": p, "start_time": (_stat(p) or ("", 0, None))[2]} for p in new]
             _write_record(self.directory, self.record)
 
     def shutdown(self) -> list[int]:

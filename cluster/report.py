@@ -32,13 +32,20 @@ from matplotlib.ticker import MaxNLocator
 from .space import Space
 from .store import finite_or_none
 
-__all__ = ["write_report", "write_trials_csv", "objective_curves", "plot_objective", "plot_sigma",
-           "plot_params", "sampling_means", "space_of", "REPORT_FILES"]
+__all__ = [
+    "write_report",
+    "write_trials_csv",
+    "objective_curves",
+    "plot_objective",
+    "plot_sigma",
+    "plot_params",
+    "sampling_means",
+    "space_of",
+    "REPORT_FILES",
+]
 
 REPORT_FILES = ("objective.png", "sigma.png", "params.png", "trials.csv")
 _FINISHED = ("done", "failed")
-
-
 
 
 def space_of(config: Any) -> Space:
@@ -99,9 +106,14 @@ def objective_curves(trials: Sequence[Mapping]) -> dict[str, np.ndarray]:
         if sel.any():
             at.append(int(n[gens == g].max()))
             med.append(float(np.median(f[sel])))
-    return {"evaluation": n, "objective": f, "best": best,
-            "failed": np.array([t["status"] == "failed" for t in evals], dtype=bool),
-            "median_at": np.array(at, dtype=int), "median": np.array(med, dtype=float)}
+    return {
+        "evaluation": n,
+        "objective": f,
+        "best": best,
+        "failed": np.array([t["status"] == "failed" for t in evals], dtype=bool),
+        "median_at": np.array(at, dtype=int),
+        "median": np.array(med, dtype=float),
+    }
 
 
 def plot_objective(trials: Sequence[Mapping], path: str | Path) -> Path:
@@ -128,8 +140,15 @@ def plot_objective(trials: Sequence[Mapping], path: str | Path) -> Path:
     else:
         _no_data(ax, "no finished trial yet")
     if c["failed"].any():
-        ax.plot(n[c["failed"]], np.zeros(int(c["failed"].sum())), "|", color="C3", ms=12,
-                transform=ax.get_xaxis_transform(), label="failed")
+        ax.plot(
+            n[c["failed"]],
+            np.zeros(int(c["failed"].sum())),
+            "|",
+            color="C3",
+            ms=12,
+            transform=ax.get_xaxis_transform(),
+            label="failed",
+        )
     ax.set_xlabel("evaluation (in (generation, index) order)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("objective (lower is better)")
@@ -176,8 +195,7 @@ def sampling_means(generations: Sequence[Mapping], space: Space) -> list[tuple[i
     return out
 
 
-def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space: Space,
-                path: str | Path) -> Path:
+def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space: Space, path: str | Path) -> Path:
     """One panel per hyperparameter: sampled values and distribution mean per generation.
 
     Values are in the hyperparameter's own units: trials' ``params`` as evaluated (ints rounded),
@@ -189,28 +207,44 @@ def plot_params(trials: Sequence[Mapping], generations: Sequence[Mapping], space
     fig = Figure(figsize=(8, 2.6 * d))
     axes = [fig.add_subplot(d, 1, i + 1) for i in range(d)]
     rows = [t for t in trials if isinstance(t.get("params"), Mapping)]
-    best = min((t for t in rows if t.get("status") == "done" and finite_or_none(t.get("objective")) is not None),
-               key=lambda t: float(t["objective"]), default=None)
+    best = min(
+        (t for t in rows if t.get("status") == "done" and finite_or_none(t.get("objective")) is not None),
+        key=lambda t: float(t["objective"]),
+        default=None,
+    )
     means = [(x, space.decode(np.clip(m, 0.0, 1.0))) for x, m in sampling_means(generations, space)]
     for ax, p in zip(axes, space.params):
-        for status, style, color in (("done", "o", "C0"), ("failed", "x", "C3"),
-                                     ("running", "o", "0.75"), ("pending", "o", "0.85")):
+        for status, style, color in (
+            ("done", "o", "C0"),
+            ("failed", "x", "C3"),
+            ("running", "o", "0.75"),
+            ("pending", "o", "0.85"),
+        ):
             sel = [t for t in rows if t.get("status") == status and p.name in t["params"]]
             if sel:
-                ax.plot([int(t["generation"]) for t in sel], [t["params"][p.name] for t in sel], style,
-                        color=color, ms=4, alpha=0.8, label=status if status != "done" else "sampled")
+                ax.plot(
+                    [int(t["generation"]) for t in sel],
+                    [t["params"][p.name] for t in sel],
+                    style,
+                    color=color,
+                    ms=4,
+                    alpha=0.8,
+                    label=status if status != "done" else "sampled",
+                )
         if means:
-            ax.plot([g for g, _ in means], [m[p.name] for _, m in means], "-", color="C1", lw=2,
-                    label="sampling mean")
+            ax.plot([g for g, _ in means], [m[p.name] for _, m in means], "-", color="C1", lw=2, label="sampling mean")
         if best is not None and p.name in best["params"]:
-            ax.plot([int(best["generation"])], [best["params"][p.name]], "*", color="gold", ms=14,
-                    mec="k", label="best")
+            ax.plot(
+                [int(best["generation"])], [best["params"][p.name]], "*", color="gold", ms=14, mec="k", label="best"
+            )
         if not rows and not means:
             _no_data(ax, "no trial yet")
         if p.scale == "log10":
             ax.set_yscale("log")
-        ax.set_ylim(p.lower / 1.5 if p.scale == "log10" else p.lower - 0.05 * (p.upper - p.lower),
-                    p.upper * 1.5 if p.scale == "log10" else p.upper + 0.05 * (p.upper - p.lower))
+        ax.set_ylim(
+            p.lower / 1.5 if p.scale == "log10" else p.lower - 0.05 * (p.upper - p.lower),
+            p.upper * 1.5 if p.scale == "log10" else p.upper + 0.05 * (p.upper - p.lower),
+        )
         ax.set_ylabel(f"{p.name}\n({p.scale}, {p.type})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -236,18 +270,48 @@ def write_trials_csv(trials: Sequence[Mapping], names: Sequence[str], path: str 
     Returns ``path``.
     """
     path = Path(path)
-    cols = ["id", "generation", "idx", "status", "objective", "test_error", *names, "attempts", "node_id",
-            "worker_id", "started_at", "finished_at", "duration_s", "wall_time_s", "error"]
+    cols = [
+        "id",
+        "generation",
+        "idx",
+        "status",
+        "objective",
+        "test_error",
+        *names,
+        "attempts",
+        "node_id",
+        "worker_id",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "wall_time_s",
+        "error",
+    ]
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(cols)
         for t in sorted(trials, key=lambda t: (int(t["generation"]), int(t["idx"]))):
             result = t.get("result") if isinstance(t.get("result"), Mapping) else {}
             params = t.get("params") if isinstance(t.get("params"), Mapping) else {}
-            w.writerow([t.get("id"), t.get("generation"), t.get("idx"), t.get("status"), t.get("objective"),
-                        result.get("test_error"), *(params.get(n) for n in names), t.get("attempts"),
-                        t.get("node_id"), t.get("worker_id"), t.get("started_at"), t.get("finished_at"),
-                        _duration(t), result.get("wall_time_s"), t.get("error")])
+            w.writerow(
+                [
+                    t.get("id"),
+                    t.get("generation"),
+                    t.get("idx"),
+                    t.get("status"),
+                    t.get("objective"),
+                    result.get("test_error"),
+                    *(params.get(n) for n in names),
+                    t.get("attempts"),
+                    t.get("node_id"),
+                    t.get("worker_id"),
+                    t.get("started_at"),
+                    t.get("finished_at"),
+                    _duration(t),
+                    result.get("wall_time_s"),
+                    t.get("error"),
+                ]
+            )
     return path
 
 

@@ -251,9 +251,7 @@ class Journal:
             os.link(tmp, path)
         except FileExistsError:
             tmp.unlink(missing_ok=True)
-            raise FileExistsError(
-                f"{path} already exists; resume that campaign or choose another directory"
-            ) from None
+            raise FileExistsError(f"{path} already exists; resume that campaign or choose another directory") from None
         except OSError:  # a filesystem without hard links: rename (not exclusive, but atomic)
             if path.exists():
                 tmp.unlink(missing_ok=True)
@@ -294,9 +292,7 @@ class Journal:
             except sqlite3.DatabaseError as e:
                 raise JournalError(f"{path} is corrupt ({e}); it was left untouched") from e
             if check != [("ok",)]:
-                raise JournalError(
-                    f"{path} is corrupt (integrity check: {check[0][0]}); it was left untouched"
-                )
+                raise JournalError(f"{path} is corrupt (integrity check: {check[0][0]}); it was left untouched")
             if "meta" not in tables:
                 raise JournalError(
                     f"{path} is not an esopt campaign journal (no 'meta' table; tables: "
@@ -347,9 +343,7 @@ class Journal:
                 # a WAL database in a directory we cannot write (no -shm possible): nobody can be
                 # writing it either, so read the file as immutable
                 conn.close()
-                conn = sqlite3.connect(
-                    f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
-                )
+                conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
         else:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -402,20 +396,15 @@ class Journal:
         criteria that ended a ``done`` campaign, else None)."""
         c = self.conn
         row = c.execute(
-            "SELECT name, status, message, created_at, updated_at, driver_pid, elapsed_s "
-            "FROM campaign WHERE id=1"
+            "SELECT name, status, message, created_at, updated_at, driver_pid, elapsed_s FROM campaign WHERE id=1"
         ).fetchone()
-        info = dict(
-            zip(("name", "status", "message", "created_at", "updated_at", "driver_pid", "elapsed_s"), row)
-        )
+        info = dict(zip(("name", "status", "message", "created_at", "updated_at", "driver_pid", "elapsed_s"), row))
         counts = {s: 0 for s in TRIAL_STATUSES}
         for status, n in c.execute("SELECT status, COUNT(*) FROM trials GROUP BY status"):
             counts[status] = n
         info["counts"] = counts
         info["n_trials"] = sum(counts.values())
-        info["n_generations"] = c.execute(
-            "SELECT COUNT(*) FROM generations WHERE told_at IS NOT NULL"
-        ).fetchone()[0]
+        info["n_generations"] = c.execute("SELECT COUNT(*) FROM generations WHERE told_at IS NOT NULL").fetchone()[0]
         og = c.execute("SELECT MIN(generation) FROM generations WHERE told_at IS NULL").fetchone()[0]
         info["open_generation"] = og
         stop = c.execute("SELECT value FROM meta WHERE key='stop'").fetchone()
@@ -479,9 +468,7 @@ class Journal:
             "SELECT generation, popsize, asked_at, told_at, sigma, mean_json, best_objective "
             "FROM generations ORDER BY generation"
         ):
-            d = dict(
-                zip(("generation", "popsize", "asked_at", "told_at", "sigma", "mean", "best_objective"), r)
-            )
+            d = dict(zip(("generation", "popsize", "asked_at", "told_at", "sigma", "mean", "best_objective"), r))
             d["mean"] = json.loads(d["mean"]) if d["mean"] is not None else None
             out.append(d)
         return out
@@ -497,16 +484,13 @@ class Journal:
     def state(self, generation: int) -> bytes | None:
         """The strategy's checkpoint bytes stored after telling ``generation`` (None if not told);
         ``esopt.read_state(bytes)`` turns them into a state dict."""
-        r = self.conn.execute(
-            "SELECT state FROM generations WHERE generation=?", (int(generation),)
-        ).fetchone()
+        r = self.conn.execute("SELECT state FROM generations WHERE generation=?", (int(generation),)).fetchone()
         return None if r is None or r[0] is None else bytes(r[0])
 
     def last_state(self) -> tuple[int, bytes | None]:
         """``(generation, state bytes)`` of the last told generation; ``(0, None)`` if none."""
         r = self.conn.execute(
-            "SELECT generation, state FROM generations WHERE told_at IS NOT NULL "
-            "ORDER BY generation DESC LIMIT 1"
+            "SELECT generation, state FROM generations WHERE told_at IS NOT NULL ORDER BY generation DESC LIMIT 1"
         ).fetchone()
         return (0, None) if r is None else (int(r[0]), bytes(r[1]) if r[1] is not None else None)
 
@@ -582,10 +566,7 @@ class Journal:
             )
         stmts.append(("UPDATE campaign SET updated_at=? WHERE id=1", (now,)))
         self._write(stmts)
-        return [
-            r[0]
-            for r in self.conn.execute("SELECT id FROM trials WHERE generation=? ORDER BY idx", (generation,))
-        ]
+        return [r[0] for r in self.conn.execute("SELECT id FROM trials WHERE generation=? ORDER BY idx", (generation,))]
 
     def mark_submitted(
         self,
@@ -704,8 +685,7 @@ class Journal:
         now = time.time() if told_at is None else told_at
         stmts: list[tuple[str, Sequence[Any]]] = [
             (
-                "UPDATE generations SET told_at=?, sigma=?, mean_json=?, best_objective=?, state=? "
-                "WHERE generation=?",
+                "UPDATE generations SET told_at=?, sigma=?, mean_json=?, best_objective=?, state=? WHERE generation=?",
                 (
                     now,
                     float(sigma),
@@ -717,7 +697,5 @@ class Journal:
             )
         ]
         if elapsed_s is not None:
-            stmts.append(
-                ("UPDATE campaign SET elapsed_s=?, updated_at=? WHERE id=1", (float(elapsed_s), now))
-            )
+            stmts.append(("UPDATE campaign SET elapsed_s=?, updated_at=? WHERE id=1", (float(elapsed_s), now)))
         self._write(stmts)

@@ -122,8 +122,7 @@ class TuneSpace:
 
     def to_json(self) -> dict:
         """JSON-safe description (no constants)."""
-        return {"space": self.space.to_dict(), "paths": {k: list(v) for k, v in self.paths.items()},
-                "q": dict(self.q)}
+        return {"space": self.space.to_dict(), "paths": {k: list(v) for k, v in self.paths.items()}, "q": dict(self.q)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TuneSpace:
@@ -177,16 +176,20 @@ def convert_search_space(param_space: Mapping[str, Any]) -> TuneSpace:
         raise TypeError(f"param_space must be a dict of Tune domains, got {type(param_space).__name__}")
     _, domain_vars, grid_vars = parse_spec_vars(dict(param_space))
     for path, _ in grid_vars:
-        raise ValueError(f"param_space[{_name(path)!r}] is a tune.grid_search; ESSearcher cannot search a "
-                         "grid. Use tune.uniform/loguniform/randint/qloguniform, or fix the value.")
+        raise ValueError(
+            f"param_space[{_name(path)!r}] is a tune.grid_search; ESSearcher cannot search a "
+            "grid. Use tune.uniform/loguniform/randint/qloguniform, or fix the value."
+        )
     if not domain_vars:
         raise ValueError("param_space has no tune.uniform/loguniform/randint/qloguniform domain to search")
     params, paths, q = [], {}, {}
     for path, domain in domain_vars:
         name = _name(path)
         if not all(isinstance(k, str) for k in path):
-            raise ValueError(f"param_space[{name!r}]: ESSearcher supports domains in (nested) dicts with "
-                             "string keys only, not inside lists")
+            raise ValueError(
+                f"param_space[{name!r}]: ESSearcher supports domains in (nested) dicts with "
+                "string keys only, not inside lists"
+            )
         param, step = _param_from_domain(name, domain)
         params.append(param)
         paths[name] = tuple(path)
@@ -205,8 +208,10 @@ def _param_from_domain(name: str, domain: Domain) -> tuple[Param, float | None]:
     step = None
     if isinstance(sampler, Quantized):
         if not isinstance(domain, Float):
-            raise ValueError(f"{where}: quantized integer domains (tune.qrandint/qlograndint) are not "
-                             "supported; use tune.randint or tune.lograndint")
+            raise ValueError(
+                f"{where}: quantized integer domains (tune.qrandint/qlograndint) are not "
+                "supported; use tune.randint or tune.lograndint"
+            )
         step = float(sampler.q)
         if not (math.isfinite(step) and step > 0):
             raise ValueError(f"{where}: quantization step q must be a positive number, got {sampler.q!r}")
@@ -216,14 +221,18 @@ def _param_from_domain(name: str, domain: Domain) -> tuple[Param, float | None]:
     elif isinstance(sampler, Uniform):
         scale = "linear"
     else:
-        raise ValueError(f"{where}: {type(domain).__name__} domain with a {sampler} sampler is not "
-                         "supported; ESSearcher takes tune.uniform, tune.loguniform, tune.randint, "
-                         "tune.qloguniform (and quniform, lograndint)")
+        raise ValueError(
+            f"{where}: {type(domain).__name__} domain with a {sampler} sampler is not "
+            "supported; ESSearcher takes tune.uniform, tune.loguniform, tune.randint, "
+            "tune.qloguniform (and quniform, lograndint)"
+        )
     if isinstance(domain, Integer):
         lower, upper = domain.lower, domain.upper - 1  # Tune's randint excludes `upper`
         if upper <= lower:
-            raise ValueError(f"{where}: tune.randint({domain.lower}, {domain.upper}) holds a single value; "
-                             "put the constant in param_space instead")
+            raise ValueError(
+                f"{where}: tune.randint({domain.lower}, {domain.upper}) holds a single value; "
+                "put the constant in param_space instead"
+            )
         return Param(name, lower=int(lower), upper=int(upper), scale=scale, type="int"), None
     if isinstance(domain, Float):
         lower, upper = float(domain.lower), float(domain.upper)
@@ -232,9 +241,11 @@ def _param_from_domain(name: str, domain: Domain) -> tuple[Param, float | None]:
         if step is not None and _grid_index(lower, step, math.ceil) > _grid_index(upper, step, math.floor):
             raise ValueError(f"{where}: no multiple of q={step} lies in [{lower}, {upper}]")
         return Param(name, lower=lower, upper=upper, scale=scale, type="float"), step
-    raise ValueError(f"{where}: {type(domain).__name__} domains (e.g. tune.choice, tune.sample_from) are "
-                     "not supported; ESSearcher takes tune.uniform, tune.loguniform, tune.randint, "
-                     "tune.qloguniform")
+    raise ValueError(
+        f"{where}: {type(domain).__name__} domains (e.g. tune.choice, tune.sample_from) are "
+        "not supported; ESSearcher takes tune.uniform, tune.loguniform, tune.randint, "
+        "tune.qloguniform"
+    )
 
 
 def _as_tune_space(space) -> TuneSpace:
@@ -318,10 +329,21 @@ class ESSearcher(Searcher):
     their trial id and config, and the strategy sees the same ``X`` it asked for.
     """
 
-    def __init__(self, space=None, strategy: str = "cmaes", *, metric: str | None = None,
-                 mode: str | None = None, popsize: int | None = None, seed: int | None = None,
-                 sigma0: float = 0.3, max_trials: int | None = None, restarts: str | None = None,
-                 points_to_evaluate: Sequence[Mapping[str, Any]] | None = None, **strategy_options):
+    def __init__(
+        self,
+        space=None,
+        strategy: str = "cmaes",
+        *,
+        metric: str | None = None,
+        mode: str | None = None,
+        popsize: int | None = None,
+        seed: int | None = None,
+        sigma0: float = 0.3,
+        max_trials: int | None = None,
+        restarts: str | None = None,
+        points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+        **strategy_options,
+    ):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; known: {sorted(STRATEGIES)}")
         if restarts is not None and restarts not in RESTARTS:
@@ -332,19 +354,20 @@ class ESSearcher(Searcher):
         if seed is not None and not _is_int(seed, 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
         if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)) or not (0 < sigma0 < math.inf):
-            raise ValueError(f"sigma0 must be a positive finite float (a fraction of each range), "
-                             f"got {sigma0!r}")
+            raise ValueError(f"sigma0 must be a positive finite float (a fraction of each range), got {sigma0!r}")
         if max_trials is not None and not _is_int(max_trials, 1):
             raise ValueError(f"max_trials must be a positive int or None, got {max_trials!r}")
         if points_to_evaluate is not None and (
-            isinstance(points_to_evaluate, (str, Mapping)) or not isinstance(points_to_evaluate, Sequence)
+            isinstance(points_to_evaluate, (str, Mapping))
+            or not isinstance(points_to_evaluate, Sequence)
             or not all(isinstance(p, Mapping) for p in points_to_evaluate)
         ):
             raise TypeError("points_to_evaluate must be a list of config dicts")
         reserved = sorted({"x0", "bounds"} & set(strategy_options))
         if reserved:
-            raise ValueError(f"{reserved} come from the space (unit cube, x0 from Param.init); "
-                             "do not pass them to ESSearcher")
+            raise ValueError(
+                f"{reserved} come from the space (unit cube, x0 from Param.init); do not pass them to ESSearcher"
+            )
         super().__init__(metric=metric, mode=mode)
         self._strategy_name = strategy
         self._restarts = restarts
@@ -384,8 +407,9 @@ class ESSearcher(Searcher):
         kwargs: dict[str, Any] = {"seed": self._seed, "bounds": tspace.space.bounds, **self._strategy_options}
         if self._popsize is not None:
             kwargs["popsize"] = self._popsize
-        return esopt.make_strategy(self._strategy_name, tspace.space.x0, self._sigma0,
-                                   restarts=self._restarts, **kwargs)
+        return esopt.make_strategy(
+            self._strategy_name, tspace.space.x0, self._sigma0, restarts=self._restarts, **kwargs
+        )
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
         """Take ``metric``, ``mode`` and the search space from ``tune.Tuner`` / ``TuneConfig``.
@@ -415,8 +439,12 @@ class ESSearcher(Searcher):
             self._mode = mode
         num_samples = spec.get("num_samples")
         if self._strategy is not None and isinstance(num_samples, int) and num_samples % self.popsize:
-            logger.warning("num_samples=%d is not a multiple of popsize=%d: the last generation will be "
-                           "evaluated but never told to the strategy", num_samples, self.popsize)
+            logger.warning(
+                "num_samples=%d is not a multiple of popsize=%d: the last generation will be "
+                "evaluated but never told to the strategy",
+                num_samples,
+                self.popsize,
+            )
         return True
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
@@ -482,8 +510,9 @@ class ESSearcher(Searcher):
         if self._tspace is None:
             raise RuntimeError(UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space"))
         if not self._metric or not self._mode:
-            raise RuntimeError(UNDEFINED_METRIC_MODE.format(cls=type(self).__name__, metric=self._metric,
-                                                            mode=self._mode))
+            raise RuntimeError(
+                UNDEFINED_METRIC_MODE.format(cls=type(self).__name__, metric=self._metric, mode=self._mode)
+            )
         if self._max_trials is not None and self._n_suggested >= self._max_trials:
             return Searcher.FINISHED
         if self._X is None:
@@ -533,8 +562,12 @@ class ESSearcher(Searcher):
                 f[row] = -value if self._mode == "max" else value  # flip max -> min only here
         failed = ~np.isfinite(f)
         if failed.any():
-            logger.info("ESSearcher: %d of %d trials of generation %d failed; told the penalty",
-                        int(failed.sum()), n, self.generation + 1)
+            logger.info(
+                "ESSearcher: %d of %d trials of generation %d failed; told the penalty",
+                int(failed.sum()),
+                n,
+                self.generation + 1,
+            )
         self._strategy.tell(self._X, penalize(f, failed))
         self._X, self._configs = None, []
         self._next, self._rows, self._results = 0, {}, {}
@@ -548,8 +581,7 @@ class ESSearcher(Searcher):
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Inverse of :meth:`get_state`.  Raises ``ValueError`` as :meth:`restore`."""
-        if not (isinstance(state, Mapping) and state.get("format") == _FORMAT
-                and isinstance(state.get("npz"), bytes)):
+        if not (isinstance(state, Mapping) and state.get("format") == _FORMAT and isinstance(state.get("npz"), bytes)):
             raise ValueError("not an ESSearcher state: expected the dict returned by ESSearcher.get_state()")
         self._from_bytes(state["npz"], "ESSearcher state")
 
@@ -580,12 +612,21 @@ class ESSearcher(Searcher):
     def _to_bytes(self) -> bytes:
         state: dict[str, Any] = {} if self._strategy is None else self._strategy.state_dict()
         meta = {
-            "format": _FORMAT, "format_version": _FORMAT_VERSION, "strategy": self._strategy_name,
-            "restarts": self._restarts, "metric": self._metric, "mode": self._mode,
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "strategy": self._strategy_name,
+            "restarts": self._restarts,
+            "metric": self._metric,
+            "mode": self._mode,
             "tune_space": None if self._tspace is None else self._tspace.to_json(),
-            "configs": self._configs, "next": self._next, "rows": self._rows,
-            "results": self._results, "n_suggested": self._n_suggested,
-            "pending_points": self._pending_points, "stop": self._stop, "generation": self._generation,
+            "configs": self._configs,
+            "next": self._next,
+            "rows": self._rows,
+            "results": self._results,
+            "n_suggested": self._n_suggested,
+            "pending_points": self._pending_points,
+            "stop": self._stop,
+            "generation": self._generation,
         }
         state[_META_KEY] = json.dumps(meta)
         if self._X is not None:
@@ -599,8 +640,10 @@ class ESSearcher(Searcher):
         except KeyError:
             raise ValueError(f"{where} is an esopt checkpoint but not an ESSearcher one") from None
         if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{where} has format {meta.get('format')!r} version "
-                             f"{meta.get('format_version')}; expected {_FORMAT!r} version {_FORMAT_VERSION}")
+            raise ValueError(
+                f"{where} has format {meta.get('format')!r} version "
+                f"{meta.get('format_version')}; expected {_FORMAT!r} version {_FORMAT_VERSION}"
+            )
         try:
             new = self._parse_checkpoint(meta, state, where)
         except (KeyError, TypeError) as e:
@@ -611,11 +654,12 @@ class ESSearcher(Searcher):
 
     def _parse_checkpoint(self, meta: dict, state: dict, where: str) -> dict[str, Any]:
         if (meta["strategy"], meta["restarts"]) != (self._strategy_name, self._restarts):
-            raise ValueError(f"{where} holds strategy={meta['strategy']!r}, restarts={meta['restarts']!r}; "
-                             f"this searcher has {self._strategy_name!r}, {self._restarts!r}")
+            raise ValueError(
+                f"{where} holds strategy={meta['strategy']!r}, restarts={meta['restarts']!r}; "
+                f"this searcher has {self._strategy_name!r}, {self._restarts!r}"
+            )
         if self._mode and meta["mode"] and meta["mode"] != self._mode:
-            raise ValueError(f"{where} was written with mode={meta['mode']!r}, this searcher has "
-                             f"mode={self._mode!r}")
+            raise ValueError(f"{where} was written with mode={meta['mode']!r}, this searcher has mode={self._mode!r}")
         X = state.pop(_X_KEY, None)
         tspace = self._tspace
         if meta["tune_space"] is not None:
@@ -623,27 +667,38 @@ class ESSearcher(Searcher):
             if tspace is None:
                 tspace = saved
             elif not tspace.same_as(saved):
-                raise ValueError(f"{where} was written for the space {saved.to_json()}, "
-                                 f"this searcher has {tspace.to_json()}")
+                raise ValueError(
+                    f"{where} was written for the space {saved.to_json()}, this searcher has {tspace.to_json()}"
+                )
         if "class" in state:
             strategy = strategy_class(str(state["class"])).from_state_dict(state)
         else:  # saved before the space was known: start afresh
             strategy = None if tspace is None else self._make_strategy(tspace)
         rows = {str(k): int(v) for k, v in meta["rows"].items()}
         n_rows = len(meta["configs"])
-        if (X is None) != (n_rows == 0) or (X is not None and X.shape[0] != n_rows) or any(
-            not 0 <= r < n_rows for r in rows.values()
+        if (
+            (X is None) != (n_rows == 0)
+            or (X is not None and X.shape[0] != n_rows)
+            or any(not 0 <= r < n_rows for r in rows.values())
         ):
-            raise ValueError(f"{where} is inconsistent: {n_rows} configs, X of shape "
-                             f"{None if X is None else X.shape}, rows {sorted(rows.values())}")
+            raise ValueError(
+                f"{where} is inconsistent: {n_rows} configs, X of shape "
+                f"{None if X is None else X.shape}, rows {sorted(rows.values())}"
+            )
         return {
-            "_tspace": tspace, "_strategy": strategy,
-            "_metric": self._metric or meta["metric"], "_mode": self._mode or meta["mode"],
+            "_tspace": tspace,
+            "_strategy": strategy,
+            "_metric": self._metric or meta["metric"],
+            "_mode": self._mode or meta["mode"],
             "_X": None if X is None else np.array(X, dtype=float),
-            "_configs": list(meta["configs"]), "_next": int(meta["next"]), "_rows": rows,
+            "_configs": list(meta["configs"]),
+            "_next": int(meta["next"]),
+            "_rows": rows,
             "_results": {str(k): (None if v is None else float(v)) for k, v in meta["results"].items()},
-            "_n_suggested": int(meta["n_suggested"]), "_pending_points": list(meta["pending_points"]),
-            "_stop": dict(meta["stop"]), "_generation": int(meta["generation"]),
+            "_n_suggested": int(meta["n_suggested"]),
+            "_pending_points": list(meta["pending_points"]),
+            "_stop": dict(meta["stop"]),
+            "_generation": int(meta["generation"]),
         }
 
 
@@ -661,18 +716,20 @@ def _check_metric_mode(metric, mode) -> None:
     if mode is not None and mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if metric is not None and not isinstance(metric, str):
-        raise ValueError(f"metric must be one result key (a str), got {metric!r}; "
-                         "ESSearcher optimizes a single objective")
+        raise ValueError(
+            f"metric must be one result key (a str), got {metric!r}; ESSearcher optimizes a single objective"
+        )
 
 
 def _check_point(tspace: TuneSpace, point: Mapping[str, Any], i: int) -> dict[str, Any]:
     flat = tspace.flat_values(point)
     for p in tspace.space.params:
         v = flat[p.name]
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (
-            p.lower <= v <= p.upper
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float, np.integer, np.floating))
+            or not (p.lower <= v <= p.upper)
         ):
-            raise ValueError(f"points_to_evaluate[{i}][{p.name!r}] = {v!r} is not a number in "
-                             f"[{p.lower}, {p.upper}]")
+            raise ValueError(f"points_to_evaluate[{i}][{p.name!r}] = {v!r} is not a number in [{p.lower}, {p.upper}]")
         flat[p.name] = v.item() if isinstance(v, np.generic) else v
     return flat

@@ -22,7 +22,25 @@ from .termination import Tolerances
 __version__ = "0.1.0"
 
 __all__ = [
-    "BIPOP", "CMAES", "IPOP", "LMMAES", "RESTARTS", "STRATEGIES", "BoxBounds", "CanonicalES",
-    "EvolutionStrategy", "Result", "SepCMAES", "Strategy", "Tolerances", "load", "make_strategy",
-    "minimize", "read_state", "save", "strategy_class", "testfunctions", "__version__",
+    "BIPOP",
+    "CMAES",
+    "IPOP",
+    "LMMAES",
+    "RESTARTS",
+    "STRATEGIES",
+    "BoxBounds",
+    "CanonicalES",
+    "EvolutionStrategy",
+    "Result",
+    "SepCMAES",
+    "Strategy",
+    "Tolerances",
+    "load",
+    "make_strategy",
+    "minimize",
+    "read_state",
+    "save",
+    "strategy_class",
+    "testfunctions",
+    "__version__",
 ]

@@ -333,10 +333,21 @@ class EvolutionStrategy(Strategy):
         """The :class:`~esopt.termination.SearchView` of the current state."""
         parts = self._search_view_parts()
         return SearchView(
-            n=self.n, popsize=self.popsize, countiter=self.countiter, countevals=self.countevals,
-            sigma=float(self.sigma), sigma0=self.sigma0, mean=self.mean, stds=parts["stds"],
-            pc=parts.get("pc"), eigvals=parts.get("eigvals"), B=parts.get("B"), f_sorted=self._f_sorted,
-            best_f=self.best_f, evals_at_best=self.evals_at_best, history=self.history,
+            n=self.n,
+            popsize=self.popsize,
+            countiter=self.countiter,
+            countevals=self.countevals,
+            sigma=float(self.sigma),
+            sigma0=self.sigma0,
+            mean=self.mean,
+            stds=parts["stds"],
+            pc=parts.get("pc"),
+            eigvals=parts.get("eigvals"),
+            B=parts.get("B"),
+            f_sorted=self._f_sorted,
+            best_f=self.best_f,
+            evals_at_best=self.evals_at_best,
+            history=self.history,
         )
 
     def stop(self) -> dict:
@@ -348,8 +359,13 @@ class EvolutionStrategy(Strategy):
         """Best solution seen (external coordinates), counts, current mean (mapped) and sigma."""
         mean = self.bounds.transform(self.mean) if self.bounds is not None else np.array(self.mean, float)
         return Result(
-            x=None if self.best_x is None else self.best_x.copy(), f=self.best_f, nfev=self.countevals,
-            nit=self.countiter, mean=mean, sigma=float(self.sigma), stop=self.stop(),
+            x=None if self.best_x is None else self.best_x.copy(),
+            f=self.best_f,
+            nfev=self.countevals,
+            nit=self.countiter,
+            mean=mean,
+            sigma=float(self.sigma),
+            stop=self.stop(),
         )
 
     # ----- checkpoint state --------------------------------------------------------------------
@@ -400,14 +416,22 @@ class EvolutionStrategy(Strategy):
         """
         _check_header(d, cls)
         try:
-            tol = Tolerances(**{k[len("init.tolerances."):]: v for k, v in d.items()
-                                if k.startswith("init.tolerances.")})
+            tol = Tolerances(
+                **{k[len("init.tolerances.") :]: v for k, v in d.items() if k.startswith("init.tolerances.")}
+            )
             bounds = None
             if "init.bounds.lower" in d:
                 bounds = (d["init.bounds.lower"], d["init.bounds.upper"])
-            options = {k[len("init.options."):]: v for k, v in d.items() if k.startswith("init.options.")}
-            obj = cls(np.asarray(d["init.x0"]), float(d["init.sigma0"]), popsize=int(d["init.popsize"]),
-                      seed=None, bounds=bounds, tolerances=tol, **options)
+            options = {k[len("init.options.") :]: v for k, v in d.items() if k.startswith("init.options.")}
+            obj = cls(
+                np.asarray(d["init.x0"]),
+                float(d["init.sigma0"]),
+                popsize=int(d["init.popsize"]),
+                seed=None,
+                bounds=bounds,
+                tolerances=tol,
+                **options,
+            )
             obj._rng.bit_generator.state = json.loads(str(d["rng"]))
             obj.countiter = int(d["base.countiter"])
             obj.countevals = int(d["base.countevals"])
@@ -416,7 +440,8 @@ class EvolutionStrategy(Strategy):
             obj.best_x = np.array(d["base.best_x"], float) if "base.best_x" in d else None
             obj._f_sorted = np.array(d["base.f_sorted"], float)
             obj.history = FitnessHistory(
-                hist=np.array(d["base.hist"], float), histbest=np.array(d["base.histbest"], float),
+                hist=np.array(d["base.hist"], float),
+                histbest=np.array(d["base.histbest"], float),
                 histmedian=np.array(d["base.histmedian"], float),
                 flat_iterations=int(d["base.flat_iterations"]),
             )

@@ -68,8 +68,20 @@ class CanonicalES(EvolutionStrategy):
     name: ClassVar[str] = "canonical"
     _state_attrs: ClassVar[tuple[str, ...]] = ("mean", "sigma", "ps", "_E")
 
-    def __init__(self, x0, sigma0, *, popsize=None, mu=None, seed=None, bounds=None, tolerances=None,
-                 csa=False, mirrored=False, lr=1.0):
+    def __init__(
+        self,
+        x0,
+        sigma0,
+        *,
+        popsize=None,
+        mu=None,
+        seed=None,
+        bounds=None,
+        tolerances=None,
+        csa=False,
+        mirrored=False,
+        lr=1.0,
+    ):
         for name, flag in (("csa", csa), ("mirrored", mirrored)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
@@ -86,7 +98,7 @@ class CanonicalES(EvolutionStrategy):
         self.csa = bool(csa)
         self.mirrored = bool(mirrored)
         self.lr = float(lr)
-        self.weights = log_weights(self.mu)                       # Algorithm 1 weights
+        self.weights = log_weights(self.mu)  # Algorithm 1 weights
         self.mueff = mueff(self.weights)
         self.cs = (self.mueff + 2.0) / (self.n + self.mueff + 5.0)  # authors' code
         self.mean = self.x0.copy()
@@ -100,10 +112,10 @@ class CanonicalES(EvolutionStrategy):
     def _sample(self) -> np.ndarray:
         self._E = None
         n_fresh = (self.popsize + 1) // 2 if self.mirrored else self.popsize
-        E = self._rng.standard_normal((n_fresh, self.n))              # eps_i ~ N(0, I)
+        E = self._rng.standard_normal((n_fresh, self.n))  # eps_i ~ N(0, I)
         Y = np.empty((self.popsize, self.n))
         if self.mirrored:
-            np.add(self.mean, self.sigma * E, out=Y[0::2])            # theta + sigma eps
+            np.add(self.mean, self.sigma * E, out=Y[0::2])  # theta + sigma eps
             np.subtract(self.mean, self.sigma * E[: self.popsize // 2], out=Y[1::2])  # theta - sigma eps
         else:
             np.add(self.mean, self.sigma * E, out=Y)
@@ -123,9 +135,9 @@ class CanonicalES(EvolutionStrategy):
 
     def _update(self, Y: np.ndarray, f: np.ndarray) -> None:
         best = np.argsort(f, kind="stable")[: self.mu]
-        step = self.weights @ self._noise(Y, best)                    # sum_j w_j eps_{j:lambda}
-        self.mean = self.mean + self.lr * self.sigma * step           # Algorithm 1 mean update
-        if self.csa:                                                  # authors' code, not Algorithm 1
+        step = self.weights @ self._noise(Y, best)  # sum_j w_j eps_{j:lambda}
+        self.mean = self.mean + self.lr * self.sigma * step  # Algorithm 1 mean update
+        if self.csa:  # authors' code, not Algorithm 1
             self.ps = (1 - self.cs) * self.ps + np.sqrt(self.mueff * self.cs * (2 - self.cs)) * step
             self.sigma = float(self.sigma * np.exp(self.cs / 2 * (float(self.ps @ self.ps) / self.n - 1)))
         self._E = None

@@ -81,8 +81,13 @@ def state_to_npz_bytes(state: dict[str, Any]) -> bytes:
     import io
 
     arrays, scalars = _split(state)
-    meta = {"format": _FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION, "class": state.get("class"),
-            "scalars": scalars, "arrays": sorted(arrays)}
+    meta = {
+        "format": _FORMAT,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "class": state.get("class"),
+        "scalars": scalars,
+        "arrays": sorted(arrays),
+    }
     buf = io.BytesIO()
     np.savez(buf, __meta__=np.array(json.dumps(meta)), **arrays)
     return buf.getvalue()

@@ -184,7 +184,15 @@ class CMAES(EvolutionStrategy):
 
     name: ClassVar[str] = "cmaes"
     _state_attrs: ClassVar[tuple[str, ...]] = (
-        "mean", "sigma", "C", "pc", "ps", "B", "D", "eigen_iter", "_Z",
+        "mean",
+        "sigma",
+        "C",
+        "pc",
+        "ps",
+        "B",
+        "D",
+        "eigen_iter",
+        "_Z",
     )
 
     def __init__(self, x0, sigma0, *, popsize=None, seed=None, bounds=None, active=True, tolerances=None):
@@ -200,7 +208,7 @@ class CMAES(EvolutionStrategy):
         self.damps, self.chiN, self.lazy_gap = p.damps, p.chiN, p.lazy_gap
         # frozen helpers for tell
         self._wpos = np.ascontiguousarray(self.weights[: self.mu])
-        wneg = self.weights[self.mu:]
+        wneg = self.weights[self.mu :]
         self._has_neg = bool(np.any(wneg < 0))
         self._sum_w = float(np.sum(self.weights))
         self._ps_wpos = math.sqrt(self.cs * (2 - self.cs) * self.mueff) * self._wpos

@@ -104,14 +104,14 @@ def _coefficient_matrix(G: np.ndarray, cd: np.ndarray) -> tuple[float, np.ndarra
         Lower-triangular coefficient matrix (float64): ``b = W p``.
     """
     k = cd.size
-    q = np.cumprod(1.0 - cd)                       # q_j, j = 1..k
-    q_prev = np.concatenate(([1.0], q[:-1]))       # q_{j-1}
+    q = np.cumprod(1.0 - cd)  # q_j, j = 1..k
+    q_prev = np.concatenate(([1.0], q[:-1]))  # q_{j-1}
     # L_ji = c_i (q_{j-1} / q_i) G_ij for i < j
     L = np.tril(np.outer(q_prev, cd / q) * G, k=-1)
     S, info = dtrtrs(np.eye(k) - L, np.diag(q_prev), lower=1, unitdiag=1)  # s = S p (forward substitution)
     if info != 0:  # pragma: no cover - a unit triangular system is never singular
         raise np.linalg.LinAlgError(f"LAPACK dtrtrs failed with info={info}")
-    W = ((cd * q[-1] / q)[:, None]) * S            # b_j = c_j (q_k / q_j) s_j
+    W = ((cd * q[-1] / q)[:, None]) * S  # b_j = c_j (q_k / q_j) s_j
     return float(q[-1]), W
 
 
@@ -150,14 +150,15 @@ def transform_blas(Z: np.ndarray, M: np.ndarray, G: np.ndarray, cd: np.ndarray) 
     return _apply_coefficients(Z, M, a, W)
 
 
-def _apply_coefficients(Z: np.ndarray, M: np.ndarray, a: float, W: np.ndarray, scale: float = 1.0,
-                        out: np.ndarray | None = None) -> np.ndarray:
+def _apply_coefficients(
+    Z: np.ndarray, M: np.ndarray, a: float, W: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """``scale * (a Z + ((Z M^T) W^T) M)`` for ``Z`` (lam, n), ``M`` (k, n), ``W`` (k, k).
 
     Written into ``out`` (shape and dtype of ``Z``, C-contiguous; a new array if None): one
     scaled copy of ``Z`` and a BLAS ``gemm`` accumulating ``scale B M`` in place (no temporary).
     """
-    P = Z @ M.T                                                    # (lam, k) projections M z_i
+    P = Z @ M.T  # (lam, k) projections M z_i
     B = np.ascontiguousarray((P.astype(np.float64) @ W.T).astype(Z.dtype, copy=False))  # b_i = W p_i
     if out is None:
         out = np.empty_like(Z, order="C")
@@ -206,8 +207,20 @@ class LMMAES(EvolutionStrategy):
     name: ClassVar[str] = "lmmaes"
     _state_attrs: ClassVar[tuple[str, ...]] = ("mean", "sigma", "ps", "M", "G", "_Z", "_diagC", "_diagC_iter")
 
-    def __init__(self, x0, sigma0, *, popsize=None, m=None, seed=None, bounds=None, tolerances=None,
-                 dtype=np.float64, mirrored=True, damps=2.0):
+    def __init__(
+        self,
+        x0,
+        sigma0,
+        *,
+        popsize=None,
+        m=None,
+        seed=None,
+        bounds=None,
+        tolerances=None,
+        dtype=np.float64,
+        mirrored=True,
+        damps=2.0,
+    ):
         dtype_name = _as_dtype_name(dtype)
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer))):
             raise TypeError(f"m must be an int >= 0, got {m!r}")
@@ -235,7 +248,7 @@ class LMMAES(EvolutionStrategy):
         j = np.arange(self.m)
         self.cd = 1.0 / (1.5**j * n)
         self.cc = np.minimum(1.0, lam / (4.0**j * n))
-        self._alpha = 1.0 - self.cc                                   # line 15 decay
+        self._alpha = 1.0 - self.cc  # line 15 decay
         self._beta = np.sqrt(self.mueff * self.cc * (2.0 - self.cc))  # line 15 gain
         self._alpha2 = np.outer(self._alpha, self._alpha)
         self._beta2 = np.outer(self._beta, self._beta)
@@ -255,8 +268,7 @@ class LMMAES(EvolutionStrategy):
         self._buffers: dict[str, np.ndarray] = {}
 
     def _init_options(self) -> dict[str, Any]:
-        return {"m": self.m, "dtype": np.dtype(self.dtype).name, "mirrored": self.mirrored,
-                "damps": self.damps}
+        return {"m": self.m, "dtype": np.dtype(self.dtype).name, "mirrored": self.mirrored, "damps": self.damps}
 
     # ----- sampling ----------------------------------------------------------------------------
     @property
@@ -280,18 +292,18 @@ class LMMAES(EvolutionStrategy):
         self._Z = None
         k, lam, sigma = self.n_vectors_used, self.popsize, self.sigma
         Z = self._buffer("Z", self._n_fresh())
-        self._rng.standard_normal(dtype=self.dtype, out=Z)                        # line 5
+        self._rng.standard_normal(dtype=self.dtype, out=Z)  # line 5
         Y = self._buffer("Y", lam)
         D = self._buffer("D", Z.shape[0]) if self.mirrored else Y
         if k == 0:
-            np.multiply(Z, self.dtype(sigma), out=D)                              # line 6
+            np.multiply(Z, self.dtype(sigma), out=D)  # line 6
         else:
             a, W = self._coefficients()
-            _apply_coefficients(Z, self.M[:k], a, W, scale=sigma, out=D)          # lines 7-8
+            _apply_coefficients(Z, self.M[:k], a, W, scale=sigma, out=D)  # lines 7-8
         mean = self.mean.astype(self.dtype)
         if self.mirrored:
-            np.add(mean, D, out=Y[0::2])                                          # x = m + sigma d
-            np.subtract(mean, D[: lam // 2], out=Y[1::2])                         # x = m - sigma d
+            np.add(mean, D, out=Y[0::2])  # x = m + sigma d
+            np.subtract(mean, D[: lam // 2], out=Y[1::2])  # x = m - sigma d
         else:
             Y += mean
         self._Z = Z
@@ -336,7 +348,7 @@ class LMMAES(EvolutionStrategy):
         if Y is not self._asked_Y:
             injected = np.any(Y != self._asked_Y, axis=1)
             w_inj, wfull = wfull[injected], np.where(injected, 0.0, wfull)
-        zw = self._weights_on_draws(wfull).astype(self.dtype) @ self._Z       # sum_i w_i z_{i:lambda}
+        zw = self._weights_on_draws(wfull).astype(self.dtype) @ self._Z  # sum_i w_i z_{i:lambda}
         if injected is not None and injected.any():
             d_inj = (Y[injected].astype(np.float64) - self.mean) / self.sigma
             zw = zw + (w_inj @ self._inverse_transform(d_inj)).astype(self.dtype)
@@ -354,7 +366,7 @@ class LMMAES(EvolutionStrategy):
         # line 15, and G = M M^T updated with the old M: G' = aa*G + u b^T + b u^T + |zw|^2 bb
         zw64 = zw.astype(np.float64, copy=False)
         if self.m * self.n <= 1 << 20:
-            v = (self.M @ zw).astype(np.float64, copy=False)                    # M_j . zw (old M)
+            v = (self.M @ zw).astype(np.float64, copy=False)  # M_j . zw (old M)
             self.M *= self._alpha[:, None].astype(self.dtype)
             self.M += np.outer(self._beta.astype(self.dtype), zw)
         else:  # row by row, each row read once from memory; no (m, n) temporary
@@ -370,8 +382,7 @@ class LMMAES(EvolutionStrategy):
             M64 = self.M.astype(np.float64, copy=False)
             self.G = M64 @ M64.T
         # line 17
-        self.sigma = float(self.sigma * np.exp(
-            self.cs / self.damps * (float(np.dot(self.ps, self.ps)) / self.n - 1.0)))
+        self.sigma = float(self.sigma * np.exp(self.cs / self.damps * (float(np.dot(self.ps, self.ps)) / self.n - 1.0)))
         self._Z = None
 
     # ----- termination view ----------------------------------------------------------------------
@@ -387,8 +398,11 @@ class LMMAES(EvolutionStrategy):
         generation in between.  ``sigma`` is always current.
         The cached diagonal is part of the state, so a resumed run sees the same values.
         """
-        if self._diagC is None or self.countiter - self._diagC_iter >= self._diag_refresh \
-                or self.countiter < self._diagC_iter:
+        if (
+            self._diagC is None
+            or self.countiter - self._diagC_iter >= self._diag_refresh
+            or self.countiter < self._diagC_iter
+        ):
             k = self.n_vectors_used
             var = np.ones(self.n)
             if k > 0:
@@ -396,10 +410,10 @@ class LMMAES(EvolutionStrategy):
                 K = a * (W + W.T) + W @ self.G[:k, :k] @ W.T
                 step = 1 << 16
                 for s in range(0, self.n, step):
-                    Mb = self.M[:k, s:s + step].astype(np.float64, copy=False)
+                    Mb = self.M[:k, s : s + step].astype(np.float64, copy=False)
                     KM = K @ Mb
                     KM *= Mb
-                    var[s:s + step] = a * a + KM.sum(axis=0)
+                    var[s : s + step] = a * a + KM.sum(axis=0)
             self._diagC = np.maximum(var, 0.0)
             self._diagC_iter = self.countiter
         return self.sigma * np.sqrt(self._diagC)

@@ -27,6 +27,7 @@ def is_success(stop: dict) -> bool:
         return True
     return bool(SUCCESS_CRITERIA.intersection(stop)) and not BUDGET_CRITERIA.intersection(stop)
 
+
 _TOLERANCE_NAMES = frozenset(f.name for f in dataclasses.fields(Tolerances))
 _COMMON_ARGS = frozenset({"self", "x0", "sigma0", "popsize", "seed", "bounds", "tolerances"})
 
@@ -35,8 +36,7 @@ def _strategy_option_names(method: str) -> frozenset[str]:
     """Keyword options of ``method``'s constructor beyond the common ones (e.g. ``active``)."""
     params = inspect.signature(strategy_class(method).__init__).parameters.values()
     return frozenset(
-        p.name for p in params
-        if p.name not in _COMMON_ARGS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        p.name for p in params if p.name not in _COMMON_ARGS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
     )
 
 
@@ -154,9 +154,7 @@ def minimize(
     if method not in STRATEGIES:
         raise ValueError(f"unknown method {method!r}; known: {sorted(STRATEGIES)}")
     tol, strategy_options = _split_options(method, options)
-    kwargs: dict[str, Any] = dict(
-        popsize=popsize, seed=seed, bounds=bounds, tolerances=Tolerances.from_dict(tol)
-    )
+    kwargs: dict[str, Any] = dict(popsize=popsize, seed=seed, bounds=bounds, tolerances=Tolerances.from_dict(tol))
     if restarts is not None:
         kwargs["max_restarts"] = max_restarts
     es = make_strategy(method, x0, sigma0, restarts=restarts, **kwargs, **strategy_options)
@@ -183,6 +181,12 @@ def _make_result(es, stop: dict):
     message = "stopped by " + ", ".join(f"{k}={v!r}" for k, v in stop.items())
     x = r.x if r.x is not None else np.asarray(r.mean, dtype=float).copy()
     return OptimizeResult(
-        x=x, fun=float(r.f), nfev=int(r.nfev), nit=int(r.nit), success=success, message=message,
-        stop=dict(stop), strategy=es,
+        x=x,
+        fun=float(r.f),
+        nfev=int(r.nfev),
+        nit=int(r.nit),
+        success=success,
+        message=message,
+        stop=dict(stop),
+        strategy=es,
     )

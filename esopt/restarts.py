@@ -70,8 +70,10 @@ def _plain_option(name: str, v):
         return v.item()
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
-    raise TypeError(f"strategy option {name}={v!r} must be a scalar, a string or a numpy dtype "
-                    "so that the restart wrapper can be checkpointed")
+    raise TypeError(
+        f"strategy option {name}={v!r} must be a scalar, a string or a numpy dtype "
+        "so that the restart wrapper can be checkpointed"
+    )
 
 
 def _resolve_method(method) -> tuple[type, str]:
@@ -83,8 +85,7 @@ def _resolve_method(method) -> tuple[type, str]:
         return strategy_class(method), method
     if isinstance(method, type) and issubclass(method, EvolutionStrategy):
         return method, method.name
-    raise TypeError(f"method must be a registered strategy name or an EvolutionStrategy subclass, "
-                    f"got {method!r}")
+    raise TypeError(f"method must be a registered strategy name or an EvolutionStrategy subclass, got {method!r}")
 
 
 class IPOP(Strategy):
@@ -123,8 +124,20 @@ class IPOP(Strategy):
 
     name: ClassVar[str] = "ipop"
 
-    def __init__(self, method, x0, sigma0, *, popsize=None, seed=None, bounds=None, tolerances=None,
-                 max_restarts=9, incpopsize=2, **strategy_options):
+    def __init__(
+        self,
+        method,
+        x0,
+        sigma0,
+        *,
+        popsize=None,
+        seed=None,
+        bounds=None,
+        tolerances=None,
+        max_restarts=9,
+        incpopsize=2,
+        **strategy_options,
+    ):
         self._cls, self.method = _resolve_method(method)
         if isinstance(max_restarts, bool) or not isinstance(max_restarts, (int, np.integer)):
             raise TypeError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
@@ -143,8 +156,14 @@ class IPOP(Strategy):
         self._rng = make_rng(seed)
         # the first run validates x0, sigma0, popsize, bounds and the options
         self.inner: EvolutionStrategy = self._cls(
-            x0, sigma0, popsize=popsize, seed=self._draw_seed(), bounds=bounds,
-            tolerances=self._run_tolerances(None, 0), **self.options)
+            x0,
+            sigma0,
+            popsize=popsize,
+            seed=self._draw_seed(),
+            bounds=bounds,
+            tolerances=self._run_tolerances(None, 0),
+            **self.options,
+        )
         self.n = self.inner.n
         self.x0 = self.inner.x0.copy()
         self.sigma0 = self.inner.sigma0
@@ -153,7 +172,7 @@ class IPOP(Strategy):
         self.tolerances = tolerances.resolve(self.n, self.popsize0)  # raises for bad thresholds
         self.history: list[dict] = []
         self.run = {"run": 0, "regime": "first", "popsize": self.popsize0, "sigma0": self.sigma0}
-        self.evals_done = 0    # evaluations of the runs before the current one
+        self.evals_done = 0  # evaluations of the runs before the current one
         self.iters_done = 0
         self.best_f = math.inf
         self.best_x: np.ndarray | None = None
@@ -180,8 +199,13 @@ class IPOP(Strategy):
         return len(self.history) > self.max_restarts
 
     def _end_run(self, stop: dict) -> None:
-        rec = dict(self.run, evals=self.inner.countevals, iterations=self.inner.countiter,
-                   best_f=float(self.inner.best_f), stop=dict(stop))
+        rec = dict(
+            self.run,
+            evals=self.inner.countevals,
+            iterations=self.inner.countiter,
+            best_f=float(self.inner.best_f),
+            stop=dict(stop),
+        )
         self.history.append(rec)
         self._account(rec)
 
@@ -193,8 +217,15 @@ class IPOP(Strategy):
         self.iters_done += self.inner.countiter
         regime, popsize, sigma0, maxiter = self._next_run()
         tolerances = self._run_tolerances(maxiter, self.evals_done)
-        self.inner = self._cls(self.x0, sigma0, popsize=popsize, seed=self._draw_seed(),
-                               bounds=self._bounds_arg, tolerances=tolerances, **self.options)
+        self.inner = self._cls(
+            self.x0,
+            sigma0,
+            popsize=popsize,
+            seed=self._draw_seed(),
+            bounds=self._bounds_arg,
+            tolerances=tolerances,
+            **self.options,
+        )
         self.run = {"run": len(self.history), "regime": regime, "popsize": popsize, "sigma0": sigma0}
 
     # ----- Strategy API --------------------------------------------------------------------------
@@ -226,8 +257,15 @@ class IPOP(Strategy):
         """Completed runs, then the current one (``stop == {}``) if it has started."""
         hist = [dict(h) for h in self.history]
         if self.final_stop is None and self.inner.countiter > 0:
-            hist.append(dict(self.run, evals=self.inner.countevals, iterations=self.inner.countiter,
-                             best_f=float(self.inner.best_f), stop={}))
+            hist.append(
+                dict(
+                    self.run,
+                    evals=self.inner.countevals,
+                    iterations=self.inner.countiter,
+                    best_f=float(self.inner.best_f),
+                    stop={},
+                )
+            )
         return hist
 
     def ask(self) -> np.ndarray:
@@ -268,8 +306,13 @@ class IPOP(Strategy):
         """Best over all runs, totals, current mean/sigma and the restart history."""
         r = self.inner.result
         return RestartResult(
-            x=None if self.best_x is None else self.best_x.copy(), f=self.best_f, nfev=self.countevals,
-            nit=self.countiter, mean=r.mean, sigma=r.sigma, stop=self.stop(),
+            x=None if self.best_x is None else self.best_x.copy(),
+            f=self.best_f,
+            nfev=self.countevals,
+            nit=self.countiter,
+            mean=r.mean,
+            sigma=r.sigma,
+            stop=self.stop(),
             restart_history=self.restart_history,
         )
 
@@ -320,16 +363,25 @@ class IPOP(Strategy):
         """
         _check_header(d, cls)
         try:
-            tol = Tolerances(**{k[len("init.tolerances."):]: v for k, v in d.items()
-                                if k.startswith("init.tolerances.")})
+            tol = Tolerances(
+                **{k[len("init.tolerances.") :]: v for k, v in d.items() if k.startswith("init.tolerances.")}
+            )
             bounds = None
             if "init.bounds.lower" in d:
                 bounds = (np.asarray(d["init.bounds.lower"]), np.asarray(d["init.bounds.upper"]))
-            options = {k[len("init.options."):]: v for k, v in d.items() if k.startswith("init.options.")}
-            obj = cls(str(d["init.method"]), np.asarray(d["init.x0"]), float(d["init.sigma0"]),
-                      popsize=int(d["init.popsize"]), seed=None, bounds=bounds, tolerances=tol,
-                      max_restarts=int(d["init.max_restarts"]), incpopsize=float(d["init.incpopsize"]),
-                      **options)
+            options = {k[len("init.options.") :]: v for k, v in d.items() if k.startswith("init.options.")}
+            obj = cls(
+                str(d["init.method"]),
+                np.asarray(d["init.x0"]),
+                float(d["init.sigma0"]),
+                popsize=int(d["init.popsize"]),
+                seed=None,
+                bounds=bounds,
+                tolerances=tol,
+                max_restarts=int(d["init.max_restarts"]),
+                incpopsize=float(d["init.incpopsize"]),
+                **options,
+            )
             obj._rng.bit_generator.state = json.loads(str(d["rng"]))
             obj.history = json.loads(str(d["restarts.history"]))
             obj.run = json.loads(str(d["restarts.run"]))
@@ -341,7 +393,7 @@ class IPOP(Strategy):
             fs = d["restarts.final_stop"]
             obj.final_stop = None if fs is None else json.loads(str(fs))
             obj._load_extra_state(d)
-            inner = {k[len("inner."):]: v for k, v in d.items() if k.startswith("inner.")}
+            inner = {k[len("inner.") :]: v for k, v in d.items() if k.startswith("inner.")}
             obj.inner = obj._cls.from_state_dict(inner)
         except KeyError as e:
             raise ValueError(f"state dict for {cls.__name__} is missing key {e.args[0]!r}") from None
@@ -380,8 +432,8 @@ class BIPOP(IPOP):
         if self.budget_small < max(1, self.budget_large):
             u1 = self._rng.uniform()
             u2 = self._rng.uniform()
-            sigma0 = self.sigma0 * 0.01**u1                                     # 10^(-2 U1)
-            ratio = self.incpopsize ** (k - 1)                                  # popsize_l / popsize_0
+            sigma0 = self.sigma0 * 0.01**u1  # 10^(-2 U1)
+            ratio = self.incpopsize ** (k - 1)  # popsize_l / popsize_0
             popsize = max(2, int(self.popsize0 * ratio ** (u2**2)))
             default_maxiter = self.tolerances_given.resolve(self.n, popsize).maxiter
             maxiter = min(default_maxiter, 0.5 * self.budget_large / popsize)

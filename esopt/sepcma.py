@@ -86,12 +86,12 @@ class SepCMAES(EvolutionStrategy):
         super().__init__(x0, sigma0, popsize=popsize, seed=seed, bounds=bounds, tolerances=tolerances)
         n, lam = self.n, self.popsize
         self.mu = lam // 2
-        w = np.log((lam + 1) / 2.0) - np.log(np.arange(1, self.mu + 1))        # Eq. (49)
+        w = np.log((lam + 1) / 2.0) - np.log(np.arange(1, self.mu + 1))  # Eq. (49)
         self.weights = w / w.sum()
         self.mueff = _mueff(self.weights)
         rates = separable_learning_rates(n, self.mueff)
         self.c1, self.cmu, self.cc = rates["c1"], rates["cmu"], rates["cc"]
-        self.cs = (self.mueff + 2.0) / (n + self.mueff + 5.0)                  # Table 1
+        self.cs = (self.mueff + 2.0) / (n + self.mueff + 5.0)  # Table 1
         self.damps = 1.0 + 2.0 * max(0.0, np.sqrt((self.mueff - 1.0) / (n + 1.0)) - 1.0) + self.cs
         self.chiN = n**0.5 * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n**2))
         self.mean = self.x0.copy()
@@ -101,26 +101,29 @@ class SepCMAES(EvolutionStrategy):
         self.ps = np.zeros(n)
 
     def _sample(self) -> np.ndarray:
-        z = self._rng.standard_normal((self.popsize, self.n))                 # Eq. (38)
-        return self.mean + self.sigma * (np.sqrt(self.C) * z)                 # Eqs. (39)-(40)
+        z = self._rng.standard_normal((self.popsize, self.n))  # Eq. (38)
+        return self.mean + self.sigma * (np.sqrt(self.C) * z)  # Eqs. (39)-(40)
 
     def _update(self, Y: np.ndarray, f: np.ndarray) -> None:
         n = self.n
         order = np.argsort(f, kind="stable")[: self.mu]
-        y = (Y[order] - self.mean) / self.sigma                               # y_{i:lambda}
+        y = (Y[order] - self.mean) / self.sigma  # y_{i:lambda}
         y_w = self.weights @ y
-        self.mean = self.mean + self.sigma * y_w                              # Eq. (41)
+        self.mean = self.mean + self.sigma * y_w  # Eq. (41)
         D = np.sqrt(self.C)
         self.ps = (1 - self.cs) * self.ps + np.sqrt(self.cs * (2 - self.cs) * self.mueff) * (y_w / D)  # (43)
         g = self.countiter  # generations completed, this one included
-        hsig = (np.linalg.norm(self.ps) / np.sqrt(1 - (1 - self.cs) ** (2 * g)) / self.chiN
-                < 1.4 + 2.0 / (n + 1))
+        hsig = np.linalg.norm(self.ps) / np.sqrt(1 - (1 - self.cs) ** (2 * g)) / self.chiN < 1.4 + 2.0 / (n + 1)
         self.pc = (1 - self.cc) * self.pc + hsig * np.sqrt(self.cc * (2 - self.cc) * self.mueff) * y_w  # (45)
         delta = (1 - hsig) * self.cc * (2 - self.cc)
-        self.C = ((1 + self.c1 * delta - self.c1 - self.cmu) * self.C                 # Eq. (47)
-                  + self.c1 * self.pc**2 + self.cmu * (self.weights @ (y * y)))
-        self.sigma = float(self.sigma * np.exp(
-            (self.cs / self.damps) * (np.linalg.norm(self.ps) / self.chiN - 1)))   # Eq. (44)
+        self.C = (
+            (1 + self.c1 * delta - self.c1 - self.cmu) * self.C  # Eq. (47)
+            + self.c1 * self.pc**2
+            + self.cmu * (self.weights @ (y * y))
+        )
+        self.sigma = float(
+            self.sigma * np.exp((self.cs / self.damps) * (np.linalg.norm(self.ps) / self.chiN - 1))
+        )  # Eq. (44)
 
     def _search_view_parts(self) -> dict[str, Any]:
         return {"stds": self.sigma * np.sqrt(self.C), "pc": self.pc, "eigvals": None, "B": None}

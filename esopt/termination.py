@@ -33,18 +33,18 @@ class Tolerances:
         From :meth:`resolve` if a threshold is NaN or negative.
     """
 
-    ftarget: float = -math.inf        # stop when the best f <= ftarget
-    maxfevals: float = math.inf       # stop when evaluations >= maxfevals
-    maxiter: float | None = None      # default 100 + 150 (n+3)^2 // sqrt(popsize) iterations
-    tolfun: float = 1e-11             # range of this generation's f and of recent best f below it
-    tolfunhist: float = 1e-12         # range of recent generations' best f below it
-    tolx: float = 1e-11               # sigma*pc and sigma*sqrt(diag C) all below it
+    ftarget: float = -math.inf  # stop when the best f <= ftarget
+    maxfevals: float = math.inf  # stop when evaluations >= maxfevals
+    maxiter: float | None = None  # default 100 + 150 (n+3)^2 // sqrt(popsize) iterations
+    tolfun: float = 1e-11  # range of this generation's f and of recent best f below it
+    tolfunhist: float = 1e-12  # range of recent generations' best f below it
+    tolx: float = 1e-11  # sigma*pc and sigma*sqrt(diag C) all below it
     tolstagnation: float | None = None  # default int(100 + 100 n^1.5 / popsize) iterations
-    tolupsigma: float = 1e20          # sigma/max(sqrt(eig C)) > tolupsigma * sigma0 ("creeping")
-    tolconditioncov: float = 1e14     # condition number of C above it
-    noeffectaxis: bool = True         # adding 0.1 sigma along a principal axis leaves the mean unchanged
-    noeffectcoord: bool = True        # adding 0.2 sigma*sqrt(C_ii) leaves a coordinate unchanged
-    tolflatfitness: float = 1         # iterations tolerated with flat fitness
+    tolupsigma: float = 1e20  # sigma/max(sqrt(eig C)) > tolupsigma * sigma0 ("creeping")
+    tolconditioncov: float = 1e14  # condition number of C above it
+    noeffectaxis: bool = True  # adding 0.1 sigma along a principal axis leaves the mean unchanged
+    noeffectcoord: bool = True  # adding 0.2 sigma*sqrt(C_ii) leaves a coordinate unchanged
+    tolflatfitness: float = 1  # iterations tolerated with flat fitness
 
     def resolve(self, n: int, popsize: int) -> Tolerances:
         """Return a copy with every ``None`` replaced by pycma's default for ``n``, ``popsize``."""

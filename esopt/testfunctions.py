@@ -20,8 +20,16 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = [
-    "sphere", "ellipsoid", "rotated_ellipsoid", "cigar", "discus", "diffpowers", "rosenbrock",
-    "rastrigin", "rotation", "FUNCTIONS",
+    "sphere",
+    "ellipsoid",
+    "rotated_ellipsoid",
+    "cigar",
+    "discus",
+    "diffpowers",
+    "rosenbrock",
+    "rastrigin",
+    "rotation",
+    "FUNCTIONS",
 ]
 
 
@@ -109,6 +117,12 @@ def rastrigin(x):
 
 
 FUNCTIONS = {
-    "sphere": sphere, "ellipsoid": ellipsoid, "rotated_ellipsoid": rotated_ellipsoid, "cigar": cigar,
-    "discus": discus, "diffpowers": diffpowers, "rosenbrock": rosenbrock, "rastrigin": rastrigin,
+    "sphere": sphere,
+    "ellipsoid": ellipsoid,
+    "rotated_ellipsoid": rotated_ellipsoid,
+    "cigar": cigar,
+    "discus": discus,
+    "diffpowers": diffpowers,
+    "rosenbrock": rosenbrock,
+    "rastrigin": rastrigin,
 }

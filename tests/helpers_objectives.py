@@ -138,12 +138,7 @@ class PauseAt:
             self._hold()
 
     def on_trial_finished(self, generation, row, counts):
-        if (
-            self.pause
-            and self.pause[0] == "trial"
-            and self.pause[1] == generation
-            and counts["done"] == self.pause[2]
-        ):
+        if self.pause and self.pause[0] == "trial" and self.pause[1] == generation and counts["done"] == self.pause[2]:
             self._hold()
 
     def on_generation_end(self, generation, best):

@@ -44,12 +44,15 @@ def test_always_inside_periodic_and_continuous(lo, width, y):
     assert np.array_equal(b.contains(x), np.ones(7, bool))
 
 
-@pytest.mark.parametrize("lower,upper,n,match", [
-    (1.0, 1.0, 2, "lower must be < upper"),
-    ([0.0, 2.0], [1.0, 1.0], 2, r"lower\[1\]"),
-    (np.zeros(3), 1.0, 2, "shape"),
-    (np.nan, 1.0, 2, "NaN"),
-])
+@pytest.mark.parametrize(
+    "lower,upper,n,match",
+    [
+        (1.0, 1.0, 2, "lower must be < upper"),
+        ([0.0, 2.0], [1.0, 1.0], 2, r"lower\[1\]"),
+        (np.zeros(3), 1.0, 2, "shape"),
+        (np.nan, 1.0, 2, "NaN"),
+    ],
+)
 def test_bad_bounds(lower, upper, n, match):
     with pytest.raises(ValueError, match=match):
         BoxBounds(lower, upper, n)

@@ -148,9 +148,7 @@ def test_ctrl_c_then_resume_equals_uninterrupted(ray_local, tmp_path):
     assert resumed.status == "done"
     assert resumed.best_objective == full.best_objective and resumed.best_params == full.best_params
     with Journal(tmp_path / "int", readonly=True) as a, Journal(tmp_path / "full", readonly=True) as b:
-        assert [(t["x"], t["objective"]) for t in a.trials()] == [
-            (t["x"], t["objective"]) for t in b.trials()
-        ]
+        assert [(t["x"], t["objective"]) for t in a.trials()] == [(t["x"], t["objective"]) for t in b.trials()]
         after = {r["id"]: r for r in a.trials()}
     # trials done before the interrupt were reused, not run again
     calls = ho.read_log(log)

@@ -40,8 +40,10 @@ def _config(objective: str, **over) -> dict:
     cfg = {
         "name": "cli-test",
         "objective": f"cli_test_objectives:{objective}",
-        "space": {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"},
-                  "T_0": {"lower": 1, "upper": 20, "type": "int"}},
+        "space": {
+            "lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"},
+            "T_0": {"lower": 1, "upper": 20, "type": "int"},
+        },
         "strategy": {"name": "cmaes", "popsize": 4, "seed": 1},
         "budget": {"max_generations": 2},
         "resources": {"num_cpus": 1},
@@ -108,13 +110,17 @@ def test_unknown_subcommand_is_a_usage_error(capsys):
     assert e.value.code == 2
 
 
-@pytest.mark.parametrize("edit,path", [
-    (lambda c: c["space"]["lr"].update(lower=0.5, upper=0.1), "space.lr.lower"),
-    (lambda c: c["space"]["lr"].update(lower=-1.0), "space.lr.lower"),
-    (lambda c: c["budget"].update(max_trails=10), "budget.max_trails"),
-    (lambda c: c.update(objective="no_such_module_xyz:f"), "objective"),
-    (lambda c: c["resources"].update(num_cpus="two"), "resources.num_cpus"),
-], ids=["lower>=upper", "log-nonpositive", "unknown-key", "unimportable", "wrong-type"])
+@pytest.mark.parametrize(
+    "edit,path",
+    [
+        (lambda c: c["space"]["lr"].update(lower=0.5, upper=0.1), "space.lr.lower"),
+        (lambda c: c["space"]["lr"].update(lower=-1.0), "space.lr.lower"),
+        (lambda c: c["budget"].update(max_trails=10), "budget.max_trails"),
+        (lambda c: c.update(objective="no_such_module_xyz:f"), "objective"),
+        (lambda c: c["resources"].update(num_cpus="two"), "resources.num_cpus"),
+    ],
+    ids=["lower>=upper", "log-nonpositive", "unknown-key", "unimportable", "wrong-type"],
+)
 def test_bad_config_exits_2_naming_the_key_before_anything_starts(tmp_path, capsys, objectives, edit, path):
     cfg = _config("quadratic")
     edit(cfg)
@@ -177,8 +183,7 @@ def test_progress_bar_counts_and_best():
     p.on_trial_finished(0, {"status": "failed", "objective": None}, {"done": 1, "running": 2, "failed": 1})
     assert p.best == 0.7
     assert p.postfix().startswith("done=1 run=2 fail=1 best=0.7 elapsed=0:00:0")
-    p.on_trial_finished(0, {"status": "done", "objective": float("nan")},
-                        {"done": 2, "running": 1, "failed": 1})
+    p.on_trial_finished(0, {"status": "done", "objective": float("nan")}, {"done": 2, "running": 1, "failed": 1})
     p.on_generation_end(0, 0.5)
     assert p.best == 0.5
     text = buf.getvalue()
@@ -196,10 +201,11 @@ def test_tune_prints_summary_then_status_reads_the_journal(tmp_path, capsys, obj
     out = capsys.readouterr().out
     assert code == EXIT_DONE
     with _db(run_dir) as db:
-        (best_id, obj, lr, t0), = db.execute(
+        ((best_id, obj, lr, t0),) = db.execute(
             "SELECT id, objective, json_extract(params_json, '$.lr'), json_extract(params_json, '$.T_0') "
-            "FROM trials WHERE status = 'done' ORDER BY objective, generation, idx LIMIT 1")
-        n_done, = db.execute("SELECT count(*) FROM trials WHERE status = 'done'").fetchone()
+            "FROM trials WHERE status = 'done' ORDER BY objective, generation, idx LIMIT 1"
+        )
+        (n_done,) = db.execute("SELECT count(*) FROM trials WHERE status = 'done'").fetchone()
     assert n_done == 8
     assert f"lr  = {lr:.4g}" in out and f"T_0 = {t0}" in out
     assert f"objective: {obj:.4g}" in out and f"test error: {obj + 1.0:.4g}" in out
@@ -219,8 +225,8 @@ def test_objective_error_with_on_error_abort_exits_1(tmp_path, capsys, objective
     cfg = _config("broken", failures={"on_error": "abort", "max_retries": 0})
     assert main(["tune", str(_write(tmp_path, cfg)), "--dir", str(run_dir), "--no-progress"]) == EXIT_FAILED
     with _db(run_dir) as db:
-        status, = db.execute("SELECT status FROM campaign").fetchone()
-        errors = [e for e, in db.execute("SELECT error FROM trials WHERE status = 'failed'")]
+        (status,) = db.execute("SELECT status FROM campaign").fetchone()
+        errors = [e for (e,) in db.execute("SELECT error FROM trials WHERE status = 'failed'")]
     assert status == "failed"
     assert errors and all("objective exploded" in e for e in errors)
 
@@ -241,8 +247,9 @@ def _started(run_dir):
         return None
     try:
         with _db(run_dir) as db:
-            return db.execute("SELECT count(*) FROM trials WHERE status = 'running' AND node_id IS NOT NULL"
-                              ).fetchone()[0]
+            return db.execute(
+                "SELECT count(*) FROM trials WHERE status = 'running' AND node_id IS NOT NULL"
+            ).fetchone()[0]
     except sqlite3.Error:
         return None
 
@@ -254,12 +261,16 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
     cfg_path = _write(tmp_path, _config("slow", budget={"max_generations": 1}))
     env = {**os.environ, "CLI_TEST_SLEEP": "120"}
     esopt_cmd = [sys.executable, "-m", "cluster.cli"]
-    proc = subprocess.Popen([*esopt_cmd, "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*esopt_cmd, "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: _started(run_dir) == 2, 90, "two trials started on a node")  # 2 CPUs, 1 each
-        st = subprocess.run([*esopt_cmd, "status", str(run_dir)], env=env, capture_output=True, text=True,
-                            timeout=60)
+        st = subprocess.run([*esopt_cmd, "status", str(run_dir)], env=env, capture_output=True, text=True, timeout=60)
         assert st.returncode == 0, st.stderr
         assert f"driver pid {proc.pid})" in st.stdout and "trials: done 0, running 4," in st.stdout
         with _db(run_dir) as db:
@@ -269,8 +280,9 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
             assert f"trial {tid} (generation 1, index {tid - 1}) on node {node} worker" in st.stdout
         assert st.stdout.count("waiting for resources") == 2
 
-        second = subprocess.run([*esopt_cmd, "resume", str(run_dir), "--no-progress"], env=env,
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [*esopt_cmd, "resume", str(run_dir), "--no-progress"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert second.returncode == EXIT_FAILED
         assert str(proc.pid) in second.stderr
 
@@ -283,6 +295,6 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
             proc.kill()
             proc.wait()
     with _db(run_dir) as db:
-        status, = db.execute("SELECT status FROM campaign").fetchone()
+        (status,) = db.execute("SELECT status FROM campaign").fetchone()
         left = db.execute("SELECT count(*) FROM trials WHERE status = 'running'").fetchone()[0]
     assert status == "interrupted" and left == 0

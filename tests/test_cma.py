@@ -36,7 +36,7 @@ def test_defaults_match_pycma(n):
     assert es.mu == sp.weights.mu == es.popsize // 2
     np.testing.assert_allclose(es.weights, np.asarray(sp.weights), rtol=1e-12, atol=1e-15)
     assert es.weights.sum() == pytest.approx(sum(sp.weights), rel=1e-12)
-    assert es.weights[es.mu:].sum() == pytest.approx(sum(sp.weights[sp.weights.mu:]), rel=1e-12)
+    assert es.weights[es.mu :].sum() == pytest.approx(sum(sp.weights[sp.weights.mu :]), rel=1e-12)
     assert es.mueff == pytest.approx(sp.weights.mueff, rel=1e-13)
     assert es.cc == pytest.approx(sp.cc, rel=1e-13)
     assert es.c1 == pytest.approx(sp.c1, rel=1e-13)
@@ -57,14 +57,15 @@ def test_weights_match_pycma_for_other_popsizes(n, popsize):
     ref = _pycma(n, popsize=popsize)
     np.testing.assert_allclose(es.weights, np.asarray(ref.sp.weights), rtol=1e-12, atol=1e-15)
     assert (es.cs, es.damps, es.c1, es.cmu) == pytest.approx(
-        (ref.adapt_sigma.cs, ref.adapt_sigma.damps, ref.sp.c1, ref.sp.cmu), rel=1e-13)
+        (ref.adapt_sigma.cs, ref.adapt_sigma.damps, ref.sp.c1, ref.sp.cmu), rel=1e-13
+    )
 
 
 def test_passive_weights_match_pycma_without_active():
     es = CMAES(np.ones(10), 1.0, active=False)
     ref = _pycma(10, CMA_active=False)
     np.testing.assert_allclose(es.weights, np.asarray(ref.sp.weights), rtol=1e-12, atol=0)
-    assert np.all(es.weights[es.mu:] == 0)
+    assert np.all(es.weights[es.mu :] == 0)
 
 
 def test_negative_weight_limits():
@@ -203,20 +204,24 @@ def test_search_view_parts():
     assert v.B is es.B and v.pc is es.pc
 
 
-@pytest.mark.parametrize("f,x0,target", [
-    (tf.sphere, 3 * np.ones(8), 1e-10),
-    (tf.cigar, np.ones(6), 1e-10),
-    (tf.discus, np.ones(6), 1e-10),
-    (tf.diffpowers, np.ones(6), 1e-10),
-])
+@pytest.mark.parametrize(
+    "f,x0,target",
+    [
+        (tf.sphere, 3 * np.ones(8), 1e-10),
+        (tf.cigar, np.ones(6), 1e-10),
+        (tf.discus, np.ones(6), 1e-10),
+        (tf.diffpowers, np.ones(6), 1e-10),
+    ],
+)
 def test_converges(f, x0, target):
     r = esopt.minimize(f, x0, 1.0, seed=1, vectorized=True, options={"ftarget": target})
     assert r.fun <= target and r.stop == {"ftarget": target}
 
 
 def test_active_false_converges_too():
-    r = esopt.minimize(tf.ellipsoid, np.ones(5), 1.0, seed=1, vectorized=True,
-                       options={"ftarget": 1e-10, "active": False})
+    r = esopt.minimize(
+        tf.ellipsoid, np.ones(5), 1.0, seed=1, vectorized=True, options={"ftarget": 1e-10, "active": False}
+    )
     assert r.success and r.fun <= 1e-10
 
 
@@ -287,20 +292,23 @@ def _assert_same_state(a, b):
             assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), k
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(x0=np.ones(3), sigma0=0.0), "sigma0"),
-    (dict(x0=np.ones(3), sigma0=-1.0), "sigma0"),
-    (dict(x0=np.ones(3), sigma0=np.inf), "sigma0"),
-    (dict(x0=[1.0, np.nan, 0.0], sigma0=1.0), "x0"),
-    (dict(x0=[1.0, np.inf], sigma0=1.0), "x0"),
-    (dict(x0=np.ones((2, 2)), sigma0=1.0), "x0"),
-    (dict(x0=[2.0, 0.0], sigma0=1.0, bounds=(-1, 1)), "x0"),
-    (dict(x0=[0.0, 0.0], sigma0=1.0, bounds=(1, -1)), "lower"),
-    (dict(x0=[0.0, 0.0], sigma0=1.0, bounds=([-1, 1], [1, 1])), "lower"),
-    (dict(x0=[0.0, 0.0], sigma0=1.0, bounds=(np.zeros(3), np.ones(3))), "bounds"),
-    (dict(x0=[0.0, 0.0], sigma0=1.0, popsize=1), "popsize"),
-    (dict(x0=[0.0, 0.0], sigma0=1.0, tolerances={"tolfoo": 1}), "tolfoo"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(x0=np.ones(3), sigma0=0.0), "sigma0"),
+        (dict(x0=np.ones(3), sigma0=-1.0), "sigma0"),
+        (dict(x0=np.ones(3), sigma0=np.inf), "sigma0"),
+        (dict(x0=[1.0, np.nan, 0.0], sigma0=1.0), "x0"),
+        (dict(x0=[1.0, np.inf], sigma0=1.0), "x0"),
+        (dict(x0=np.ones((2, 2)), sigma0=1.0), "x0"),
+        (dict(x0=[2.0, 0.0], sigma0=1.0, bounds=(-1, 1)), "x0"),
+        (dict(x0=[0.0, 0.0], sigma0=1.0, bounds=(1, -1)), "lower"),
+        (dict(x0=[0.0, 0.0], sigma0=1.0, bounds=([-1, 1], [1, 1])), "lower"),
+        (dict(x0=[0.0, 0.0], sigma0=1.0, bounds=(np.zeros(3), np.ones(3))), "bounds"),
+        (dict(x0=[0.0, 0.0], sigma0=1.0, popsize=1), "popsize"),
+        (dict(x0=[0.0, 0.0], sigma0=1.0, tolerances={"tolfoo": 1}), "tolfoo"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs, match):
     x0, sigma0 = kwargs.pop("x0"), kwargs.pop("sigma0")
     with pytest.raises(ValueError, match=match):

@@ -28,11 +28,12 @@ POPSIZE, GENERATIONS = 4, 2
 CONFIG = {
     "name": "e2e-digits",
     "objective": "trials:train_and_evaluate",
-    "trial": {"dataset": "digits", "model": "cnn", "optimizer": "adamw", "epochs": 3, "seed": 0,
-              "device": "cpu"},
-    "space": {"lr": {"lower": 3.1622776601683795e-05, "upper": 0.1, "scale": "log10"},
-              "weight_decay": {"lower": 1e-6, "upper": 0.1, "scale": "log10"},
-              "T_0": {"lower": 1, "upper": 20, "type": "int"}},
+    "trial": {"dataset": "digits", "model": "cnn", "optimizer": "adamw", "epochs": 3, "seed": 0, "device": "cpu"},
+    "space": {
+        "lr": {"lower": 3.1622776601683795e-05, "upper": 0.1, "scale": "log10"},
+        "weight_decay": {"lower": 1e-6, "upper": 0.1, "scale": "log10"},
+        "T_0": {"lower": 1, "upper": 20, "type": "int"},
+    },
     "strategy": {"name": "cmaes", "popsize": POPSIZE, "sigma0": 0.3, "seed": 0},
     "budget": {"max_generations": GENERATIONS},
     "resources": {"num_cpus": 1, "timeout_s": 300},
@@ -62,7 +63,8 @@ def _mid_generation(directory: Path):
             row = db.execute(
                 "SELECT g.generation, COUNT(t.id) FROM generations g JOIN trials t "
                 "ON t.generation = g.generation AND t.status = 'done' "
-                "WHERE g.told_at IS NULL GROUP BY g.generation").fetchone()
+                "WHERE g.told_at IS NULL GROUP BY g.generation"
+            ).fetchone()
     except sqlite3.Error:  # being created
         return None
     return row if row and 1 <= row[1] < POPSIZE else None
@@ -77,8 +79,7 @@ def test_tune_sigkill_resume_status_report(tmp_path):
 
     # 1. tune, killed with SIGKILL while a generation is open and part of it is done
     with open(tmp_path / "tune.out", "w") as out, open(tmp_path / "tune.err", "w") as err:
-        proc = subprocess.Popen([esopt, "tune", str(cfg_path), "--dir", str(run_dir)], env=env,
-                                stdout=out, stderr=err)
+        proc = subprocess.Popen([esopt, "tune", str(cfg_path), "--dir", str(run_dir)], env=env, stdout=out, stderr=err)
         try:
             deadline = time.monotonic() + 90
             while _mid_generation(run_dir) is None:
@@ -93,25 +94,31 @@ def test_tune_sigkill_resume_status_report(tmp_path):
     assert proc.returncode == -signal.SIGKILL
 
     with _ro(run_dir) as db:
-        status, = db.execute("SELECT status FROM campaign").fetchone()
+        (status,) = db.execute("SELECT status FROM campaign").fetchone()
         told = db.execute("SELECT COUNT(*) FROM generations WHERE told_at IS NOT NULL").fetchone()[0]
-        before = {r[0]: r[1:] for r in db.execute(
-            "SELECT id, generation, idx, objective, finished_at, result_json FROM trials "
-            "WHERE status = 'done'")}
+        before = {
+            r[0]: r[1:]
+            for r in db.execute(
+                "SELECT id, generation, idx, objective, finished_at, result_json FROM trials WHERE status = 'done'"
+            )
+        }
     assert status == "running"  # the killed driver could not write anything more
     assert told < GENERATIONS and 1 <= len(before) < POPSIZE * GENERATIONS
 
     # 2. resume to the end
-    res = subprocess.run([esopt, "resume", str(run_dir), "--no-progress"], env=env, capture_output=True,
-                         text=True, timeout=180)
+    res = subprocess.run(
+        [esopt, "resume", str(run_dir), "--no-progress"], env=env, capture_output=True, text=True, timeout=180
+    )
     assert res.returncode == 0, res.stderr
     assert "validation error:" in res.stdout and "test error:" in res.stdout
     assert f"esopt report {run_dir}" in res.stdout
 
     with _ro(run_dir) as db:
-        rows = db.execute("SELECT id, generation, idx, status, objective, finished_at, result_json "
-                          "FROM trials ORDER BY generation, idx").fetchall()
-        status, = db.execute("SELECT status FROM campaign").fetchone()
+        rows = db.execute(
+            "SELECT id, generation, idx, status, objective, finished_at, result_json "
+            "FROM trials ORDER BY generation, idx"
+        ).fetchall()
+        (status,) = db.execute("SELECT status FROM campaign").fetchone()
         told = db.execute("SELECT COUNT(*) FROM generations WHERE told_at IS NOT NULL").fetchone()[0]
     assert status == "done" and told == GENERATIONS
     keys = [(g, i) for _, g, i, *_ in rows]
@@ -128,8 +135,7 @@ def test_tune_sigkill_resume_status_report(tmp_path):
     assert "campaign e2e-digits: done" in st.stdout
     assert f"trials: done {POPSIZE * GENERATIONS}, running 0" in st.stdout
 
-    rep = subprocess.run([esopt, "report", str(run_dir)], env=env, capture_output=True, text=True,
-                         timeout=120)
+    rep = subprocess.run([esopt, "report", str(run_dir)], env=env, capture_output=True, text=True, timeout=120)
     assert rep.returncode == 0, rep.stderr
     report_dir = run_dir / "report"
     for name in ("objective.png", "sigma.png", "params.png"):

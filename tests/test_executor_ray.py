@@ -37,9 +37,7 @@ def _cfg(objective, *, popsize=6, gens=1, resources=None, failures=None, seed=2,
 
 def _overlap(intervals) -> int:
     """Most intervals open at one time."""
-    events = sorted(
-        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda t: (t[0], t[1])
-    )
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda t: (t[0], t[1]))
     cur = best = 0
     for _, d in events:
         cur += d
@@ -111,9 +109,7 @@ def test_node_removed_mid_generation(tmp_path):
     events = ho.read_log(log)
     for r in rows:
         assert r["node_id"] in workers and r["node_id"] != removed[0]
-        assert any(
-            e["event"] == "end" and e["node"] == r["node_id"] and e["params"] == r["params"] for e in events
-        )
+        assert any(e["event"] == "end" and e["node"] == r["node_id"] and e["params"] == r["params"] for e in events)
         assert r["attempts"] == 1  # a system failure is retried by Ray, not resubmitted by the driver
     # the trial on the removed node started there, never ended there, and ran again elsewhere
     lost = [e["params"] for e in events if e["event"] == "start" and e["node"] == removed[0]]

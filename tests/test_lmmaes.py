@@ -201,14 +201,24 @@ def _evals_to_target(job):
     if who == "pypop7":
         from pypop7.optimizers.es.lmmaes import LMMAES as PLMMAES
 
-        prob = {"fitness_function": SCALAR[problem], "ndim_problem": n, "lower_boundary": -5.0 * np.ones(n),
-                "upper_boundary": 5.0 * np.ones(n)}
-        opts = {"max_function_evaluations": 2e6, "seed_rng": seed, "mean": np.full(n, x0), "sigma": 1.0,
-                "fitness_threshold": 1e-8, "verbose": False, "saving_fitness": 0}
+        prob = {
+            "fitness_function": SCALAR[problem],
+            "ndim_problem": n,
+            "lower_boundary": -5.0 * np.ones(n),
+            "upper_boundary": 5.0 * np.ones(n),
+        }
+        opts = {
+            "max_function_evaluations": 2e6,
+            "seed_rng": seed,
+            "mean": np.full(n, x0),
+            "sigma": 1.0,
+            "fitness_threshold": 1e-8,
+            "verbose": False,
+            "saving_fitness": 0,
+        }
         res = PLMMAES(prob, opts).optimize()
         return res["n_function_evaluations"] if res["best_so_far_y"] < 1e-8 else np.inf
-    es = LMMAES(np.full(n, x0), 1.0, seed=seed, mirrored=mirrored,
-                tolerances={"ftarget": 1e-8, "maxfevals": 2e6})
+    es = LMMAES(np.full(n, x0), 1.0, seed=seed, mirrored=mirrored, tolerances={"ftarget": 1e-8, "maxfevals": 2e6})
     while not es.stop():
         X = es.ask()
         es.tell(X, fun(X))
@@ -232,10 +242,12 @@ def test_evaluations_match_pypop7():
     jobs += [("esopt-alg1", p, s, False) for p in ("sphere", "ellipsoid1e4") for s in seeds]
     cost = {"rosenbrock": 3, "ellipsoid1e4": 2, "sphere": 1}
     jobs.sort(key=lambda j: (j[0] == "pypop7", cost[j[1]]), reverse=True)  # longest first
-    with ProcessPoolExecutor(max_workers=2, initializer=_pin_threads,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        evals = dict(zip(jobs, pool.map(_evals_to_target, [(w if w == "pypop7" else "esopt", p, s, m)
-                                                            for w, p, s, m in jobs])))
+    with ProcessPoolExecutor(
+        max_workers=2, initializer=_pin_threads, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        evals = dict(
+            zip(jobs, pool.map(_evals_to_target, [(w if w == "pypop7" else "esopt", p, s, m) for w, p, s, m in jobs]))
+        )
     med = {}
     for who, p, _, _ in jobs:
         med[who, p] = float(np.median([evals[j] for j in jobs if j[0] == who and j[1] == p]))

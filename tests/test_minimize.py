@@ -81,8 +81,7 @@ def test_options_go_to_tolerances_and_strategy():
 
 
 def test_bounds_and_popsize_passed():
-    r = esopt.minimize(tf.sphere, np.full(2, 2.0), 1.0, seed=0, bounds=(1.0, 3.0), popsize=9,
-                       options={"maxiter": 60})
+    r = esopt.minimize(tf.sphere, np.full(2, 2.0), 1.0, seed=0, bounds=(1.0, 3.0), popsize=9, options={"maxiter": 60})
     assert r.strategy.popsize == 9
     np.testing.assert_allclose(r.x, [1.0, 1.0], atol=1e-6)
 
@@ -92,14 +91,17 @@ def test_nothing_evaluated_returns_the_initial_mean():
     assert r.nfev == 0 and np.array_equal(r.x, [1.0, 2.0]) and r.fun == np.inf and not r.success
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(options={"tolfoo": 1}), ValueError, "tolfoo"),
-    (dict(options={"m": 3}), ValueError, "unknown option"),
-    (dict(options=[("tolx", 1)]), TypeError, "options"),
-    (dict(method="nelder-mead"), ValueError, "unknown method"),
-    (dict(restarts="sometimes"), ValueError, "restarts"),
-    (dict(callback=3), TypeError, "callback"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(options={"tolfoo": 1}), ValueError, "tolfoo"),
+        (dict(options={"m": 3}), ValueError, "unknown option"),
+        (dict(options=[("tolx", 1)]), TypeError, "options"),
+        (dict(method="nelder-mead"), ValueError, "unknown method"),
+        (dict(restarts="sometimes"), ValueError, "restarts"),
+        (dict(callback=3), TypeError, "callback"),
+    ],
+)
 def test_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         esopt.minimize(tf.sphere, np.ones(2), 1.0, **kwargs)
@@ -126,8 +128,16 @@ def test_success_definition():
 
 
 def test_restarts_wrapper_is_used():
-    r = esopt.minimize(tf.rastrigin, np.full(3, 3.0), 2.0, seed=1, vectorized=True, restarts="ipop",
-                       max_restarts=2, options={"tolfun": 1e-6})
+    r = esopt.minimize(
+        tf.rastrigin,
+        np.full(3, 3.0),
+        2.0,
+        seed=1,
+        vectorized=True,
+        restarts="ipop",
+        max_restarts=2,
+        options={"tolfun": 1e-6},
+    )
     assert type(r.strategy).__name__ == "IPOP"
     assert r.stop.get("maxrestarts") == 2 or "ftarget" in r.stop
     assert r.success == is_success(r.stop)

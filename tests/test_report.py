@@ -23,14 +23,25 @@ def png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-SPACE = Space({"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"},
-               "T_0": {"lower": 1, "upper": 20, "type": "int"}})
+SPACE = Space({"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}, "T_0": {"lower": 1, "upper": 20, "type": "int"}})
 
 
 def _row(g, i, status, objective=None, **extra):
-    row = {"id": 10 * g + i, "generation": g, "idx": i, "status": status, "objective": objective,
-           "params": {"lr": 10.0 ** -(i + 1), "T_0": i + 1}, "result": None, "error": None, "attempts": 1,
-           "node_id": "n1", "worker_id": "w1", "started_at": 100.0 + g, "finished_at": 101.0 + g}
+    row = {
+        "id": 10 * g + i,
+        "generation": g,
+        "idx": i,
+        "status": status,
+        "objective": objective,
+        "params": {"lr": 10.0 ** -(i + 1), "T_0": i + 1},
+        "result": None,
+        "error": None,
+        "attempts": 1,
+        "node_id": "n1",
+        "worker_id": "w1",
+        "started_at": 100.0 + g,
+        "finished_at": 101.0 + g,
+    }
     row.update(extra)
     return row
 
@@ -78,8 +89,7 @@ def test_trials_csv_one_row_per_trial_in_own_units(tmp_path):
     path = report.write_trials_csv(TRIALS, SPACE.names, tmp_path / "trials.csv")
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
-    assert [(int(r["generation"]), int(r["idx"])) for r in rows] == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1),
-                                                                     (2, 2)]
+    assert [(int(r["generation"]), int(r["idx"])) for r in rows] == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
     first = rows[0]
     assert first["status"] == "done" and float(first["objective"]) == 0.5
     assert float(first["test_error"]) == 0.55 and float(first["wall_time_s"]) == 1.5
@@ -133,16 +143,21 @@ def campaign_dir(tmp_path_factory):
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(mod_dir), old) if p)  # for Ray workers
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     try:
-        cfg = parse_config({
-            "name": "report-test", "objective": "report_test_objective:objective",
-            "space": {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10", "init": 3e-4},
-                      "T_0": {"lower": 1, "upper": 20, "type": "int"}},
-            "strategy": {"name": "cmaes", "popsize": 6, "seed": 3, "sigma0": 0.3},
-            "budget": {"max_generations": 3},
-            "resources": {"num_cpus": 1},
-            "failures": {"on_error": "penalty"},
-            "ray": {"num_cpus": 2},
-        })
+        cfg = parse_config(
+            {
+                "name": "report-test",
+                "objective": "report_test_objective:objective",
+                "space": {
+                    "lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10", "init": 3e-4},
+                    "T_0": {"lower": 1, "upper": 20, "type": "int"},
+                },
+                "strategy": {"name": "cmaes", "popsize": 6, "seed": 3, "sigma0": 0.3},
+                "budget": {"max_generations": 3},
+                "resources": {"num_cpus": 1},
+                "failures": {"on_error": "penalty"},
+                "ray": {"num_cpus": 2},
+            }
+        )
         d = tmp_path_factory.mktemp("campaign")
         result = Campaign(cfg, d).run()
         assert result.status == "done"

@@ -39,8 +39,7 @@ def test_ipop_doubles_popsize_and_counts_restarts():
 
 
 def test_incpopsize_and_explicit_first_popsize():
-    es = IPOP(SepCMAES, np.zeros(3), 1.0, popsize=6, incpopsize=1.5, max_restarts=2, seed=0,
-              tolerances={"maxiter": 2})
+    es = IPOP(SepCMAES, np.zeros(3), 1.0, popsize=6, incpopsize=1.5, max_restarts=2, seed=0, tolerances={"maxiter": 2})
     run_to_stop(es, lambda X: sphere(X - 1))
     assert [h["popsize"] for h in es.restart_history] == [6, 9, 14]
 
@@ -99,8 +98,7 @@ def test_method_errors():
 
 
 def test_strategy_options_reach_every_run_and_survive_checkpoints(tmp_path):
-    es = IPOP("lmmaes", np.full(5, 2.0), 1.0, seed=4, dtype=np.float32, mirrored=False,
-              tolerances={"maxiter": 3})
+    es = IPOP("lmmaes", np.full(5, 2.0), 1.0, seed=4, dtype=np.float32, mirrored=False, tolerances={"maxiter": 3})
     for _ in range(8):
         X = es.ask()
         es.tell(X, sphere(X))
@@ -135,13 +133,28 @@ def _bipop_evals(job):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                _, es = cma.fmin2(rastrigin, x0, 2.0, {"ftarget": 1e-8, "maxfevals": 2e6, "seed": seed + 1,
-                                                       "verbose": -9}, restarts=9, bipop=True)
+                _, es = cma.fmin2(
+                    rastrigin,
+                    x0,
+                    2.0,
+                    {"ftarget": 1e-8, "maxfevals": 2e6, "seed": seed + 1, "verbose": -9},
+                    restarts=9,
+                    bipop=True,
+                )
         finally:
             np.random.set_state(state)  # noqa: NPY002
         return es.result.evaluations if es.result.fbest <= 1e-8 else np.inf
-    res = esopt.minimize(rastrigin, x0, 2.0, method="cmaes", vectorized=True, seed=seed, restarts="bipop",
-                         max_restarts=9, options={"ftarget": 1e-8, "maxfevals": 2e6})
+    res = esopt.minimize(
+        rastrigin,
+        x0,
+        2.0,
+        method="cmaes",
+        vectorized=True,
+        seed=seed,
+        restarts="bipop",
+        max_restarts=9,
+        options={"ftarget": 1e-8, "maxfevals": 2e6},
+    )
     return res.nfev if res.fun <= 1e-8 else np.inf
 
 
@@ -149,8 +162,9 @@ def _bipop_evals(job):
 def test_bipop_cmaes_solves_rastrigin_like_pycma():
     seeds = range(5)
     jobs = [("pycma", s) for s in seeds] + [("esopt", s) for s in seeds]
-    with ProcessPoolExecutor(max_workers=2, initializer=_pin_threads,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=2, initializer=_pin_threads, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
         evals = dict(zip(jobs, pool.map(_bipop_evals, jobs)))
     ours = [evals["esopt", s] for s in seeds]
     theirs = [evals["pycma", s] for s in seeds]

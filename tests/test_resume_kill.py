@@ -85,9 +85,7 @@ def _wait_marker(proc: subprocess.Popen, marker: Path, out: Path, timeout: float
     deadline = time.time() + timeout
     while not marker.exists():
         if proc.poll() is not None:
-            raise AssertionError(
-                f"driver exited with {proc.returncode} before pausing:\n{out.read_text()[-3000:]}"
-            )
+            raise AssertionError(f"driver exited with {proc.returncode} before pausing:\n{out.read_text()[-3000:]}")
         if time.time() > deadline:
             proc.kill()
             raise AssertionError(f"driver did not reach its pause point:\n{out.read_text()[-3000:]}")
@@ -187,9 +185,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
         assert final_rows[tid]["attempts"] == row["attempts"]
         assert final_rows[tid]["finished_at"] == row["finished_at"]
         runs = log_times[_key(row["params"])]
-        assert len([t for t in runs if t > row["finished_at"]]) == 0, (
-            f"trial {tid} ran again after it finished"
-        )
+        assert len([t for t in runs if t > row["finished_at"]]) == 0, f"trial {tid} ran again after it finished"
         assert len([t for t in runs if t <= row["finished_at"]]) >= 1
 
     # same result as the uninterrupted campaign, down to every vector and value
@@ -217,9 +213,7 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     cfg = dict(CONFIG, name="ctrlc")
     env = _env(tmp_path / "log.jsonl")
     env[ho.SLEEP_ENV] = "2.0"  # trials still running when Ctrl-C arrives
-    proc = _start(
-        {"dir": str(directory), "config": cfg, "pause": ["trial", 1, 2], "marker": str(marker)}, env, out
-    )
+    proc = _start({"dir": str(directory), "config": cfg, "pause": ["trial", 1, 2], "marker": str(marker)}, env, out)
     _wait_marker(proc, marker, out)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
     assert proc.wait(timeout=60) == 130, out.read_text()[-3000:]

@@ -46,8 +46,7 @@ def test_one_update_matches_the_equations():
     hsig = np.linalg.norm(ps) / np.sqrt(1 - (1 - es.cs) ** 2) / es.chiN < 1.4 + 2 / 4
     pc = hsig * np.sqrt(es.cc * (2 - es.cc) * es.mueff) * yw
     assert np.allclose(es.pc, pc)
-    C = (1 - es.c1 - es.cmu + (1 - hsig) * es.c1 * es.cc * (2 - es.cc)) + es.c1 * pc**2 \
-        + es.cmu * (es.weights @ y**2)
+    C = (1 - es.c1 - es.cmu + (1 - hsig) * es.c1 * es.cc * (2 - es.cc)) + es.c1 * pc**2 + es.cmu * (es.weights @ y**2)
     assert np.allclose(es.C, C)
     assert es.sigma == pytest.approx(s0 * np.exp(es.cs / es.damps * (np.linalg.norm(ps) / es.chiN - 1)))
 
@@ -65,12 +64,14 @@ def test_learns_coordinate_scales():
 
 def test_rotation_hurts_sep_but_not_separable():
     """On a rotated ellipsoid the diagonal model cannot help: it needs many more evaluations."""
+
     def evals(fun):
         es = SepCMAES(np.full(10, 3.0), 1.0, seed=2, tolerances={"ftarget": 1e-8, "maxfevals": 2e5})
         while not es.stop():
             X = es.ask()
             es.tell(X, fun(X))
         return es.countevals if es.best_f <= 1e-8 else np.inf
+
     assert 3 * evals(lambda X: ellipsoid(X, 1e4)) < evals(lambda X: rotated_ellipsoid(X, 1e4))
 
 

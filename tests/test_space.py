@@ -26,9 +26,7 @@ def test_names_dim_bounds_and_centre():
     assert lo.tolist() == [0.0] * 4 and up.tolist() == [1.0] * 4
     assert s.x0.tolist() == [0.5] * 4
     c = s.decode(s.x0)
-    assert c["lr"] == pytest.approx(
-        math.sqrt(3.0e-5 * 0.1), rel=1e-12
-    )  # centre of a log range: geometric mean
+    assert c["lr"] == pytest.approx(math.sqrt(3.0e-5 * 0.1), rel=1e-12)  # centre of a log range: geometric mean
     assert c["momentum"] == pytest.approx(0.495)
     assert c["T_0"] in (10, 11) and isinstance(c["T_0"], int)
     assert isinstance(c["lr"], float)

@@ -135,9 +135,7 @@ def test_transitions_are_committed_and_visible_to_a_readonly_reader(journal):
     assert reader.campaign_info()["stop"] == {"max_generations": 1}
     # plain sqlite3 users query the columns by name
     conn = sqlite3.connect(journal.path)
-    assert (
-        conn.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND objective < 1").fetchone()[0] == 1
-    )
+    assert conn.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND objective < 1").fetchone()[0] == 1
     conn.close()
     reader.close()
 

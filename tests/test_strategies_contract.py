@@ -107,12 +107,12 @@ def test_bad_tell_raises_before_any_state_change(config):
     before = es.state_dict()
     f = sphere(X)
     bad_inputs = [
-        (X[:-1], f[:-1]),                       # wrong number of rows
-        (X[:, :-1], f),                          # wrong n
-        (X, f[:-1]),                             # f too short
-        (X, f[:, None]),                         # f of wrong rank
-        (np.where(np.arange(N) == 1, np.nan, X), f),   # non-finite X
-        (np.vstack([X[:-1], np.full(N, 9.0)]), f),     # injected row outside the bounds
+        (X[:-1], f[:-1]),  # wrong number of rows
+        (X[:, :-1], f),  # wrong n
+        (X, f[:-1]),  # f too short
+        (X, f[:, None]),  # f of wrong rank
+        (np.where(np.arange(N) == 1, np.nan, X), f),  # non-finite X
+        (np.vstack([X[:-1], np.full(N, 9.0)]), f),  # injected row outside the bounds
     ]
     for Xb, fb in bad_inputs:
         with pytest.raises(ValueError):
@@ -215,7 +215,15 @@ def test_injected_candidates_are_accepted(config):
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_minimize_runs_every_method(config):
     restarts, method = config
-    res = esopt.minimize(sphere, np.linspace(0.2, 1.0, N), 0.5, method=method, vectorized=True, seed=1,
-                         restarts=restarts, options={"maxfevals": 300})
+    res = esopt.minimize(
+        sphere,
+        np.linspace(0.2, 1.0, N),
+        0.5,
+        method=method,
+        vectorized=True,
+        seed=1,
+        restarts=restarts,
+        options={"maxfevals": 300},
+    )
     assert res.nfev >= 300 and res.fun < sphere(np.linspace(0.2, 1.0, N))
     assert res.fun == pytest.approx(sphere(res.x))

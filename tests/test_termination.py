@@ -25,8 +25,18 @@ def test_resolved_defaults_match_pycma(n, popsize):
     assert cma.__version__ == PYCMA_VERSION
     ours = CMAES(np.ones(n), 1.0, popsize=popsize).tolerances
     ref = _pycma(n, **({"popsize": popsize} if popsize else {}))
-    for name in ("ftarget", "maxfevals", "maxiter", "tolfun", "tolfunhist", "tolx", "tolstagnation",
-                 "tolupsigma", "tolconditioncov", "tolflatfitness"):
+    for name in (
+        "ftarget",
+        "maxfevals",
+        "maxiter",
+        "tolfun",
+        "tolfunhist",
+        "tolx",
+        "tolstagnation",
+        "tolupsigma",
+        "tolconditioncov",
+        "tolflatfitness",
+    ):
         assert getattr(ours, name) == ref.opts.eval(name), name
     assert ours.noeffectaxis is True and ours.noeffectcoord is True
 
@@ -46,9 +56,21 @@ def test_tolerances_validation():
 def _view(**kw):
     hist = FitnessHistory(hist=np.arange(20.0), histbest=np.arange(30.0), histmedian=np.arange(30.0) + 1)
     base = dict(
-        n=N, popsize=LAM, countiter=10, countevals=70, sigma=1.0, sigma0=1.0, mean=np.ones(N),
-        stds=np.ones(N), pc=np.ones(N), eigvals=np.array([1.0, 2.0, 3.0]), B=np.eye(N),
-        f_sorted=np.arange(float(LAM)), best_f=0.0, evals_at_best=70, history=hist,
+        n=N,
+        popsize=LAM,
+        countiter=10,
+        countevals=70,
+        sigma=1.0,
+        sigma0=1.0,
+        mean=np.ones(N),
+        stds=np.ones(N),
+        pc=np.ones(N),
+        eigvals=np.array([1.0, 2.0, 3.0]),
+        B=np.eye(N),
+        f_sorted=np.arange(float(LAM)),
+        best_f=0.0,
+        evals_at_best=70,
+        history=hist,
     )
     base.update(kw)
     return SearchView(**base)
@@ -67,22 +89,32 @@ def _hist(**kw):
     return FitnessHistory(**d)
 
 
-@pytest.mark.parametrize("name,view,tol", [
-    ("ftarget", dict(best_f=-1.0), dict(ftarget=0.0)),
-    ("maxfevals", dict(countevals=70), dict(maxfevals=70)),
-    ("maxiter", dict(countiter=10), dict(maxiter=10)),
-    ("tolx", dict(stds=np.full(N, 1e-12), pc=np.full(N, 1e-12)), {}),
-    ("tolfun", dict(f_sorted=np.ones(LAM), history=_hist(hist=np.ones(5))), {}),
-    ("tolfunhist", dict(history=_hist(hist=np.ones(10))), {}),
-    ("tolupsigma", dict(sigma=1e21, stds=np.full(N, 1e21)), {}),
-    ("tolconditioncov", dict(eigvals=np.array([1e-15, 1.0, 1.0])), {}),
-    ("noeffectcoord", dict(mean=np.array([1e20, 1.0, 1.0])), {}),
-    ("noeffectaxis", dict(mean=np.array([1.0, 1e20, 1.0]), stds=np.array([1.0, 1e10, 1.0])), {}),
-    ("tolflatfitness", dict(history=_hist(flat_iterations=2)), {}),
-    ("tolstagnation", dict(countiter=1000, countevals=7000, evals_at_best=0,
-                           history=_hist(histbest=np.arange(200.0)[::-1],
-                                         histmedian=np.arange(200.0)[::-1])), {}),
-])
+@pytest.mark.parametrize(
+    "name,view,tol",
+    [
+        ("ftarget", dict(best_f=-1.0), dict(ftarget=0.0)),
+        ("maxfevals", dict(countevals=70), dict(maxfevals=70)),
+        ("maxiter", dict(countiter=10), dict(maxiter=10)),
+        ("tolx", dict(stds=np.full(N, 1e-12), pc=np.full(N, 1e-12)), {}),
+        ("tolfun", dict(f_sorted=np.ones(LAM), history=_hist(hist=np.ones(5))), {}),
+        ("tolfunhist", dict(history=_hist(hist=np.ones(10))), {}),
+        ("tolupsigma", dict(sigma=1e21, stds=np.full(N, 1e21)), {}),
+        ("tolconditioncov", dict(eigvals=np.array([1e-15, 1.0, 1.0])), {}),
+        ("noeffectcoord", dict(mean=np.array([1e20, 1.0, 1.0])), {}),
+        ("noeffectaxis", dict(mean=np.array([1.0, 1e20, 1.0]), stds=np.array([1.0, 1e10, 1.0])), {}),
+        ("tolflatfitness", dict(history=_hist(flat_iterations=2)), {}),
+        (
+            "tolstagnation",
+            dict(
+                countiter=1000,
+                countevals=7000,
+                evals_at_best=0,
+                history=_hist(histbest=np.arange(200.0)[::-1], histmedian=np.arange(200.0)[::-1]),
+            ),
+            {},
+        ),
+    ],
+)
 def test_each_criterion_fires_alone(name, view, tol):
     t = Tolerances(**tol).resolve(N, LAM)
     assert check(_view(**view), t) == {name: getattr(t, name)}

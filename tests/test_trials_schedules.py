@@ -21,9 +21,7 @@ def _stepwise_reference(T_0, T_mult, eta_min, steps_per_epoch, n_steps):
     return out
 
 
-@pytest.mark.parametrize(
-    "T_0,T_mult,eta_min,spe", [(1.5, 1.0, 0.0, 4), (0.5, 2.0, 0.1, 6), (2.0, 1.5, 0.05, 5)]
-)
+@pytest.mark.parametrize("T_0,T_mult,eta_min,spe", [(1.5, 1.0, 0.0, 4), (0.5, 2.0, 0.1, 6), (2.0, 1.5, 0.05, 5)])
 def test_lambda_schedule_matches_paper_procedure(T_0, T_mult, eta_min, spe):
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=0.3)
@@ -43,9 +41,7 @@ def test_matches_torch_cosine_warm_restarts_for_integer_periods():
     p1, p2 = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
     o1, o2 = torch.optim.SGD([p1], lr=lr), torch.optim.SGD([p2], lr=lr)
     ours = make_sgdr(o1, T_0, T_mult, eta_min, spe)
-    ref = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-        o2, T_0=T_0 * spe, T_mult=T_mult, eta_min=eta_min * lr
-    )
+    ref = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o2, T_0=T_0 * spe, T_mult=T_mult, eta_min=eta_min * lr)
     for _ in range(70):
         assert o1.param_groups[0]["lr"] == pytest.approx(o2.param_groups[0]["lr"], rel=1e-9)
         for x in (o1, o2, ours, ref):

@@ -50,11 +50,17 @@ def key(config) -> tuple:
 # unit level: space conversion
 # ------------------------------------------------------------------------------------------------
 def test_convert_search_space_bounds_scales_and_types():
-    ts = convert_search_space({
-        "lr": tune.loguniform(1e-4, 1e-1), "n": tune.randint(2, 6), "w": tune.uniform(-1, 1),
-        "q": tune.qloguniform(1e-3, 1.0, 5e-4), "k": tune.lograndint(1, 100),
-        "opt": {"eps": tune.uniform(0, 1), "name": "adam"}, "const": [1, 2],
-    })
+    ts = convert_search_space(
+        {
+            "lr": tune.loguniform(1e-4, 1e-1),
+            "n": tune.randint(2, 6),
+            "w": tune.uniform(-1, 1),
+            "q": tune.qloguniform(1e-3, 1.0, 5e-4),
+            "k": tune.lograndint(1, 100),
+            "opt": {"eps": tune.uniform(0, 1), "name": "adam"},
+            "const": [1, 2],
+        }
+    )
     by = {p.name: p for p in ts.space.params}
     assert by["lr"] == Param("lr", 1e-4, 1e-1, scale="log10")
     assert by["n"] == Param("n", 2, 5, type="int")  # randint excludes its upper bound
@@ -74,11 +80,17 @@ def test_convert_search_space_bounds_scales_and_types():
         assert 1e-3 - 1e-15 <= c["q"] <= 1.0 + 1e-15
 
 
-@pytest.mark.parametrize("name, domain", [
-    ("act", tune.choice(["relu", "tanh"])), ("noise", tune.randn(0, 1)),
-    ("steps", tune.qrandint(1, 10, 2)), ("f", tune.sample_from(lambda c: 1)),
-    ("grid", tune.grid_search([1, 2])), ("single", tune.randint(3, 4)),
-])
+@pytest.mark.parametrize(
+    "name, domain",
+    [
+        ("act", tune.choice(["relu", "tanh"])),
+        ("noise", tune.randn(0, 1)),
+        ("steps", tune.qrandint(1, 10, 2)),
+        ("f", tune.sample_from(lambda c: 1)),
+        ("grid", tune.grid_search([1, 2])),
+        ("single", tune.randint(3, 4)),
+    ],
+)
 def test_unsupported_domains_raise_naming_the_parameter(name, domain):
     with pytest.raises(ValueError, match=re.escape(name)):
         convert_search_space({"x": tune.uniform(0, 1), name: domain})
@@ -192,8 +204,7 @@ def test_set_search_properties_takes_space_metric_mode():
 
 
 def test_cluster_space_is_accepted():
-    space = Space({"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}, "n": {"lower": 1, "upper": 4,
-                                                                               "type": "int"}})
+    space = Space({"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}, "n": {"lower": 1, "upper": 4, "type": "int"}})
     s = ESSearcher(space, metric="loss", mode="min", popsize=3, seed=0)
     c = s.suggest("t")
     assert set(c) == {"lr", "n"} and isinstance(c["n"], int) and 1e-4 <= c["lr"] <= 0.1
@@ -265,12 +276,13 @@ def ray_local():
     ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
-def fit(trainable, searcher, tmp, name, num_samples, metric="loss", mode="min", callbacks=None,
-        param_space=None):
+def fit(trainable, searcher, tmp, name, num_samples, metric="loss", mode="min", callbacks=None, param_space=None):
     tuner = tune.Tuner(
-        trainable, param_space=param_space,
-        tune_config=tune.TuneConfig(search_alg=searcher, metric=metric, mode=mode, num_samples=num_samples,
-                                    reuse_actors=True),
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, metric=metric, mode=mode, num_samples=num_samples, reuse_actors=True
+        ),
         run_config=tune.RunConfig(name=name, storage_path=str(tmp), verbose=0, callbacks=callbacks),
     )
     return tuner.fit()
@@ -280,8 +292,9 @@ def fit(trainable, searcher, tmp, name, num_samples, metric="loss", mode="min", 
 def reference(ray_local, tmp_path_factory):
     """Uninterrupted mode="min" run: the space comes through Tune's param_space."""
     searcher = ESSearcher(popsize=POPSIZE, seed=SEED)
-    results = fit(objective, searcher, tmp_path_factory.mktemp("ref"), "ref", POPSIZE * GENERATIONS,
-                  param_space=PARAM_SPACE)
+    results = fit(
+        objective, searcher, tmp_path_factory.mktemp("ref"), "ref", POPSIZE * GENERATIONS, param_space=PARAM_SPACE
+    )
     return searcher, results
 
 
@@ -319,8 +332,15 @@ class InterruptAfter(tune.Callback):
 def test_interrupted_experiment_resumes_the_es_exactly(reference, tmp_path):
     searcher = ESSearcher(popsize=POPSIZE, seed=SEED)
     n_total = POPSIZE * GENERATIONS
-    first = fit(objective, searcher, tmp_path, "interrupted", n_total, param_space=PARAM_SPACE,
-                callbacks=[InterruptAfter(POPSIZE + 2, tmp_path / "interrupted.marker")])
+    first = fit(
+        objective,
+        searcher,
+        tmp_path,
+        "interrupted",
+        n_total,
+        param_space=PARAM_SPACE,
+        callbacks=[InterruptAfter(POPSIZE + 2, tmp_path / "interrupted.marker")],
+    )
     done = [r for r in first if r.metrics and "loss" in r.metrics]
     assert (tmp_path / "interrupted.marker").exists() and len(done) < n_total
     # the searcher checkpoint Tune wrote holds generation 2 in progress, >= 2 of its results buffered
@@ -379,8 +399,7 @@ def test_readme_snippet_runs(ray_local, tmp_path, monkeypatch, capsys):
 def test_ipop_restarts_grow_the_generation_and_finish():
     """With restarts="ipop" the searcher follows the wrapper's growing popsize and ends with FINISHED."""
     space = Space({"x": {"lower": -2, "upper": 2}, "y": {"lower": -2, "upper": 2}})
-    searcher = ESSearcher(space, "cmaes", metric="loss", mode="min", popsize=4, seed=0, restarts="ipop",
-                          max_restarts=2)
+    searcher = ESSearcher(space, "cmaes", metric="loss", mode="min", popsize=4, seed=0, restarts="ipop", max_restarts=2)
     tid, sizes, suggestion = 0, [], None
     for _ in range(5000):
         batch = []

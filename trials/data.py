@@ -77,9 +77,7 @@ def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray,
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction!r}")
     n_valid = int(round(n * valid_fraction))
     if n_valid < 1 or n - n_valid < 1:
-        raise ValueError(
-            f"valid_fraction={valid_fraction} of {n} images leaves an empty train or validation set"
-        )
+        raise ValueError(f"valid_fraction={valid_fraction} of {n} images leaves an empty train or validation set")
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
@@ -333,11 +331,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> RawDat
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {list(DATASETS)}")
-    key = (
-        None
-        if name == "digits" or data_dir is None
-        else str(Path(os.fspath(data_dir)).expanduser().resolve())
-    )
+    key = None if name == "digits" or data_dir is None else str(Path(os.fspath(data_dir)).expanduser().resolve())
     return _cached(name, key)
 
 
@@ -387,9 +381,5 @@ def device_data(name: str, data_dir: str | os.PathLike | None, device) -> Device
     most recent datasets/devices).  Raises like :func:`load_dataset`.
     """
     load_dataset(name, data_dir)  # validates the name, raises file errors, fills the cache
-    key = (
-        None
-        if name == "digits" or data_dir is None
-        else str(Path(os.fspath(data_dir)).expanduser().resolve())
-    )
+    key = None if name == "digits" or data_dir is None else str(Path(os.fspath(data_dir)).expanduser().resolve())
     return _device_cached(name, key, str(device))

@@ -82,8 +82,7 @@ class HParam:
         if self.integer:
             if v != round(v):
                 raise ValueError(
-                    f"hyperparameter {self.name!r} must be an integer, got {value!r}; "
-                    "round it in the search space"
+                    f"hyperparameter {self.name!r} must be an integer, got {value!r}; round it in the search space"
                 )
             return int(round(v))
         return v
@@ -354,9 +353,7 @@ def resolve_hparams(hparams: dict | None, fixed: dict | None, optimizer: str, mo
             raise ValueError(f"unknown hyperparameter(s) {unknown} in {what}; known: {sorted(HPARAMS)}")
     both = sorted(set(hparams) & set(fixed))
     if both:
-        raise ValueError(
-            f"hyperparameter(s) {both} are both tuned (hparams) and fixed (spec.fixed); keep one"
-        )
+        raise ValueError(f"hyperparameter(s) {both} are both tuned (hparams) and fixed (spec.fixed); keep one")
     given = {**fixed, **hparams}
     out: dict[str, Any] = {}
     for name, value in given.items():

@@ -82,9 +82,7 @@ def weight_decay_from_norm(weight_decay_norm: float, batch_size: int, n_train: i
     if not (math.isfinite(weight_decay_norm) and weight_decay_norm >= 0):
         raise ValueError(f"weight_decay_norm must be finite and >= 0, got {weight_decay_norm!r}")
     if batch_size < 1 or n_train < 1 or not epochs > 0:
-        raise ValueError(
-            f"need batch_size, n_train >= 1 and epochs > 0, got {batch_size}, {n_train}, {epochs}"
-        )
+        raise ValueError(f"need batch_size, n_train >= 1 and epochs > 0, got {batch_size}, {n_train}, {epochs}")
     return weight_decay_norm * math.sqrt(batch_size / (n_train * epochs))
 
 

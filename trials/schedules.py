@@ -96,6 +96,4 @@ def make_sgdr(
     if int(steps_per_epoch) != steps_per_epoch or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
     n = int(steps_per_epoch)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: sgdr_multiplier(step / n, T_0, T_mult, eta_min)
-    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: sgdr_multiplier(step / n, T_0, T_mult, eta_min))

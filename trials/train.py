@@ -202,9 +202,7 @@ def _error_count(model, x_u8, y, data, device, amp, memfmt) -> int:
     wrong = torch.zeros((), dtype=torch.int64, device=device)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for i in range(0, x_u8.shape[0], _EVAL_BATCH):
-            xb = (x_u8[i : i + _EVAL_BATCH].float() * data.scale + data.shift).contiguous(
-                memory_format=memfmt
-            )
+            xb = (x_u8[i : i + _EVAL_BATCH].float() * data.scale + data.shift).contiguous(memory_format=memfmt)
             wrong += (model(xb).argmax(dim=1) != y[i : i + _EVAL_BATCH]).sum()
     return int(wrong.item())
 
@@ -236,9 +234,7 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
     device = _device(spec.device)
     data = device_data(spec.dataset, spec.data_dir, device)
     if hp["shift"] >= data.image_size:
-        raise ValueError(
-            f"hyperparameter shift={hp['shift']} must be smaller than the image side {data.image_size}"
-        )
+        raise ValueError(f"hyperparameter shift={hp['shift']} must be smaller than the image side {data.image_size}")
     train_np, valid_np = split_indices(data.x_train.shape[0], spec.valid_fraction, spec.split_seed)
     n_train, n_valid = len(train_np), len(valid_np)
     batch_size = 2 ** hp["log2_batch_size"] if hp["log2_batch_size"] is not None else spec.batch_size
@@ -363,6 +359,4 @@ def _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, cons
         res.epochs_run = epoch + 1
     res.status, res.objective, res.reason = "ok", curves["valid_error"][-1], ""
     if spec.evaluate_test and data.y_test.shape[0] > 0:
-        res.test_error = (
-            _error_count(model, data.x_test, data.y_test, data, device, amp, memfmt) / data.y_test.shape[0]
-        )
+        res.test_error = _error_count(model, data.x_test, data.y_test, data, device, amp, memfmt) / data.y_test.shape[0]
