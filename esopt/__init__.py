@@ -2,7 +2,12 @@
 
 Public names: the strategies :class:`CMAES`, :class:`SepCMAES`, :class:`LMMAES`,
 :class:`CanonicalES`, the restart wrappers :class:`IPOP` and :class:`BIPOP`, :func:`minimize`,
-:func:`save` / :func:`load`, :class:`Tolerances`, and the module :mod:`esopt.testfunctions`.
+:func:`save` / :func:`load`, :class:`Tolerances`, the registry (:func:`build`,
+:func:`check_options`, :func:`register`, :class:`StrategyInfo`, :class:`OptionSpec`; see
+:mod:`esopt.registry`), and the module :mod:`esopt.testfunctions`.  Helpers shared with the other layers:
+:func:`esopt.jsonutil.to_jsonable` (numpy values to JSON) and
+:func:`esopt.checkpoint.atomic_write_bytes`; :mod:`esopt.cmaconst` holds the CMA constants that
+CMAES and SepCMAES share.
 This package imports only numpy and scipy (never torch or ray).
 """
 
@@ -14,7 +19,17 @@ from .checkpoint import load, read_state, save
 from .cma import CMAES
 from .lmmaes import LMMAES
 from .minimize import minimize
-from .registry import RESTARTS, STRATEGIES, make_strategy, strategy_class
+from .registry import (
+    RESTARTS,
+    STRATEGIES,
+    OptionSpec,
+    StrategyInfo,
+    build,
+    check_options,
+    make_strategy,
+    register,
+    strategy_class,
+)
 from .restarts import BIPOP, IPOP
 from .sepcma import SepCMAES
 from .termination import Tolerances
@@ -29,16 +44,21 @@ __all__ = [
     "RESTARTS",
     "STRATEGIES",
     "BoxBounds",
+    "OptionSpec",
+    "StrategyInfo",
     "CanonicalES",
     "EvolutionStrategy",
     "Result",
     "SepCMAES",
     "Strategy",
     "Tolerances",
+    "build",
+    "check_options",
     "load",
     "make_strategy",
     "minimize",
     "read_state",
+    "register",
     "save",
     "strategy_class",
     "testfunctions",

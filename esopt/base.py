@@ -11,35 +11,54 @@
 
 ``EvolutionStrategy`` implements everything that does not depend on the algorithm (input
 checks before any state change, bounds, ranking of NaN/inf as worst, best-so-far, fitness
-history, termination, checkpoint state).  A concrete algorithm implements four hooks:
+history, termination, checkpoint state).  A concrete algorithm keeps its frozen strategy
+parameters in a frozen dataclass ``self.params`` and its evolving state in a dataclass
+``self.state`` (evosax's ``Params``/``State`` split; the class is the stateful ask/tell wrapper,
+as in CyberAgentAILab/cmaes), and implements the hooks:
 
 * ``_sample() -> (popsize, n)``: draw internal (unbounded) candidates from ``self._rng``;
-* ``_update(Y, f)``: update the evolving state from internal candidates ``Y`` and values ``f``
-  (non-finite values already replaced by ``+inf``; only the ranking may be used);
-* ``_state_attrs``: names of the attributes that hold evolving state (arrays or scalars);
+* ``_update(Y, f, order, injected)``: update ``self.state`` from internal candidates ``Y``,
+  values ``f`` (non-finite ones replaced by ``+inf``; only the ranking may be used), the rank
+  ``order`` (indices sorting ``f``, ties in sampling order) and ``injected`` (None when every row
+  is as asked, else a ``(popsize,)`` bool mask of the rows that were not);
 * ``_search_view_parts() -> dict``: ``stds``, ``pc``, ``eigvals``, ``B`` for :mod:`termination`;
+* ``_init_options() -> dict``: the constructor options beyond ``x0, sigma0, popsize, seed,
+  bounds, tolerances`` (plain scalars/strings) from which ``from_state_dict`` rebuilds
+  ``self.params``;
 
-and, if its constructor takes options beyond ``x0, sigma0, popsize, seed, bounds, tolerances``,
-``_init_options() -> dict`` returning them (plain scalars/strings), so that
-``from_state_dict`` can rebuild the frozen parameters.
+and optionally ``_after_load()`` (restore caches and memory layouts) and ``_export_state()``.
+Checkpoints (:meth:`EvolutionStrategy.state_dict`) are generic over the two dataclasses
+``self.progress`` (bookkeeping) and ``self.state`` (:mod:`esopt.statedict`).
 """
 
 from __future__ import annotations
 
 import abc
-import json
+import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from . import statedict as sd
 from .bounds import BoxBounds
+from .jsonutil import plain
+from .statedict import STATE_FORMAT_VERSION
 from .termination import FitnessHistory, SearchView, Tolerances, check
 
-__all__ = ["Strategy", "EvolutionStrategy", "Result", "default_popsize", "make_rng", "rank_order"]
-
-STATE_FORMAT_VERSION = 1
+__all__ = [
+    "Strategy",
+    "EvolutionStrategy",
+    "Result",
+    "Progress",
+    "default_popsize",
+    "make_rng",
+    "state_field",
+    "param_field",
+    "progress_field",
+    "STATE_FORMAT_VERSION",
+]
 
 
 def default_popsize(n: int) -> int:
@@ -61,10 +80,80 @@ def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     raise TypeError(f"seed must be an int, a numpy.random.Generator or None, got {type(seed).__name__}")
 
 
-def rank_order(f: np.ndarray) -> np.ndarray:
-    """Indices that sort ``f`` ascending, ties kept in sampling order, NaN/inf last."""
-    key = np.where(np.isfinite(f), f, np.inf)
-    return np.argsort(key, kind="stable")
+@dataclass
+class Progress:
+    """Bookkeeping common to all single-population strategies (checkpointed as ``base.*``).
+
+    Attributes
+    ----------
+    countiter, countevals : int
+        Tells and evaluations so far.
+    best_f : float
+        Best finite f seen (``inf`` before the first).
+    evals_at_best : int
+        ``countevals`` when ``best_f`` was found.
+    best_x : ndarray (n,) or None
+        Its solution, external coordinates.
+    f_sorted : ndarray (popsize,)
+        Last generation's f values, ascending (non-finite as ``inf``).
+    history : FitnessHistory
+        Recent best/median values for the termination criteria.
+    warned_nonfinite : bool
+        Whether the non-finite-values warning was given.
+    asked_Y, asked_X : ndarray (popsize, n) or None
+        Internal and external candidates of the pending ask (None when no ask is pending).
+    """
+
+    countiter: int = 0
+    countevals: int = 0
+    best_f: float = math.inf
+    evals_at_best: int = 0
+    best_x: np.ndarray | None = None
+    f_sorted: np.ndarray = field(default_factory=lambda: np.empty(0))
+    history: FitnessHistory = field(default_factory=FitnessHistory)
+    warned_nonfinite: bool = False
+    asked_Y: np.ndarray | None = None
+    asked_X: np.ndarray | None = None
+
+
+class _Field:
+    """Attribute of the strategy that is a field of one of its dataclasses (``state``,
+    ``params`` or ``progress``): explicit forwarding, declared in the class body."""
+
+    def __init__(self, holder: str, name: str | None = None, readonly: bool = False):
+        self.holder, self.field, self.readonly = holder, name, readonly
+
+    def __set_name__(self, owner, name: str) -> None:
+        if self.field is None:
+            self.field = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return getattr(getattr(obj, self.holder), self.field)
+
+    def __set__(self, obj, value) -> None:
+        if self.readonly:
+            raise AttributeError(f"{self.field} is a frozen strategy parameter (in .params); build a new strategy")
+        setattr(getattr(obj, self.holder), self.field, value)
+
+
+def state_field(name: str | None = None) -> Any:
+    """Class-body declaration: ``mean = state_field()`` forwards ``es.mean`` to ``es.state.mean``
+    (reading and assigning)."""
+    return _Field("state", name)
+
+
+def param_field(name: str | None = None) -> Any:
+    """Class-body declaration: ``mu = param_field()`` forwards ``es.mu`` to ``es.params.mu``
+    (read-only: parameters are frozen)."""
+    return _Field("params", name, readonly=True)
+
+
+def progress_field(name: str | None = None) -> Any:
+    """Class-body declaration: ``countiter = progress_field()`` forwards ``es.countiter`` to
+    ``es.progress.countiter`` (reading and assigning)."""
+    return _Field("progress", name)
 
 
 @dataclass(frozen=True)
@@ -142,10 +231,10 @@ def _check_x0_sigma0(x0, sigma0) -> tuple[np.ndarray, float]:
     if not np.all(np.isfinite(x)):
         raise ValueError(f"x0 must be finite, got non-finite entries at {np.flatnonzero(~np.isfinite(x)).tolist()}")
     if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float, np.integer, np.floating)):
-        raise TypeError(f"sigma0 must be a positive float, got {sigma0!r}")
+        raise TypeError(f"sigma0 must be a positive float, got {plain(sigma0)!r}")
     s = float(sigma0)
     if not np.isfinite(s) or s <= 0:
-        raise ValueError(f"sigma0 must be a positive finite float, got {sigma0!r}")
+        raise ValueError(f"sigma0 must be a positive finite float, got {plain(sigma0)!r}")
     return x, s
 
 
@@ -153,7 +242,7 @@ def _check_popsize(popsize, n: int, minimum: int = 2) -> int:
     if popsize is None:
         return default_popsize(n)
     if isinstance(popsize, bool) or not isinstance(popsize, (int, np.integer)):
-        raise TypeError(f"popsize must be an int, got {popsize!r}")
+        raise TypeError(f"popsize must be an int, got {plain(popsize)!r}")
     if popsize < minimum:
         raise ValueError(f"popsize must be >= {minimum}, got {popsize}")
     return int(popsize)
@@ -184,8 +273,27 @@ class EvolutionStrategy(Strategy):
         ``x0`` outside the bounds, or unknown tolerance names.
     """
 
-    _state_attrs: ClassVar[tuple[str, ...]] = ()
     _min_popsize: ClassVar[int] = 2
+    #: constructor options that reproduce esopt 0.1.0's behaviour, added when reading its checkpoints
+    _V1_OPTIONS: ClassVar[dict[str, Any]] = {}
+
+    # bookkeeping, forwarded to self.progress (a Progress dataclass)
+    countiter = progress_field("countiter")
+    countevals = progress_field("countevals")
+    best_f = progress_field("best_f")
+    best_x = progress_field("best_x")
+    evals_at_best = progress_field("evals_at_best")
+    history = progress_field("history")
+    _f_sorted = progress_field("f_sorted")
+    _asked_Y = progress_field("asked_Y")
+    _asked_X = progress_field("asked_X")
+    _warned_nonfinite = progress_field("warned_nonfinite")
+    # mean and sigma are evolving state of every subclass
+    mean = state_field()
+    sigma = state_field()
+
+    params: Any  # frozen dataclass of the strategy parameters
+    state: Any  # dataclass of the evolving state
 
     def __init__(self, x0, sigma0, *, popsize=None, seed=None, bounds=None, tolerances=None):
         x, s = _check_x0_sigma0(x0, sigma0)
@@ -208,17 +316,7 @@ class EvolutionStrategy(Strategy):
         self.x0 = x
         self.sigma0 = s
         self._rng = make_rng(seed)
-        # bookkeeping common to all strategies
-        self.countiter = 0
-        self.countevals = 0
-        self.best_x: np.ndarray | None = None
-        self.best_f = np.inf
-        self.evals_at_best = 0
-        self.history = FitnessHistory()
-        self._f_sorted = np.empty(0)
-        self._asked_Y: np.ndarray | None = None
-        self._asked_X: np.ndarray | None = None
-        self._warned_nonfinite = False
+        self.progress = Progress()
 
     # ----- hooks -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -226,8 +324,9 @@ class EvolutionStrategy(Strategy):
         """Draw ``(popsize, n)`` internal candidates."""
 
     @abc.abstractmethod
-    def _update(self, Y: np.ndarray, f: np.ndarray) -> None:
-        """Update state from internal candidates ``Y`` (popsize, n) and ranked values ``f``."""
+    def _update(self, Y: np.ndarray, f: np.ndarray, order: np.ndarray, injected: np.ndarray | None) -> None:
+        """Update ``self.state`` from internal candidates ``Y`` (popsize, n), values ``f`` (popsize,),
+        their rank ``order`` (popsize,) and the ``injected`` rows (bool mask, or None if none)."""
 
     @abc.abstractmethod
     def _search_view_parts(self) -> dict[str, Any]:
@@ -236,9 +335,9 @@ class EvolutionStrategy(Strategy):
     def _init_options(self) -> dict[str, Any]:
         return {}
 
-    # mean and sigma are evolving state of every subclass
-    mean: np.ndarray
-    sigma: float
+    def _export_state(self) -> Any:
+        """The state dataclass as checkpointed (default ``self.state``; not modified)."""
+        return self.state
 
     # ----- ask / tell --------------------------------------------------------------------------
     def ask(self) -> np.ndarray:
@@ -253,8 +352,37 @@ class EvolutionStrategy(Strategy):
         Y = self._sample()
         # without bounds X is Y itself (never modified); the caller gets a copy
         X = self.bounds.transform(Y) if self.bounds is not None else Y
-        self._asked_Y, self._asked_X = Y, X
+        pr = self.progress
+        pr.asked_Y, pr.asked_X = Y, X
         return X.copy()
+
+    def _check_tell(self, X, f) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Validated ``(X, f, same)``; ``same`` marks the rows equal to the asked ones (None: all)."""
+        if self.progress.asked_Y is None:
+            raise ValueError("tell() without a pending ask(): call ask() first (each ask takes one tell)")
+        try:
+            X = np.asarray(X)
+            if X.dtype not in (np.float64, np.float32):  # float32 populations stay float32
+                X = X.astype(float)
+        except (TypeError, ValueError) as e:
+            raise TypeError("X must be a (popsize, n) float array") from e
+        try:
+            f = np.asarray(f, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise TypeError("f must be a (popsize,) array of floats") from e
+        if X.shape != (self.popsize, self.n):
+            raise ValueError(f"X must have shape (popsize, n) = ({self.popsize}, {self.n}), got {X.shape}")
+        if f.shape != (self.popsize,):
+            raise ValueError(f"f must have shape (popsize,) = ({self.popsize},), got {f.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or inf; pass the candidates returned by ask()")
+        asked_X = self.progress.asked_X
+        if np.array_equal(X, asked_X):  # fast path: X is exactly the asked population
+            return X, f, None
+        same = (X == asked_X).all(axis=1)
+        if self.bounds is not None and not self.bounds.contains(X[~same]).all():
+            raise ValueError("injected rows of X lie outside the bounds; clip them into the box")
+        return X, f, same
 
     def tell(self, X, f) -> None:
         """Update the strategy with the evaluated population.
@@ -273,57 +401,33 @@ class EvolutionStrategy(Strategy):
             If no ``ask`` is pending (including a second ``tell`` for one ``ask``), on wrong
             shapes, non-finite ``X``, or ``X`` outside the bounds.  Nothing changes then.
         """
-        if self._asked_Y is None:
-            raise ValueError("tell() without a pending ask(): call ask() first (each ask takes one tell)")
-        try:
-            X = np.asarray(X)
-            if X.dtype not in (np.float64, np.float32):  # float32 populations stay float32
-                X = X.astype(float)
-        except (TypeError, ValueError) as e:
-            raise TypeError("X must be a (popsize, n) float array") from e
-        try:
-            f = np.asarray(f, dtype=float)
-        except (TypeError, ValueError) as e:
-            raise TypeError("f must be a (popsize,) array of floats") from e
-        if X.shape != (self.popsize, self.n):
-            raise ValueError(f"X must have shape (popsize, n) = ({self.popsize}, {self.n}), got {X.shape}")
-        if f.shape != (self.popsize,):
-            raise ValueError(f"f must have shape (popsize,) = ({self.popsize},), got {f.shape}")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or inf; pass the candidates returned by ask()")
-        # fast path: X is exactly the asked population (the common case)
-        all_same = np.array_equal(X, self._asked_X)
-        if not all_same:
-            same = (X == self._asked_X).all(axis=1)
-            if self.bounds is not None:
-                inside = self.bounds.contains(X[~same])
-                if not inside.all():
-                    raise ValueError("injected rows of X lie outside the bounds; clip them into the box")
+        X, f, same = self._check_tell(X, f)
         # ---- no state has changed up to here ----
-        Y = self._asked_Y if all_same else np.where(same[:, None], self._asked_Y, self._inverse(X))
+        pr = self.progress
+        Y = pr.asked_Y if same is None else np.where(same[:, None], pr.asked_Y, self._inverse(X))
         finite = np.isfinite(f)
         all_finite = bool(finite.all())
-        if not all_finite and not self._warned_nonfinite:
+        if not all_finite and not pr.warned_nonfinite:
             warnings.warn(
                 f"{type(self).__name__}: {int((~finite).sum())} non-finite objective value(s) ranked worst "
                 "(warned once)",
                 RuntimeWarning,
                 stacklevel=2,
             )
-            self._warned_nonfinite = True
+            pr.warned_nonfinite = True
         f_rank = f.copy() if all_finite else np.where(finite, f, np.inf)
-        order = f_rank.argsort(kind="stable")  # = rank_order(f): ties in sampling order, NaN/inf last
-        self.countiter += 1
-        self.countevals += self.popsize
+        order = f_rank.argsort(kind="stable")  # ties in sampling order, NaN/inf last
+        pr.countiter += 1
+        pr.countevals += self.popsize
         i = int(order[0])
-        if finite[i] and f_rank[i] < self.best_f:
-            self.best_f = float(f_rank[i])
-            self.best_x = np.array(X[i], dtype=float)
-            self.evals_at_best = self.countevals
-        self._f_sorted = f_rank[order]
-        self.history.update(self._f_sorted, self.countiter, self.n, self.popsize)
-        self._update(Y, f_rank)
-        self._asked_Y = self._asked_X = None
+        if finite[i] and f_rank[i] < pr.best_f:
+            pr.best_f = float(f_rank[i])
+            pr.best_x = np.array(X[i], dtype=float)
+            pr.evals_at_best = pr.countevals
+        pr.f_sorted = f_rank[order]
+        pr.history.update(pr.f_sorted, pr.countiter, self.n, self.popsize)
+        self._update(Y, f_rank, order, None if same is None else ~same)
+        pr.asked_Y = pr.asked_X = None
 
     def _inverse(self, X: np.ndarray) -> np.ndarray:
         return self.bounds.inverse(X) if self.bounds is not None else X.copy()
@@ -332,11 +436,12 @@ class EvolutionStrategy(Strategy):
     def search_view(self) -> SearchView:
         """The :class:`~esopt.termination.SearchView` of the current state."""
         parts = self._search_view_parts()
+        pr = self.progress
         return SearchView(
             n=self.n,
             popsize=self.popsize,
-            countiter=self.countiter,
-            countevals=self.countevals,
+            countiter=pr.countiter,
+            countevals=pr.countevals,
             sigma=float(self.sigma),
             sigma0=self.sigma0,
             mean=self.mean,
@@ -344,10 +449,10 @@ class EvolutionStrategy(Strategy):
             pc=parts.get("pc"),
             eigvals=parts.get("eigvals"),
             B=parts.get("B"),
-            f_sorted=self._f_sorted,
-            best_f=self.best_f,
-            evals_at_best=self.evals_at_best,
-            history=self.history,
+            f_sorted=pr.f_sorted,
+            best_f=pr.best_f,
+            evals_at_best=pr.evals_at_best,
+            history=pr.history,
         )
 
     def stop(self) -> dict:
@@ -358,11 +463,12 @@ class EvolutionStrategy(Strategy):
     def result(self) -> Result:
         """Best solution seen (external coordinates), counts, current mean (mapped) and sigma."""
         mean = self.bounds.transform(self.mean) if self.bounds is not None else np.array(self.mean, float)
+        pr = self.progress
         return Result(
-            x=None if self.best_x is None else self.best_x.copy(),
-            f=self.best_f,
-            nfev=self.countevals,
-            nit=self.countiter,
+            x=None if pr.best_x is None else pr.best_x.copy(),
+            f=pr.best_f,
+            nfev=pr.countevals,
+            nit=pr.countiter,
             mean=mean,
             sigma=float(self.sigma),
             stop=self.stop(),
@@ -370,92 +476,56 @@ class EvolutionStrategy(Strategy):
 
     # ----- checkpoint state --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Flat dict: ``class``, ``version``, ``init.*`` (constructor arguments), ``rng`` (JSON of the
-        bit generator state), ``base.*`` (counters, best, histories, pending ask) and ``state.*``
-        (the algorithm's evolving state).  Arrays are copies."""
-        d: dict[str, Any] = {"class": self.name, "version": STATE_FORMAT_VERSION}
-        d["init.x0"] = self.x0.copy()
-        d["init.sigma0"] = self.sigma0
-        d["init.popsize"] = self.popsize
-        if self.bounds is not None:
-            d["init.bounds.lower"] = self.bounds.lower.copy()
-            d["init.bounds.upper"] = self.bounds.upper.copy()
-        for k, v in asdict(self.tolerances_given).items():
-            d[f"init.tolerances.{k}"] = v
-        for k, v in self._init_options().items():
-            d[f"init.options.{k}"] = v
-        d["rng"] = json.dumps(self._rng.bit_generator.state)
-        d["base.countiter"] = self.countiter
-        d["base.countevals"] = self.countevals
-        d["base.best_f"] = self.best_f
-        d["base.evals_at_best"] = self.evals_at_best
-        if self.best_x is not None:
-            d["base.best_x"] = self.best_x.copy()
-        d["base.f_sorted"] = self._f_sorted.copy()
-        d["base.hist"] = self.history.hist.copy()
-        d["base.histbest"] = self.history.histbest.copy()
-        d["base.histmedian"] = self.history.histmedian.copy()
-        d["base.flat_iterations"] = self.history.flat_iterations
-        d["base.warned_nonfinite"] = self._warned_nonfinite
-        if self._asked_Y is not None:
-            d["base.asked_Y"] = self._asked_Y.copy()
-            d["base.asked_X"] = self._asked_X.copy()
-        for name in self._state_attrs:
-            v = getattr(self, name)
-            d[f"state.{name}"] = v.copy() if isinstance(v, np.ndarray) else _plain(v)
+        """Flat dict: ``class``, ``version`` (format 2), ``init.*`` (constructor arguments),
+        ``rng`` (JSON of the bit generator state), ``base.*`` (``self.progress``: counters, best,
+        histories, pending ask) and ``state.*`` (the fields of the state dataclass).  Arrays are
+        copies (:mod:`esopt.statedict`)."""
+        d = sd.header(self.name)
+        d.update(
+            sd.init_entries(
+                self.x0, self.sigma0, self.popsize, self.bounds, self.tolerances_given, self._init_options()
+            )
+        )
+        d["rng"] = sd.rng_entry(self._rng)
+        d.update(sd.flatten(self.progress, "base."))
+        d.update(sd.flatten(self._export_state(), "state."))
         return d
 
     @classmethod
+    def _upgrade_v1(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """Format 1 (esopt 0.1.0) -> 2: ``state._name`` keys became ``state.name``; the options of
+        ``_V1_OPTIONS`` are added (0.1.0 had no such option and behaved as they say)."""
+        new = {f"init.options.{k}": v for k, v in cls._V1_OPTIONS.items()}
+        new.update((("state." + k[len("state._") :] if k.startswith("state._") else k), v) for k, v in d.items())
+        return new
+
+    @classmethod
     def from_state_dict(cls, d: dict[str, Any]) -> EvolutionStrategy:
-        """Rebuild from :meth:`state_dict` output.
+        """Rebuild from :meth:`state_dict` output (format 2, or 1 as written by esopt 0.1.0).
 
         Raises
         ------
         ValueError
-            If ``d`` is of another class or format version, or a key is missing.
+            If ``d`` is of another class or an unreadable format version, or a key is missing.
+        TypeError
+            If ``d`` is not a dict.
         """
-        _check_header(d, cls)
+        if sd.check_header(d, cls.name, cls.__name__) == 1:
+            d = cls._upgrade_v1(d)
         try:
-            tol = Tolerances(
-                **{k[len("init.tolerances.") :]: v for k, v in d.items() if k.startswith("init.tolerances.")}
-            )
-            bounds = None
-            if "init.bounds.lower" in d:
-                bounds = (d["init.bounds.lower"], d["init.bounds.upper"])
-            options = {k[len("init.options.") :]: v for k, v in d.items() if k.startswith("init.options.")}
+            init = sd.read_init(d)
             obj = cls(
-                np.asarray(d["init.x0"]),
-                float(d["init.sigma0"]),
-                popsize=int(d["init.popsize"]),
+                init["x0"],
+                init["sigma0"],
+                popsize=init["popsize"],
                 seed=None,
-                bounds=bounds,
-                tolerances=tol,
-                **options,
+                bounds=init["bounds"],
+                tolerances=init["tolerances"],
+                **init["options"],
             )
-            obj._rng.bit_generator.state = json.loads(str(d["rng"]))
-            obj.countiter = int(d["base.countiter"])
-            obj.countevals = int(d["base.countevals"])
-            obj.best_f = float(d["base.best_f"])
-            obj.evals_at_best = int(d["base.evals_at_best"])
-            obj.best_x = np.array(d["base.best_x"], float) if "base.best_x" in d else None
-            obj._f_sorted = np.array(d["base.f_sorted"], float)
-            obj.history = FitnessHistory(
-                hist=np.array(d["base.hist"], float),
-                histbest=np.array(d["base.histbest"], float),
-                histmedian=np.array(d["base.histmedian"], float),
-                flat_iterations=int(d["base.flat_iterations"]),
-            )
-            obj._warned_nonfinite = bool(d["base.warned_nonfinite"])
-            if "base.asked_Y" in d:
-                obj._asked_Y = np.array(d["base.asked_Y"])
-                obj._asked_X = np.array(d["base.asked_X"])
-            for name in cls._state_attrs:
-                v = d[f"state.{name}"]
-                cur = getattr(obj, name, None)
-                if isinstance(cur, np.ndarray) or isinstance(v, np.ndarray):
-                    setattr(obj, name, np.array(v, dtype=cur.dtype if isinstance(cur, np.ndarray) else None))
-                else:
-                    setattr(obj, name, type(cur)(v) if cur is not None and v is not None else v)
+            sd.load_rng(obj._rng, d)
+            obj.progress = sd.unflatten(obj.progress, "base.", d)
+            obj.state = sd.unflatten(obj.state, "state.", d)
         except KeyError as e:
             raise ValueError(f"state dict for {cls.__name__} is missing key {e.args[0]!r}") from None
         obj._after_load()
@@ -463,23 +533,3 @@ class EvolutionStrategy(Strategy):
 
     def _after_load(self) -> None:
         """Hook: recompute caches derived from the loaded state (default: nothing)."""
-
-
-def _plain(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _check_header(d: dict[str, Any], cls: type) -> None:
-    if not isinstance(d, dict):
-        raise TypeError(f"state dict must be a dict, got {type(d).__name__}")
-    if "class" not in d or "version" not in d:
-        raise ValueError("not an esopt state dict: keys 'class' and 'version' are missing")
-    if d["class"] != cls.name:
-        raise ValueError(f"state dict is of class {d['class']!r}, cannot load it as {cls.__name__} ({cls.name!r})")
-    if int(d["version"]) != STATE_FORMAT_VERSION:
-        raise ValueError(
-            f"state dict format version {d['version']} is not supported (this esopt reads version "
-            f"{STATE_FORMAT_VERSION})"
-        )

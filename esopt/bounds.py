@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .jsonutil import plain
+
 __all__ = ["BoxBounds"]
 
 
@@ -46,8 +48,8 @@ class BoxBounds:
         if bad.size:
             i = int(bad[0])
             raise ValueError(
-                f"bounds: lower must be < upper in every coordinate, but lower[{i}]={lo[i]!r} >= "
-                f"upper[{i}]={up[i]!r}; pass bounds=(lower, upper) with lower < upper"
+                f"bounds: lower must be < upper in every coordinate, but lower[{i}]={plain(lo[i])!r} >= "
+                f"upper[{i}]={plain(up[i])!r}; pass bounds=(lower, upper) with lower < upper"
             )
         self.lower = lo
         self.upper = up

@@ -27,14 +27,63 @@ changed between generations by assigning ``es.sigma`` (a schedule is the caller'
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import EvolutionStrategy
+from .base import EvolutionStrategy, param_field, state_field
 from .weights import log_weights, mueff
 
-__all__ = ["CanonicalES"]
+__all__ = ["CanonicalES", "CanonicalParams", "CanonicalState"]
+
+
+@dataclass(frozen=True)
+class CanonicalParams:
+    """Frozen parameters of :class:`CanonicalES`.
+
+    Attributes
+    ----------
+    n, popsize, mu : int
+        Dimension, offspring lambda, parents recombined.
+    weights : ndarray (mu,)
+        Log weights of Algorithm 1 (:func:`esopt.weights.log_weights`), summing to 1.
+    mueff : float
+        ``1 / sum(weights**2)``.
+    cs : float
+        ``(mueff + 2)/(n + mueff + 5)`` (the authors' code; used only with ``csa``).
+    csa, mirrored : bool
+    lr : float
+        Learning rate of the mean update.
+    """
+
+    n: int
+    popsize: int
+    mu: int
+    weights: np.ndarray
+    mueff: float
+    cs: float
+    csa: bool
+    mirrored: bool
+    lr: float
+
+    @classmethod
+    def create(cls, n: int, popsize: int, mu: int, csa: bool, mirrored: bool, lr: float) -> CanonicalParams:
+        """Parameters for dimension ``n`` (arguments already validated)."""
+        w = log_weights(mu)  # Algorithm 1 weights
+        me = mueff(w)
+        return cls(n, popsize, mu, w, me, (me + 2.0) / (n + me + 5.0), csa, mirrored, lr)
+
+
+@dataclass
+class CanonicalState:
+    """Evolving state of :class:`CanonicalES`: ``mean`` (n,) theta, ``sigma``, ``ps`` (n,) the
+    step-size path (``csa`` only), ``E`` the ``(n_fresh, n)`` draws of the pending ask or None."""
+
+    mean: np.ndarray
+    sigma: float
+    ps: np.ndarray
+    E: np.ndarray | None = None
 
 
 class CanonicalES(EvolutionStrategy):
@@ -66,7 +115,14 @@ class CanonicalES(EvolutionStrategy):
     """
 
     name: ClassVar[str] = "canonical"
-    _state_attrs: ClassVar[tuple[str, ...]] = ("mean", "sigma", "ps", "_E")
+    ps = state_field()
+    mu = param_field()
+    weights = param_field()
+    mueff = param_field()
+    cs = param_field()
+    csa = param_field()
+    mirrored = param_field()
+    lr = param_field()
 
     def __init__(
         self,
@@ -94,53 +150,48 @@ class CanonicalES(EvolutionStrategy):
         super().__init__(x0, sigma0, popsize=popsize, seed=seed, bounds=bounds, tolerances=tolerances)
         if mu is not None and not 1 <= mu <= self.popsize:
             raise ValueError(f"mu must satisfy 1 <= mu <= popsize = {self.popsize}, got {mu}")
-        self.mu = self.popsize // 2 if mu is None else int(mu)
-        self.csa = bool(csa)
-        self.mirrored = bool(mirrored)
-        self.lr = float(lr)
-        self.weights = log_weights(self.mu)  # Algorithm 1 weights
-        self.mueff = mueff(self.weights)
-        self.cs = (self.mueff + 2.0) / (self.n + self.mueff + 5.0)  # authors' code
-        self.mean = self.x0.copy()
-        self.sigma = self.sigma0
-        self.ps = np.zeros(self.n)
-        self._E: np.ndarray | None = None  # fresh noise of the pending ask
+        self.params = CanonicalParams.create(
+            self.n, self.popsize, self.popsize // 2 if mu is None else int(mu), bool(csa), bool(mirrored), float(lr)
+        )
+        self.state = CanonicalState(mean=self.x0.copy(), sigma=self.sigma0, ps=np.zeros(self.n))
 
     def _init_options(self) -> dict[str, Any]:
         return {"mu": self.mu, "csa": self.csa, "mirrored": self.mirrored, "lr": self.lr}
 
     def _sample(self) -> np.ndarray:
-        self._E = None
-        n_fresh = (self.popsize + 1) // 2 if self.mirrored else self.popsize
+        st, lam = self.state, self.popsize
+        st.E = None
+        n_fresh = (lam + 1) // 2 if self.params.mirrored else lam
         E = self._rng.standard_normal((n_fresh, self.n))  # eps_i ~ N(0, I)
-        Y = np.empty((self.popsize, self.n))
-        if self.mirrored:
-            np.add(self.mean, self.sigma * E, out=Y[0::2])  # theta + sigma eps
-            np.subtract(self.mean, self.sigma * E[: self.popsize // 2], out=Y[1::2])  # theta - sigma eps
+        Y = np.empty((lam, self.n))
+        if self.params.mirrored:
+            np.add(st.mean, st.sigma * E, out=Y[0::2])  # theta + sigma eps
+            np.subtract(st.mean, st.sigma * E[: lam // 2], out=Y[1::2])  # theta - sigma eps
         else:
-            np.add(self.mean, self.sigma * E, out=Y)
-        self._E = E
+            np.add(st.mean, st.sigma * E, out=Y)
+        st.E = E
         return Y
 
-    def _noise(self, Y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def _noise(self, Y: np.ndarray, rows: np.ndarray, injected: np.ndarray | None) -> np.ndarray:
         """``eps`` of the population rows ``rows`` (stored draws, or ``(y - theta)/sigma`` if injected)."""
-        if self.mirrored:
-            stored = np.where((rows % 2 == 0)[:, None], 1.0, -1.0) * self._E[rows // 2]
+        st = self.state
+        if self.params.mirrored:
+            stored = np.where((rows % 2 == 0)[:, None], 1.0, -1.0) * st.E[rows // 2]
         else:
-            stored = self._E[rows]
-        if Y is self._asked_Y:
+            stored = st.E[rows]
+        if injected is None:
             return stored
-        injected = np.any(Y[rows] != self._asked_Y[rows], axis=1)
-        return np.where(injected[:, None], (Y[rows] - self.mean) / self.sigma, stored)
+        return np.where(injected[rows][:, None], (Y[rows] - st.mean) / st.sigma, stored)
 
-    def _update(self, Y: np.ndarray, f: np.ndarray) -> None:
-        best = np.argsort(f, kind="stable")[: self.mu]
-        step = self.weights @ self._noise(Y, best)  # sum_j w_j eps_{j:lambda}
-        self.mean = self.mean + self.lr * self.sigma * step  # Algorithm 1 mean update
-        if self.csa:  # authors' code, not Algorithm 1
-            self.ps = (1 - self.cs) * self.ps + np.sqrt(self.mueff * self.cs * (2 - self.cs)) * step
-            self.sigma = float(self.sigma * np.exp(self.cs / 2 * (float(self.ps @ self.ps) / self.n - 1)))
-        self._E = None
+    def _update(self, Y: np.ndarray, f: np.ndarray, order: np.ndarray, injected: np.ndarray | None) -> None:
+        p, st = self.params, self.state
+        best = order[: p.mu]
+        step = p.weights @ self._noise(Y, best, injected)  # sum_j w_j eps_{j:lambda}
+        st.mean = st.mean + p.lr * st.sigma * step  # Algorithm 1 mean update
+        if p.csa:  # authors' code, not Algorithm 1
+            st.ps = (1 - p.cs) * st.ps + np.sqrt(p.mueff * p.cs * (2 - p.cs)) * step
+            st.sigma = float(st.sigma * np.exp(p.cs / 2 * (float(st.ps @ st.ps) / self.n - 1)))
+        st.E = None
 
     def _search_view_parts(self) -> dict[str, Any]:
         return {"stds": np.full(self.n, self.sigma), "pc": None, "eigvals": None, "B": None}

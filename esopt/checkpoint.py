@@ -7,12 +7,19 @@ checkpoint never runs code):
   "format_version": 1, "class": ..., "scalars": {...}, "arrays": [...]}``; ``scalars`` holds every
   non-array entry of the state dict (ints, floats incl. inf/nan, bools, strings, None);
 * one array per array entry of the state dict, under its key.
+
+The container's ``format_version`` (1) is unchanged since esopt 0.1.0; the state dict inside
+carries its own ``version`` (2 today, 1 from 0.1.0; both are read, see :mod:`esopt.statedict`).
+Files are written by :func:`atomic_write_bytes` (temporary file, ``fsync``, rename, ``fsync`` of
+the directory), which other writers of the project use too.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +28,7 @@ import numpy as np
 
 from .base import Strategy
 
-__all__ = ["save", "load", "state_to_npz_bytes", "CHECKPOINT_FORMAT_VERSION"]
+__all__ = ["save", "load", "read_state", "state_to_npz_bytes", "atomic_write_bytes", "CHECKPOINT_FORMAT_VERSION"]
 
 CHECKPOINT_FORMAT_VERSION = 1
 _FORMAT = "esopt-checkpoint"
@@ -46,11 +53,57 @@ def _split(state: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]
     return arrays, scalars
 
 
-def save(strategy: Strategy | dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``strategy.state_dict()`` (or a state dict) to ``path`` atomically.
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
 
-    The file is written to ``path + '.tmp'`` and renamed, so a crash never leaves a half-written
-    checkpoint under ``path``.  A ``.npz`` suffix is not added.  Returns the path.
+    The bytes go to a temporary file in the same directory, which is flushed and ``fsync``-ed,
+    renamed over ``path`` (``os.replace``, atomic on POSIX), and then the directory is
+    ``fsync``-ed so that the rename itself survives a power loss.  Returns ``Path(path)``.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not bytes-like.
+    OSError
+        If the directory does not exist or is not writable (the temporary file is removed).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    path = Path(path)
+    directory = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    """``fsync`` a directory (makes a rename in it durable); a no-op where the OS cannot."""
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(dfd)
+
+
+def save(strategy: Strategy | dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``strategy.state_dict()`` (or a state dict) to ``path`` atomically
+    (:func:`atomic_write_bytes`: a crash never leaves a half-written checkpoint under ``path``).
+    A ``.npz`` suffix is not added.  Returns the path.
 
     Raises
     ------
@@ -58,28 +111,14 @@ def save(strategy: Strategy | dict[str, Any], path: str | os.PathLike) -> Path:
         If the state holds values that are neither arrays nor plain scalars.
     """
     state = strategy if isinstance(strategy, dict) else strategy.state_dict()
-    arrays, scalars = _split(state)
-    meta = {
-        "format": _FORMAT,
-        "format_version": CHECKPOINT_FORMAT_VERSION,
-        "class": state.get("class"),
-        "scalars": scalars,
-        "arrays": sorted(arrays),
-    }
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, state_to_npz_bytes(state))
 
 
 def state_to_npz_bytes(state: dict[str, Any]) -> bytes:
-    """Serialize a state dict to the bytes of a checkpoint file (for storing in a database)."""
-    import io
+    """Serialize a state dict to the bytes of a checkpoint file (for storing in a database).
 
+    Raises ``TypeError`` if the state holds values that are neither arrays nor plain scalars.
+    """
     arrays, scalars = _split(state)
     meta = {
         "format": _FORMAT,
@@ -103,8 +142,6 @@ def read_state(source: str | os.PathLike | bytes) -> dict[str, Any]:
     ValueError
         If the file is truncated/corrupt, not an esopt checkpoint, or of another format version.
     """
-    import io
-
     where = "checkpoint bytes" if isinstance(source, bytes) else f"checkpoint {os.fspath(source)!r}"
     fh = io.BytesIO(source) if isinstance(source, bytes) else source
     try:

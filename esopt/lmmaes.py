@@ -17,8 +17,9 @@ cite lines 12 and 13 for the mean and path updates; the step order is that of th
 
 with ``w_i = (ln(mu + 1/2) - ln i) / sum``, ``mu = floor(lambda/2)``, ``cs = 2 lambda / n``,
 ``c_d,j = 1 / (1.5^(j-1) n)`` and ``c_c,j = lambda / (4^(j-1) n)`` (Algorithm 1, line 1).
-Recombination pairs each weight with the ``i``-th *best* ``z`` and ``d`` (rank order in both,
-unlike evosax's ``LM_MA_ES``).
+Recombination pairs each weight with the ``i``-th *best* ``z`` and ``d`` (rank order in both;
+evosax's current ``LM_MA_ES`` does the same: ``weights_fitness_shaping_fn`` in
+``evosax/core/fitness_shaping.py`` gives each candidate the weight of its rank).
 
 Step-size rule.  Algorithm 1 of the paper (as also implemented by pypop7 0.0.82 and pyribs)
 multiplies by ``exp((cs/2)(|ps|^2/n - 1))``; the authors' plain-C reference code (supplementary
@@ -55,16 +56,17 @@ precision (half the memory); the mean, ``G`` and all scalar work stay in float64
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.linalg.blas import dgemm, sgemm
 from scipy.linalg.lapack import dtrtrs
 
-from .base import EvolutionStrategy
+from .base import EvolutionStrategy, param_field, state_field
 from .weights import log_weights, mueff
 
-__all__ = ["LMMAES"]
+__all__ = ["LMMAES", "LMMAParams", "LMMAState"]
 
 GRAM_REFRESH = 1000  # generations between exact recomputations of G = M M^T
 DIAG_REFRESH_FLOPS = 1e6  # diag(C) (termination) is recomputed every m^2 n / 1e6 generations, 1..10
@@ -79,6 +81,20 @@ def _as_dtype_name(dtype) -> str:
     if name not in _DTYPES:
         raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}")
     return name
+
+
+def _check_options(m, mirrored, damps) -> None:
+    """``TypeError``/``ValueError`` for a bad ``m``, ``mirrored`` or ``damps`` (before any state)."""
+    if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer))):
+        raise TypeError(f"m must be an int >= 0, got {m!r}")
+    if m is not None and m < 0:
+        raise ValueError(f"m (number of direction vectors) must be >= 0, got {m}")
+    if not isinstance(mirrored, (bool, np.bool_)):
+        raise TypeError(f"mirrored must be a bool, got {mirrored!r}")
+    if isinstance(damps, bool) or not isinstance(damps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"damps must be a positive float, got {damps!r}")
+    if not np.isfinite(damps) or damps <= 0:
+        raise ValueError(f"damps must be a positive finite float, got {damps!r}")
 
 
 def _coefficient_matrix(G: np.ndarray, cd: np.ndarray) -> tuple[float, np.ndarray]:
@@ -171,6 +187,94 @@ def _apply_coefficients(
     return out
 
 
+@dataclass(frozen=True)
+class LMMAParams:
+    """Frozen parameters of :class:`LMMAES` (Algorithm 1, line 1).
+
+    Attributes
+    ----------
+    n, popsize, m, mu : int
+        Dimension, lambda, direction vectors, parents (``floor(lambda/2)``).
+    weights : ndarray (mu,)
+        ``(ln(mu + 1/2) - ln i) / sum``.
+    mueff : float
+    cs : float
+        ``min(1, 2 lambda / n)``.
+    cd, cc : ndarray (m,)
+        ``c_d,j = 1 / (1.5^(j-1) n)``, ``c_c,j = min(1, lambda / (4^(j-1) n))``.
+    damps : float
+        Step-size damping (2: Algorithm 1; 1: the authors' C code).
+    mirrored : bool
+    dtype : str
+        ``"float64"`` or ``"float32"``.
+    """
+
+    n: int
+    popsize: int
+    m: int
+    mu: int
+    weights: np.ndarray
+    mueff: float
+    cs: float
+    cd: np.ndarray
+    cc: np.ndarray
+    damps: float
+    mirrored: bool
+    dtype: str
+
+    @classmethod
+    def create(cls, n: int, popsize: int, m: int, damps: float, mirrored: bool, dtype: str) -> LMMAParams:
+        """Parameters for dimension ``n`` (arguments validated by the caller)."""
+        mu = popsize // 2
+        w = log_weights(mu)
+        j = np.arange(m)
+        return cls(
+            n=n,
+            popsize=popsize,
+            m=m,
+            mu=mu,
+            weights=w,
+            mueff=mueff(w),
+            cs=min(1.0, 2.0 * popsize / n),
+            cd=1.0 / (1.5**j * n),
+            cc=np.minimum(1.0, popsize / (4.0**j * n)),
+            damps=damps,
+            mirrored=mirrored,
+            dtype=dtype,
+        )
+
+
+@dataclass
+class LMMAState:
+    """Evolving state of :class:`LMMAES`.
+
+    Attributes
+    ----------
+    mean : ndarray (n,) float64
+    sigma : float
+    ps : ndarray (n,)
+        Step-size path (the strategy's dtype).
+    M : ndarray (m, n)
+        Direction vectors (rows; the strategy's dtype).
+    G : ndarray (m, m) float64
+        Gram matrix ``M M^T``.
+    Z : ndarray (ceil(lambda/2) or lambda, n) or None
+        Fresh normal draws of the pending ask.
+    diagC : ndarray (n,) or None
+        Cached ``diag(C)`` of generation ``diagC_iter`` (termination; see ``coordinate_stds``).
+    diagC_iter : int
+    """
+
+    mean: np.ndarray
+    sigma: float
+    ps: np.ndarray
+    M: np.ndarray
+    G: np.ndarray
+    Z: np.ndarray | None = None
+    diagC: np.ndarray | None = None
+    diagC_iter: int = -1
+
+
 class LMMAES(EvolutionStrategy):
     """Limited-memory matrix adaptation ES (Loshchilov, Glasmachers and Beyer 2019, Algorithm 1).
 
@@ -205,7 +309,21 @@ class LMMAES(EvolutionStrategy):
     """
 
     name: ClassVar[str] = "lmmaes"
-    _state_attrs: ClassVar[tuple[str, ...]] = ("mean", "sigma", "ps", "M", "G", "_Z", "_diagC", "_diagC_iter")
+    ps = state_field()
+    M = state_field()
+    G = state_field()
+    _Z = state_field("Z")
+    _diagC = state_field("diagC")
+    _diagC_iter = state_field("diagC_iter")
+    m = param_field()
+    mu = param_field()
+    weights = param_field()
+    mueff = param_field()
+    cs = param_field()
+    cd = param_field()
+    cc = param_field()
+    damps = param_field()
+    mirrored = param_field()
 
     def __init__(
         self,
@@ -222,62 +340,45 @@ class LMMAES(EvolutionStrategy):
         damps=2.0,
     ):
         dtype_name = _as_dtype_name(dtype)
-        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer))):
-            raise TypeError(f"m must be an int >= 0, got {m!r}")
-        if m is not None and m < 0:
-            raise ValueError(f"m (number of direction vectors) must be >= 0, got {m}")
-        if not isinstance(mirrored, (bool, np.bool_)):
-            raise TypeError(f"mirrored must be a bool, got {mirrored!r}")
-        if isinstance(damps, bool) or not isinstance(damps, (int, float, np.integer, np.floating)):
-            raise TypeError(f"damps must be a positive float, got {damps!r}")
-        if not np.isfinite(damps) or damps <= 0:
-            raise ValueError(f"damps must be a positive finite float, got {damps!r}")
+        _check_options(m, mirrored, damps)
         super().__init__(x0, sigma0, popsize=popsize, seed=seed, bounds=bounds, tolerances=tolerances)
         n, lam = self.n, self.popsize
         if n < 2:
             raise ValueError("LMMAES needs n >= 2 variables; use CMAES or SepCMAES for n = 1")
+        m = 4 + int(3 * np.log(n)) if m is None else int(m)
+        p = self.params = LMMAParams.create(n, lam, m, float(damps), bool(mirrored), dtype_name)
         self.dtype = _DTYPES[dtype_name]
-        self.mirrored = bool(mirrored)
-        self.damps = float(damps)
-        self.m = 4 + int(3 * np.log(n)) if m is None else int(m)
-        # Algorithm 1, line 1
-        self.mu = lam // 2
-        self.weights = log_weights(self.mu)
-        self.mueff = mueff(self.weights)
-        self.cs = min(1.0, 2.0 * lam / n)
-        j = np.arange(self.m)
-        self.cd = 1.0 / (1.5**j * n)
-        self.cc = np.minimum(1.0, lam / (4.0**j * n))
-        self._alpha = 1.0 - self.cc  # line 15 decay
-        self._beta = np.sqrt(self.mueff * self.cc * (2.0 - self.cc))  # line 15 gain
+        # frozen helpers derived from the parameters
+        self._alpha = 1.0 - p.cc  # line 15 decay
+        self._beta = np.sqrt(p.mueff * p.cc * (2.0 - p.cc))  # line 15 gain
         self._alpha2 = np.outer(self._alpha, self._alpha)
         self._beta2 = np.outer(self._beta, self._beta)
         i = np.arange(lam)
-        self._sign = np.where(i % 2 == 0, 1.0, -1.0) if mirrored else np.ones(lam)
-        # Algorithm 1, line 2
-        self.mean = self.x0.copy()
-        self.sigma = self.sigma0
-        self.ps = np.zeros(n, dtype=self.dtype)
-        self.M = np.zeros((self.m, n), dtype=self.dtype)
-        self.G = np.zeros((self.m, self.m))
-        self._Z: np.ndarray | None = None  # fresh normal draws of the pending ask
-        self._diagC: np.ndarray | None = None  # cached diag(C) of generation _diagC_iter
-        self._diagC_iter = -1
-        self._diag_refresh = int(min(10, max(1, self.m**2 * n / DIAG_REFRESH_FLOPS)))  # generations
+        self._sign = np.where(i % 2 == 0, 1.0, -1.0) if p.mirrored else np.ones(lam)
+        self._diag_refresh = int(min(10, max(1, m**2 * n / DIAG_REFRESH_FLOPS)))  # generations
         self._coef_cache: tuple[int, float, np.ndarray] | None = None
         self._buffers: dict[str, np.ndarray] = {}
+        # Algorithm 1, line 2
+        self.state = LMMAState(
+            mean=self.x0.copy(),
+            sigma=self.sigma0,
+            ps=np.zeros(n, dtype=self.dtype),
+            M=np.zeros((m, n), dtype=self.dtype),
+            G=np.zeros((m, m)),
+        )
 
     def _init_options(self) -> dict[str, Any]:
-        return {"m": self.m, "dtype": np.dtype(self.dtype).name, "mirrored": self.mirrored, "damps": self.damps}
+        p = self.params
+        return {"m": p.m, "dtype": p.dtype, "mirrored": p.mirrored, "damps": p.damps}
 
     # ----- sampling ----------------------------------------------------------------------------
     @property
     def n_vectors_used(self) -> int:
         """``min(t, m)``: direction vectors applied in this generation (Algorithm 1, line 7)."""
-        return min(self.countiter, self.m)
+        return min(self.countiter, self.params.m)
 
     def _n_fresh(self) -> int:
-        return (self.popsize + 1) // 2 if self.mirrored else self.popsize
+        return (self.popsize + 1) // 2 if self.params.mirrored else self.popsize
 
     def _buffer(self, name: str, rows: int) -> np.ndarray:
         """A work array of shape ``(rows, n)`` reused across generations (no page faults)."""
@@ -289,31 +390,32 @@ class LMMAES(EvolutionStrategy):
     def _sample(self) -> np.ndarray:
         # Z, D and Y live in buffers reused every generation: the base class keeps Y only until
         # tell() and hands the caller a copy, and _update() keeps no reference to them.
-        self._Z = None
-        k, lam, sigma = self.n_vectors_used, self.popsize, self.sigma
+        st, mirrored = self.state, self.params.mirrored
+        st.Z = None
+        k, lam, sigma = self.n_vectors_used, self.popsize, st.sigma
         Z = self._buffer("Z", self._n_fresh())
         self._rng.standard_normal(dtype=self.dtype, out=Z)  # line 5
         Y = self._buffer("Y", lam)
-        D = self._buffer("D", Z.shape[0]) if self.mirrored else Y
+        D = self._buffer("D", Z.shape[0]) if mirrored else Y
         if k == 0:
             np.multiply(Z, self.dtype(sigma), out=D)  # line 6
         else:
             a, W = self._coefficients()
-            _apply_coefficients(Z, self.M[:k], a, W, scale=sigma, out=D)  # lines 7-8
-        mean = self.mean.astype(self.dtype)
-        if self.mirrored:
+            _apply_coefficients(Z, st.M[:k], a, W, scale=sigma, out=D)  # lines 7-8
+        mean = st.mean.astype(self.dtype)
+        if mirrored:
             np.add(mean, D, out=Y[0::2])  # x = m + sigma d
             np.subtract(mean, D[: lam // 2], out=Y[1::2])  # x = m - sigma d
         else:
             Y += mean
-        self._Z = Z
+        st.Z = Z
         return Y
 
     def _coefficients(self) -> tuple[float, np.ndarray]:
         """``(a, W)`` of :func:`_coefficient_matrix` for this generation (cached)."""
         if self._coef_cache is None or self._coef_cache[0] != self.countiter:
             k = self.n_vectors_used
-            self._coef_cache = (self.countiter, *_coefficient_matrix(self.G[:k, :k], self.cd[:k]))
+            self._coef_cache = (self.countiter, *_coefficient_matrix(self.state.G[:k, :k], self.params.cd[:k]))
         return self._coef_cache[1], self._coef_cache[2]
 
     def _inverse_transform(self, D: np.ndarray) -> np.ndarray:
@@ -323,67 +425,79 @@ class LMMAES(EvolutionStrategy):
         ``T_j^-1 = (I - c M_j M_j^T / (1 - c + c |M_j|^2)) / (1 - c)``.
         """
         Z = np.array(D, dtype=np.float64)
-        k = self.n_vectors_used
+        k, cd, M = self.n_vectors_used, self.params.cd, self.state.M
         for j in reversed(range(k)):
-            c, v = self.cd[j], self.M[j].astype(np.float64)
+            c, v = cd[j], M[j].astype(np.float64)
             Z = (Z - np.outer(Z @ v, v) * (c / (1.0 - c + c * float(v @ v)))) / (1.0 - c)
         return Z
 
     # ----- update ------------------------------------------------------------------------------
     def _weights_on_draws(self, wfull: np.ndarray) -> np.ndarray:
-        """Weights on the rows of ``_Z`` equivalent to ``wfull`` on the population rows."""
+        """Weights on the rows of ``Z`` equivalent to ``wfull`` on the population rows."""
         sw = self._sign * wfull
-        if not self.mirrored:
+        if not self.params.mirrored:
             return sw
         wz = sw[0::2].copy()
         wz[: self.popsize // 2] += sw[1::2]
         return wz
 
-    def _update(self, Y: np.ndarray, f: np.ndarray) -> None:
-        best = np.argsort(f, kind="stable")[: self.mu]
+    def _recombined_z(self, Y: np.ndarray, best: np.ndarray, injected: np.ndarray | None) -> np.ndarray:
+        """``sum_i w_i z_{i:lambda}`` (n,): rows told as asked use the stored ``z``, injected rows
+        the ``z`` of the inverse transform."""
+        p, st = self.params, self.state
         wfull = np.zeros(self.popsize)
-        wfull[best] = self.weights
-        # rows told as asked use the stored z; injected rows get z from the inverse transform
-        injected = None
-        if Y is not self._asked_Y:
-            injected = np.any(Y != self._asked_Y, axis=1)
+        wfull[best] = p.weights
+        if injected is not None:
             w_inj, wfull = wfull[injected], np.where(injected, 0.0, wfull)
-        zw = self._weights_on_draws(wfull).astype(self.dtype) @ self._Z  # sum_i w_i z_{i:lambda}
+        zw = self._weights_on_draws(wfull).astype(self.dtype) @ st.Z
         if injected is not None and injected.any():
-            d_inj = (Y[injected].astype(np.float64) - self.mean) / self.sigma
+            d_inj = (Y[injected].astype(np.float64) - st.mean) / st.sigma
             zw = zw + (w_inj @ self._inverse_transform(d_inj)).astype(self.dtype)
-        # line 12: mean + sigma sum w d = sum w x, as the weights sum to one
-        if Y.dtype == np.float64 and self.mu * self.n <= 1 << 20:
-            self.mean = self.weights @ Y[best]
-        else:  # no (mu, n) temporary
-            mean = np.zeros(self.n)
-            for i, w in zip(best, self.weights):
-                mean += w * Y[i]
-            self.mean = mean
-        # line 13
-        self.ps *= self.dtype(1.0 - self.cs)
-        self.ps += self.dtype(np.sqrt(self.mueff * self.cs * (2.0 - self.cs))) * zw
-        # line 15, and G = M M^T updated with the old M: G' = aa*G + u b^T + b u^T + |zw|^2 bb
+        return zw
+
+    def _recombined_mean(self, Y: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """Line 12: ``mean + sigma sum w d = sum w x``, as the weights sum to one."""
+        w = self.params.weights
+        if Y.dtype == np.float64 and self.params.mu * self.n <= 1 << 20:
+            return w @ Y[best]
+        mean = np.zeros(self.n)  # no (mu, n) temporary
+        for i, wi in zip(best, w):
+            mean += wi * Y[i]
+        return mean
+
+    def _update_directions(self, zw: np.ndarray) -> None:
+        """Line 15, and ``G = M M^T`` updated with the old M: ``G' = aa*G + u b^T + b u^T + |zw|^2 bb``."""
+        st, m = self.state, self.params.m
         zw64 = zw.astype(np.float64, copy=False)
-        if self.m * self.n <= 1 << 20:
-            v = (self.M @ zw).astype(np.float64, copy=False)  # M_j . zw (old M)
-            self.M *= self._alpha[:, None].astype(self.dtype)
-            self.M += np.outer(self._beta.astype(self.dtype), zw)
+        if m * self.n <= 1 << 20:
+            v = (st.M @ zw).astype(np.float64, copy=False)  # M_j . zw (old M)
+            st.M *= self._alpha[:, None].astype(self.dtype)
+            st.M += np.outer(self._beta.astype(self.dtype), zw)
         else:  # row by row, each row read once from memory; no (m, n) temporary
-            v = np.empty(self.m)
-            for j in range(self.m):
-                row = self.M[j]
+            v = np.empty(m)
+            for j in range(m):
+                row = st.M[j]
                 v[j] = row @ zw
                 row *= self.dtype(self._alpha[j])
                 row += self.dtype(self._beta[j]) * zw
         T = np.outer(self._alpha * v, self._beta)
-        self.G = self._alpha2 * self.G + T + T.T + float(zw64 @ zw64) * self._beta2
+        st.G = self._alpha2 * st.G + T + T.T + float(zw64 @ zw64) * self._beta2
         if (self.countiter % GRAM_REFRESH) == 0:
-            M64 = self.M.astype(np.float64, copy=False)
-            self.G = M64 @ M64.T
+            M64 = st.M.astype(np.float64, copy=False)
+            st.G = M64 @ M64.T
+
+    def _update(self, Y: np.ndarray, f: np.ndarray, order: np.ndarray, injected: np.ndarray | None) -> None:
+        p, st = self.params, self.state
+        best = order[: p.mu]
+        zw = self._recombined_z(Y, best, injected)
+        st.mean = self._recombined_mean(Y, best)  # line 12
+        # line 13
+        st.ps *= self.dtype(1.0 - p.cs)
+        st.ps += self.dtype(np.sqrt(p.mueff * p.cs * (2.0 - p.cs))) * zw
+        self._update_directions(zw)  # line 15
         # line 17
-        self.sigma = float(self.sigma * np.exp(self.cs / self.damps * (float(np.dot(self.ps, self.ps)) / self.n - 1.0)))
-        self._Z = None
+        st.sigma = float(st.sigma * np.exp(p.cs / p.damps * (float(np.dot(st.ps, st.ps)) / self.n - 1.0)))
+        st.Z = None
 
     # ----- termination view ----------------------------------------------------------------------
     def coordinate_stds(self) -> np.ndarray:
@@ -398,25 +512,22 @@ class LMMAES(EvolutionStrategy):
         generation in between.  ``sigma`` is always current.
         The cached diagonal is part of the state, so a resumed run sees the same values.
         """
-        if (
-            self._diagC is None
-            or self.countiter - self._diagC_iter >= self._diag_refresh
-            or self.countiter < self._diagC_iter
-        ):
+        st = self.state
+        if st.diagC is None or self.countiter - st.diagC_iter >= self._diag_refresh or self.countiter < st.diagC_iter:
             k = self.n_vectors_used
             var = np.ones(self.n)
             if k > 0:
                 a, W = self._coefficients()
-                K = a * (W + W.T) + W @ self.G[:k, :k] @ W.T
+                K = a * (W + W.T) + W @ st.G[:k, :k] @ W.T
                 step = 1 << 16
                 for s in range(0, self.n, step):
-                    Mb = self.M[:k, s : s + step].astype(np.float64, copy=False)
+                    Mb = st.M[:k, s : s + step].astype(np.float64, copy=False)
                     KM = K @ Mb
                     KM *= Mb
                     var[s : s + step] = a * a + KM.sum(axis=0)
-            self._diagC = np.maximum(var, 0.0)
-            self._diagC_iter = self.countiter
-        return self.sigma * np.sqrt(self._diagC)
+            st.diagC = np.maximum(var, 0.0)
+            st.diagC_iter = self.countiter
+        return st.sigma * np.sqrt(st.diagC)
 
     def _search_view_parts(self) -> dict[str, Any]:
         return {"stds": self.coordinate_stds(), "pc": None, "eigvals": None, "B": None}

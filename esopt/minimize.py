@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .registry import STRATEGIES, make_strategy, strategy_class
-from .termination import Tolerances
+from .registry import build
 
 __all__ = ["minimize", "SUCCESS_CRITERIA", "BUDGET_CRITERIA", "is_success"]
 
@@ -26,35 +23,6 @@ def is_success(stop: dict) -> bool:
     if "ftarget" in stop:
         return True
     return bool(SUCCESS_CRITERIA.intersection(stop)) and not BUDGET_CRITERIA.intersection(stop)
-
-
-_TOLERANCE_NAMES = frozenset(f.name for f in dataclasses.fields(Tolerances))
-_COMMON_ARGS = frozenset({"self", "x0", "sigma0", "popsize", "seed", "bounds", "tolerances"})
-
-
-def _strategy_option_names(method: str) -> frozenset[str]:
-    """Keyword options of ``method``'s constructor beyond the common ones (e.g. ``active``)."""
-    params = inspect.signature(strategy_class(method).__init__).parameters.values()
-    return frozenset(
-        p.name for p in params if p.name not in _COMMON_ARGS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    )
-
-
-def _split_options(method: str, options: dict[str, Any] | None) -> tuple[dict, dict]:
-    if options is None:
-        return {}, {}
-    if not isinstance(options, dict):
-        raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-    strategy_names = _strategy_option_names(method)
-    unknown = sorted(k for k in options if k not in _TOLERANCE_NAMES and k not in strategy_names)
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for method {method!r}; known: termination "
-            f"{sorted(_TOLERANCE_NAMES)} and strategy options {sorted(strategy_names)}"
-        )
-    tol = {k: v for k, v in options.items() if k in _TOLERANCE_NAMES}
-    strat = {k: v for k, v in options.items() if k not in _TOLERANCE_NAMES}
-    return tol, strat
 
 
 def _evaluate(fun: Callable, X: np.ndarray, vectorized: bool) -> np.ndarray:
@@ -114,15 +82,17 @@ def minimize(
     popsize, seed, bounds
         Passed to the strategy (see :class:`esopt.CMAES`).
     options : dict, optional
-        Termination thresholds by their :class:`esopt.Tolerances` names (``ftarget``,
-        ``maxfevals``, ``tolfun``, ...) and keyword options of the strategy's constructor
-        (e.g. ``active`` for CMA-ES).
+        One flat mapping (checked by :func:`esopt.registry.check_options`): termination
+        thresholds by their :class:`esopt.Tolerances` names (``ftarget``, ``maxfevals``,
+        ``tolfun``, ...), the strategy's options (``esopt.STRATEGIES[method].options``, e.g.
+        ``active`` for CMA-ES) and, with ``restarts``, the wrapper's (``incpopsize``, ...).
     callback : callable, optional
         ``callback(strategy)`` after each ``tell``; returning ``True`` stops the run.
     restarts : {"ipop", "bipop"} or None
         Wrap the strategy in a restart scheme (:mod:`esopt.restarts`).
     max_restarts : int
-        Passed to the restart wrapper (ignored when ``restarts`` is None).
+        Passed to the restart wrapper unless ``options`` holds it (ignored when ``restarts`` is
+        None).
 
     Returns
     -------
@@ -151,13 +121,10 @@ def minimize(
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
-    if method not in STRATEGIES:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(STRATEGIES)}")
-    tol, strategy_options = _split_options(method, options)
-    kwargs: dict[str, Any] = dict(popsize=popsize, seed=seed, bounds=bounds, tolerances=Tolerances.from_dict(tol))
-    if restarts is not None:
-        kwargs["max_restarts"] = max_restarts
-    es = make_strategy(method, x0, sigma0, restarts=restarts, **kwargs, **strategy_options)
+    opts = dict(options) if isinstance(options, dict) else options
+    if restarts is not None and isinstance(opts, dict):
+        opts.setdefault("max_restarts", max_restarts)
+    es = build(method, x0, sigma0, restarts=restarts, popsize=popsize, seed=seed, bounds=bounds, options=opts)
     stop: dict = {}
     while True:
         stop = es.stop()

@@ -34,17 +34,18 @@ the middle of a restart.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import STATE_FORMAT_VERSION, EvolutionStrategy, Result, Strategy, _check_header, make_rng
+from . import statedict as sd
+from .base import EvolutionStrategy, Result, Strategy, make_rng, progress_field
+from .jsonutil import to_jsonable
 from .termination import Tolerances
 
-__all__ = ["IPOP", "BIPOP", "RestartResult"]
+__all__ = ["IPOP", "BIPOP", "RestartResult", "RestartProgress", "BIPOPProgress"]
 
 _GLOBAL = ("ftarget", "maxfevals")
 
@@ -62,14 +63,51 @@ class RestartResult(Result):
     restart_history: list = field(default_factory=list)
 
 
+@dataclass
+class RestartProgress:
+    """Evolving state of a restart wrapper (checkpointed as ``restarts.*``).
+
+    Attributes
+    ----------
+    history : list of dict
+        Completed runs (see :class:`RestartResult`).
+    run : dict
+        ``run``, ``regime``, ``popsize``, ``sigma0`` of the current run.
+    evals_done, iters_done : int
+        Evaluations and iterations of the runs before the current one.
+    best_f, evals_at_best, best_x
+        Best over all runs (``best_x`` (n,), external coordinates, None before the first tell).
+    final_stop : dict or None
+        The criteria that ended the whole search, None while it runs.
+    """
+
+    history: list = field(default_factory=list, metadata={"json": True})
+    run: dict = field(default_factory=dict, metadata={"json": True})
+    evals_done: int = 0
+    iters_done: int = 0
+    best_f: float = math.inf
+    evals_at_best: int = 0
+    best_x: np.ndarray | None = None
+    final_stop: dict | None = field(default=None, metadata={"json": True})
+
+
+@dataclass
+class BIPOPProgress(RestartProgress):
+    """:class:`RestartProgress` plus BIPOP's budgets: evaluations of the small-regime runs (the
+    first run included) and of the large-regime runs."""
+
+    budget_small: int = 0
+    budget_large: int = 0
+
+
 def _plain_option(name: str, v):
     """Strategy options must be checkpointable: plain scalars or strings (dtypes become names)."""
-    if isinstance(v, np.dtype) or (isinstance(v, type) and issubclass(v, np.generic)):
-        return np.dtype(v).name
-    if isinstance(v, np.generic):
-        return v.item()
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
+    try:
+        plain = to_jsonable(v)
+    except TypeError:
+        plain = v
+    if plain is None or isinstance(plain, (bool, int, float, str)):
+        return plain
     raise TypeError(
         f"strategy option {name}={v!r} must be a scalar, a string or a numpy dtype "
         "so that the restart wrapper can be checkpointed"
@@ -123,6 +161,17 @@ class IPOP(Strategy):
     """
 
     name: ClassVar[str] = "ipop"
+    _progress_class: ClassVar[type] = RestartProgress
+
+    # evolving state, forwarded to self.progress (a RestartProgress dataclass)
+    history = progress_field()
+    run = progress_field()
+    evals_done = progress_field()
+    iters_done = progress_field()
+    best_f = progress_field()
+    evals_at_best = progress_field()
+    best_x = progress_field()
+    final_stop = progress_field()
 
     def __init__(
         self,
@@ -170,14 +219,9 @@ class IPOP(Strategy):
         self.bounds = self.inner.bounds
         self.popsize0 = self.inner.popsize
         self.tolerances = tolerances.resolve(self.n, self.popsize0)  # raises for bad thresholds
-        self.history: list[dict] = []
-        self.run = {"run": 0, "regime": "first", "popsize": self.popsize0, "sigma0": self.sigma0}
-        self.evals_done = 0  # evaluations of the runs before the current one
-        self.iters_done = 0
-        self.best_f = math.inf
-        self.best_x: np.ndarray | None = None
-        self.evals_at_best = 0
-        self.final_stop: dict | None = None
+        self.progress = self._progress_class(
+            run={"run": 0, "regime": "first", "popsize": self.popsize0, "sigma0": self.sigma0}
+        )
 
     # ----- run management ------------------------------------------------------------------------
     def _draw_seed(self) -> int:
@@ -318,81 +362,48 @@ class IPOP(Strategy):
 
     # ----- checkpoint state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Flat dict: wrapper header, ``init.*``, ``rng``, ``restarts.*`` and the current run's
-        state dict under ``inner.``."""
-        d: dict[str, Any] = {"class": self.name, "version": STATE_FORMAT_VERSION}
+        """Flat dict: header (format 2), ``init.*`` (with ``init.method``, ``init.max_restarts``,
+        ``init.incpopsize``), ``rng``, ``restarts.*`` (``self.progress``) and the current run's
+        state dict under ``inner.`` (:mod:`esopt.statedict`)."""
+        d = sd.header(self.name)
         d["init.method"] = self.method
-        d["init.x0"] = self.x0.copy()
-        d["init.sigma0"] = self.sigma0
-        d["init.popsize"] = self.popsize0
+        d.update(sd.init_entries(self.x0, self.sigma0, self.popsize0, self.bounds, self.tolerances_given, self.options))
         d["init.max_restarts"] = self.max_restarts
         d["init.incpopsize"] = self.incpopsize
-        if self.bounds is not None:
-            d["init.bounds.lower"] = self.bounds.lower.copy()
-            d["init.bounds.upper"] = self.bounds.upper.copy()
-        for k, v in dataclasses.asdict(self.tolerances_given).items():
-            d[f"init.tolerances.{k}"] = v
-        for k, v in self.options.items():
-            d[f"init.options.{k}"] = v
-        d["rng"] = json.dumps(self._rng.bit_generator.state)
-        d["restarts.history"] = json.dumps(self.history)
-        d["restarts.run"] = json.dumps(self.run)
-        d["restarts.evals_done"] = self.evals_done
-        d["restarts.iters_done"] = self.iters_done
-        d["restarts.best_f"] = self.best_f
-        d["restarts.evals_at_best"] = self.evals_at_best
-        if self.best_x is not None:
-            d["restarts.best_x"] = self.best_x.copy()
-        d["restarts.final_stop"] = None if self.final_stop is None else json.dumps(self.final_stop)
-        d.update(self._extra_state())
+        d["rng"] = sd.rng_entry(self._rng)
+        d.update(sd.flatten(self.progress, "restarts."))
         for k, v in self.inner.state_dict().items():
             d[f"inner.{k}"] = v
         return d
 
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_extra_state(self, d: dict[str, Any]) -> None:
-        """Hook for subclasses' extra state."""
-
     @classmethod
     def from_state_dict(cls, d: dict[str, Any]) -> IPOP:
-        """Rebuild from :meth:`state_dict` output; continues bit-for-bit.
+        """Rebuild from :meth:`state_dict` output (format 2, or 1 of esopt 0.1.0); continues
+        bit-for-bit.
 
-        Raises ``ValueError`` for another class, another format version or a missing key.
+        Raises ``ValueError`` for another class, an unreadable format version or a missing key,
+        ``TypeError`` if ``d`` is not a dict.
         """
-        _check_header(d, cls)
+        version = sd.check_header(d, cls.name, cls.__name__)
         try:
-            tol = Tolerances(
-                **{k[len("init.tolerances.") :]: v for k, v in d.items() if k.startswith("init.tolerances.")}
-            )
-            bounds = None
-            if "init.bounds.lower" in d:
-                bounds = (np.asarray(d["init.bounds.lower"]), np.asarray(d["init.bounds.upper"]))
-            options = {k[len("init.options.") :]: v for k, v in d.items() if k.startswith("init.options.")}
+            method_cls, _ = _resolve_method(str(d["init.method"]))
+            if version == 1:  # the inner class's options that reproduce esopt 0.1.0 runs
+                d = {**{f"init.options.{k}": v for k, v in method_cls._V1_OPTIONS.items()}, **d}
+            init = sd.read_init(d)
             obj = cls(
                 str(d["init.method"]),
-                np.asarray(d["init.x0"]),
-                float(d["init.sigma0"]),
-                popsize=int(d["init.popsize"]),
+                init["x0"],
+                init["sigma0"],
+                popsize=init["popsize"],
                 seed=None,
-                bounds=bounds,
-                tolerances=tol,
+                bounds=init["bounds"],
+                tolerances=init["tolerances"],
                 max_restarts=int(d["init.max_restarts"]),
                 incpopsize=float(d["init.incpopsize"]),
-                **options,
+                **init["options"],
             )
-            obj._rng.bit_generator.state = json.loads(str(d["rng"]))
-            obj.history = json.loads(str(d["restarts.history"]))
-            obj.run = json.loads(str(d["restarts.run"]))
-            obj.evals_done = int(d["restarts.evals_done"])
-            obj.iters_done = int(d["restarts.iters_done"])
-            obj.best_f = float(d["restarts.best_f"])
-            obj.evals_at_best = int(d["restarts.evals_at_best"])
-            obj.best_x = np.array(d["restarts.best_x"], float) if "restarts.best_x" in d else None
-            fs = d["restarts.final_stop"]
-            obj.final_stop = None if fs is None else json.loads(str(fs))
-            obj._load_extra_state(d)
+            sd.load_rng(obj._rng, d)
+            obj.progress = sd.unflatten(obj.progress, "restarts.", d)
             inner = {k[len("inner.") :]: v for k, v in d.items() if k.startswith("inner.")}
             obj.inner = obj._cls.from_state_dict(inner)
         except KeyError as e:
@@ -408,11 +419,10 @@ class BIPOP(IPOP):
     """
 
     name: ClassVar[str] = "bipop"
+    _progress_class: ClassVar[type] = BIPOPProgress
 
-    def __init__(self, method, x0, sigma0, **kwargs):
-        super().__init__(method, x0, sigma0, **kwargs)
-        self.budget_small = 0  # evaluations of small-regime runs (and of the first run)
-        self.budget_large = 0
+    budget_small = progress_field()  # evaluations of small-regime runs (and of the first run)
+    budget_large = progress_field()
 
     def _account(self, rec: dict) -> None:
         if rec["regime"] == "large":
@@ -439,10 +449,3 @@ class BIPOP(IPOP):
             maxiter = min(default_maxiter, 0.5 * self.budget_large / popsize)
             return "small", popsize, sigma0, maxiter
         return "large", int(round(self.popsize0 * self.incpopsize**k)), self.sigma0, None
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"restarts.budget_small": self.budget_small, "restarts.budget_large": self.budget_large}
-
-    def _load_extra_state(self, d: dict[str, Any]) -> None:
-        self.budget_small = int(d["restarts.budget_small"])
-        self.budget_large = int(d["restarts.budget_large"])

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .jsonutil import plain
+
 __all__ = ["Tolerances", "SearchView", "FitnessHistory", "check"]
 
 
@@ -59,9 +61,9 @@ class Tolerances:
             try:
                 fv = float(v)
             except (TypeError, ValueError) as e:
-                raise TypeError(f"tolerances.{k} must be a number, got {v!r}") from e
+                raise TypeError(f"tolerances.{k} must be a number, got {plain(v)!r}") from e
             if math.isnan(fv) or (k != "ftarget" and fv < 0):
-                raise ValueError(f"tolerances.{k} must be a non-negative number, got {v!r}")
+                raise ValueError(f"tolerances.{k} must be a non-negative number, got {plain(v)!r}")
             values[k] = fv
         return Tolerances(**values)
 
@@ -103,7 +105,6 @@ class FitnessHistory:
     histbest: np.ndarray = field(default_factory=lambda: np.empty(0))
     histmedian: np.ndarray = field(default_factory=lambda: np.empty(0))
     flat_iterations: int = 0
-    best_iter: int = 0  # countevals at which the best-ever f was found
 
     def update(self, f_sorted: np.ndarray, countiter: int, n: int, popsize: int) -> None:
         """Record one generation; ``f_sorted`` is its ``(popsize,)`` f values in ascending order

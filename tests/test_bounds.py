@@ -78,3 +78,19 @@ def test_strategy_inside_box_behaves_as_unbounded():
         a.tell(Xa, f)
         b.tell(Xb, f)
     assert np.array_equal(a.mean, b.mean)
+
+
+def test_error_messages_show_plain_numbers_not_numpy_reprs():
+    """Issue 11 item 16: ``lower[0]=np.float64(1.0)`` leaked into messages."""
+    msgs = []
+    for make in (
+        lambda: CMAES(np.zeros(2), 1.0, bounds=(np.ones(2), np.zeros(2))),
+        lambda: CMAES(np.zeros(2), np.float64(-1.0)),
+        lambda: CMAES(np.zeros(2), 1.0, tolerances={"tolfun": np.float64(-1.0)}),
+    ):
+        with pytest.raises(ValueError) as e:
+            make()
+        msgs.append(str(e.value))
+    assert "lower[0]=1.0 >= upper[0]=0.0" in msgs[0]
+    assert msgs[1].endswith("got -1.0") and msgs[2].endswith("got -1.0")
+    assert not any("np.float64" in m for m in msgs)

@@ -165,3 +165,80 @@ def test_missing_key_raises():
     del d["state.C"]
     with pytest.raises(ValueError, match="state.C"):
         CMAES.from_state_dict(d)
+
+
+def test_atomic_write_bytes_replaces_and_leaves_no_temporary_file(tmp_path):
+    from esopt.checkpoint import atomic_write_bytes
+
+    target = tmp_path / "state.bin"
+    assert atomic_write_bytes(target, b"first") == target and target.read_bytes() == b"first"
+    atomic_write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.bin"]
+    with pytest.raises(TypeError, match="bytes"):
+        atomic_write_bytes(target, "text")
+    with pytest.raises(FileNotFoundError):
+        atomic_write_bytes(tmp_path / "missing" / "x.bin", b"x")
+    assert target.read_bytes() == b"second"
+
+
+def test_atomic_write_bytes_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    import os
+
+    from esopt.checkpoint import atomic_write_bytes
+
+    target = tmp_path / "ckpt.npz"
+    esopt.save(_make(), target)
+    before = target.read_bytes()
+
+    def failing_fsync(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(target, b"half")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz"]
+
+
+def test_one_json_converter_for_numpy_values():
+    from esopt.jsonutil import dumps, json_default, to_jsonable
+
+    value = {
+        "a": np.float32(1.5),
+        2: np.arange(3),
+        "dtype": np.float32,
+        "t": (np.int64(4), np.bool_(True)),
+        "bad": [np.nan, np.inf],
+        "nested": {"m": np.eye(2)},
+    }
+    out = to_jsonable(value)
+    assert out == {
+        "a": 1.5,
+        "2": [0, 1, 2],
+        "dtype": "float32",
+        "t": [4, True],
+        "bad": [out["bad"][0], np.inf],
+        "nested": {"m": [[1.0, 0.0], [0.0, 1.0]]},
+    }
+    assert np.isnan(out["bad"][0]) and type(out["a"]) is float and type(out["t"][0]) is int
+    assert to_jsonable(value, nonfinite="null")["bad"] == [None, None]
+    assert json.loads(dumps(value, nonfinite="null", allow_nan=False))["bad"] == [None, None]
+    assert json.dumps({"x": np.int32(3)}, default=json_default) == '{"x": 3}'
+    with pytest.raises(TypeError, match="object"):
+        to_jsonable(object())
+    with pytest.raises(ValueError, match="nonfinite"):
+        to_jsonable(1.0, nonfinite="drop")
+
+
+def test_state_dict_is_format_2_and_a_format_1_dict_still_loads():
+    es = _make()
+    _run(es, 5)
+    d = es.state_dict()
+    assert d["version"] == esopt.base.STATE_FORMAT_VERSION == 2
+    assert "state.Z" in d and not any(k.startswith("state._") for k in d)
+    # the same state in 0.1.0's layout: version 1, private names with an underscore
+    v1 = {("state._Z" if k == "state.Z" else k): v for k, v in d.items()}
+    v1["version"] = 1
+    loaded = CMAES.from_state_dict(v1)
+    assert np.array_equal(loaded.ask(), es.ask())

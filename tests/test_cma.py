@@ -6,6 +6,7 @@ import cma
 import numpy as np
 import pytest
 from cma.utilities.math import Mh
+from helpers_pycma import PYCMA_VERSION, pycma
 
 import esopt
 from esopt import CMAES
@@ -13,24 +14,15 @@ from esopt import testfunctions as tf
 from esopt.cma import CMAParameters, expected_norm
 from esopt.weights import finalize_negative_weights, recombination_weights
 
-# Reference values are read from this pycma version (the `test` extra pins it).
-PYCMA_VERSION = "4.5.0"
-
-
-def _pycma(n, **opts):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return cma.CMAEvolutionStrategy(n * [1.0], 1.0, {"verbose": -9, "seed": 1, **opts})
-
 
 def test_pycma_version_is_the_recorded_one():
     assert cma.__version__ == PYCMA_VERSION, "reference values below were checked against pycma 4.5.0"
 
 
 @pytest.mark.parametrize("n", [2, 10, 100])
-def test_defaults_match_pycma(n):
+def test_defaults_matchpycma(n):
     es = CMAES(np.ones(n), 1.0, seed=1)
-    ref = _pycma(n)
+    ref = pycma(n)
     sp = ref.sp
     assert es.popsize == sp.popsize == 4 + int(3 * np.log(n))
     assert es.mu == sp.weights.mu == es.popsize // 2
@@ -54,7 +46,7 @@ def test_defaults_match_pycma(n):
 @pytest.mark.parametrize("n,popsize", [(10, 7), (10, 40), (3, 100)])
 def test_weights_match_pycma_for_other_popsizes(n, popsize):
     es = CMAES(np.ones(n), 1.0, popsize=popsize, seed=1)
-    ref = _pycma(n, popsize=popsize)
+    ref = pycma(n, popsize=popsize)
     np.testing.assert_allclose(es.weights, np.asarray(ref.sp.weights), rtol=1e-12, atol=1e-15)
     assert (es.cs, es.damps, es.c1, es.cmu) == pytest.approx(
         (ref.adapt_sigma.cs, ref.adapt_sigma.damps, ref.sp.c1, ref.sp.cmu), rel=1e-13
@@ -63,7 +55,7 @@ def test_weights_match_pycma_for_other_popsizes(n, popsize):
 
 def test_passive_weights_match_pycma_without_active():
     es = CMAES(np.ones(10), 1.0, active=False)
-    ref = _pycma(10, CMA_active=False)
+    ref = pycma(10, CMA_active=False)
     np.testing.assert_allclose(es.weights, np.asarray(ref.sp.weights), rtol=1e-12, atol=0)
     assert np.all(es.weights[es.mu :] == 0)
 

@@ -8,8 +8,10 @@ import warnings
 import cma
 import numpy as np
 import pytest
+from cma.utilities.math import Mh
+from helpers_pycma import PYCMA_VERSION, pycma
 
-from esopt import CMAES, SepCMAES
+from esopt import CMAES, SepCMAES, cmaconst
 from esopt.sepcma import separable_learning_rates
 from esopt.testfunctions import ellipsoid, rotated_ellipsoid, sphere
 
@@ -100,3 +102,43 @@ def test_fewer_evaluations_than_cmaes_on_separable_ellipsoid(one_blas_thread):
         X = full.ask()
         full.tell(X, ellipsoid(X))
     assert "maxfevals" in full.stop() and full.best_f > 1e-8
+
+
+@pytest.mark.parametrize("n", [2, 10, 100])
+def test_shared_constants_equal_pycma_diagonal(n):
+    """cs, damps, chiN, the positive weights, the log-sigma clip and hsig: SepCMAES's values are
+    pycma 4.5.0's with ``CMA_diagonal=True`` (its ``sp`` and ``adapt_sigma``) and CMAES's."""
+    ref = pycma(n, x0=0.0, CMA_diagonal=True)
+    assert cma.__version__ == PYCMA_VERSION
+    X = ref.ask()
+    ref.tell(X, [float(x @ x) for x in X])  # initializes adapt_sigma's path
+    sp, csa = ref.sp, ref.adapt_sigma
+    es, full = SepCMAES(np.zeros(n), 1.0), CMAES(np.zeros(n), 1.0)
+    assert es.mu == sp.weights.mu == full.mu
+    np.testing.assert_allclose(es.weights, np.asarray(sp.weights)[: sp.weights.mu], rtol=1e-13)
+    np.testing.assert_array_equal(es.weights, full.weights[: full.mu])
+    for name, value in (("cs", csa.cs), ("damps", csa.damps), ("chiN", Mh.chiN(n))):
+        assert getattr(es, name) == pytest.approx(value, rel=1e-13), name
+        assert getattr(es, name) == getattr(full, name), name
+    assert cmaconst.MAX_DELTA_LOG_SIGMA == csa.max_delta_log_sigma
+    rng = np.random.default_rng(n)
+    for g in (1, 2, 5, 50):
+        for length in np.linspace(0.5, 2.5, 30):  # |ps| / sqrt(n), across the hsig threshold
+            ps = rng.standard_normal(n)
+            ps *= length * np.sqrt(n) / np.linalg.norm(ps)
+            csa.ps, ref.countiter, csa._ps_updated_iteration = ps.copy(), g, g
+            assert cmaconst.hsig(float(ps @ ps), es.cs, g, n) == bool(csa.hsig(ref)), (g, length)
+
+
+def test_constants_0_1_0_reproduce_the_old_values():
+    """``constants="0.1.0"`` (used for checkpoints of esopt 0.1.0): the tutorial's cs, damps with
+    a = 1, chiN's series and no sigma cap."""
+    n = 10
+    old = SepCMAES(np.zeros(n), 1.0, constants="0.1.0")
+    me = old.mueff
+    assert old.cs == (me + 2.0) / (n + me + 5.0)
+    assert old.damps == 1.0 + 2.0 * max(0.0, np.sqrt((me - 1.0) / (n + 1.0)) - 1.0) + old.cs
+    assert old.chiN == n**0.5 * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n**2))
+    assert old.params.sigma_cap == np.inf and SepCMAES(np.zeros(n), 1.0).params.sigma_cap == 1e30
+    with pytest.raises(ValueError, match="constants"):
+        SepCMAES(np.zeros(n), 1.0, constants="tutorial")

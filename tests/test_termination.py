@@ -5,26 +5,20 @@ import warnings
 import cma
 import numpy as np
 import pytest
+from helpers_pycma import PYCMA_VERSION, pycma
 
 from esopt import CMAES, Tolerances
 from esopt import testfunctions as tf
 from esopt.termination import FitnessHistory, SearchView, check
 
-PYCMA_VERSION = "4.5.0"
 N, LAM = 3, 7
 
 
-def _pycma(n, **opts):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return cma.CMAEvolutionStrategy(n * [1.0], 1.0, {"verbose": -9, "seed": 1, **opts})
-
-
 @pytest.mark.parametrize("n,popsize", [(2, None), (10, None), (100, None), (10, 20)])
-def test_resolved_defaults_match_pycma(n, popsize):
+def test_resolved_defaults_matchpycma(n, popsize):
     assert cma.__version__ == PYCMA_VERSION
     ours = CMAES(np.ones(n), 1.0, popsize=popsize).tolerances
-    ref = _pycma(n, **({"popsize": popsize} if popsize else {}))
+    ref = pycma(n, **({"popsize": popsize} if popsize else {}))
     for name in (
         "ftarget",
         "maxfevals",
@@ -137,9 +131,9 @@ def test_nothing_but_budgets_fire_before_the_first_tell():
     assert check(v, Tolerances(maxiter=0).resolve(N, LAM)) == {"maxiter": 0}
 
 
-def test_history_lengths_match_pycma():
+def test_history_lengths_matchpycma():
     for n, lam in [(10, None), (7, None), (10, 7)]:
-        ref = _pycma(n, **({"popsize": lam} if lam else {}))
+        ref = pycma(n, **({"popsize": lam} if lam else {}))
         es = CMAES(np.ones(n), 1.0, popsize=lam, seed=1)
         for _ in range(120):
             X = np.asarray(ref.ask())
@@ -150,8 +144,8 @@ def test_history_lengths_match_pycma():
         assert len(es.history.histbest) == len(ref.fit.histbest)
 
 
-def test_constant_function_stops_like_pycma():
-    ref = _pycma(4)
+def test_constant_function_stops_likepycma():
+    ref = pycma(4)
     X = ref.ask()
     ref.tell(X, len(X) * [1.0])
     es = CMAES(np.ones(4), 1.0, seed=0)
@@ -159,13 +153,13 @@ def test_constant_function_stops_like_pycma():
     assert es.stop() == dict(ref.stop()) == {"tolfun": 1e-11}
 
 
-def test_flat_fitness_stops_at_the_second_flat_iteration_like_pycma():
+def test_flat_fitness_stops_at_the_second_flat_iteration_likepycma():
     def plateau(X):
         f = np.zeros(len(X))
         f[0] = 1.0  # the best equals the 75%-quantile: "flat"
         return f
 
-    ref = _pycma(4, tolfun=0)
+    ref = pycma(4, tolfun=0)
     es = CMAES(np.ones(4), 1.0, seed=0, tolerances={"tolfun": 0})
     stops_ref, stops = [], []
     for _ in range(3):
@@ -178,12 +172,12 @@ def test_flat_fitness_stops_at_the_second_flat_iteration_like_pycma():
     assert stops == stops_ref == [[], ["tolflatfitness"], ["tolflatfitness"]]
 
 
-def test_sphere_run_ends_by_tolfun_like_pycma():
+def test_sphere_run_ends_by_tolfun_likepycma():
     es = CMAES(np.ones(5), 1.0, seed=3)
     while not es.stop():
         X = es.ask()
         es.tell(X, tf.sphere(X))
-    ref = _pycma(5)
+    ref = pycma(5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref.optimize(tf.sphere)
