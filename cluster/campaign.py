@@ -1,41 +1,51 @@
 """A tuning campaign: ask -> decode -> run on Ray -> tell, every transition journaled; exact resume.
 
-The loop, one generation ``g`` (numbered from 1) at a time::
+The loop, one generation ``g`` (numbered from 1) at a time, each step a method of :class:`Campaign`::
 
-    stop = budget + strategy criteria      # checked before every ask
-    X = strategy.ask()                     # (popsize, d) in the unit cube
-    journal: generation g and its popsize trials as 'pending'      (one commit)
-    run the trials on Ray                  # each: 'running' -> 'done' | 'failed' (a commit each)
-    f = objectives, failed ones penalized (cluster.penalty)
-    strategy.tell(X, f)
-    journal: told_at, sigma, mean, best so far, strategy state     (one commit)
+    decide: budget stop? strategy criteria?   # _decide: stop, or restart the strategy (see below)
+    open:   X = strategy.ask()                 # _ask_generation (or _reopen_generation on resume)
+            journal: generation g and its popsize trials as 'pending'      (one commit)
+    evaluate: run the trials on Ray            # _evaluate: each 'running' -> 'done' | 'failed' (a commit each)
+    tell:   f = objectives, failed ones penalized (cluster.penalty)
+            strategy.tell(X, f)
+            journal: told_at, sigma, mean, best so far, strategy state     (one commit)
+    every trial of g failed?  -> the campaign ends 'failed', naming each failure reason and its count
 
 Resume (:meth:`Campaign.resume`) rebuilds the strategy from the state stored after the last
 tell, asks again (the state includes the RNG, so the same candidates come back) but tells the
 ``X`` stored in the journal, reuses every finished trial of the open generation and re-runs only
 those that are ``pending``, ``running`` or ``cancelled`` (and ``failed`` ones if the campaign had
-aborted), with the same vectors.  For a deterministic objective a killed-and-resumed campaign
+failed), with the same vectors.  For a deterministic objective a killed-and-resumed campaign
 therefore ends with exactly the result of an uninterrupted one.
 
 Budget (``budget`` section; checked between generations, a generation is never cut short):
 ``max_trials`` stops once the trials told reach it (like pycma's ``maxfevals``, the last
 generation may pass it by up to ``popsize - 1``), ``max_generations`` once that many tells are
 done, ``ftarget`` once the best objective is ``<= ftarget``, ``max_time_s`` once the driver's
-wall-clock time summed over all runs of the campaign reaches it.  The strategy's own
-termination criteria (``strategy.stop()``) end it too.
+wall-clock time summed over all runs of the campaign reaches it.
 
-One driver at a time: the campaign directory is locked (``campaign.lock``, an ``flock`` held
-for the life of the driver, with its pid inside); a lock left by a dead driver is free again.
+The strategy's own termination criteria (``strategy.stop()``: ``tolfun``, ``tolflatfitness``, ...)
+do not end a campaign before its budget: the strategy is restarted IPOP-style from its mean with a
+fresh ``sigma0`` and twice the population (:func:`cluster.continuation.restart_after_convergence`,
+capped by the trials left under ``max_trials``).  The restart is a pure function of the stopped
+state, ``strategy.seed`` and the trials told, so a resumed campaign restarts identically; each
+restart is journaled (``meta`` key ``restart.<generation>``, see :func:`restarts`), logged, and
+reported to the progress object (``on_restart``).  ``strategy.stop_on_convergence: true`` (and
+every journal written by esopt 0.1.0) stops instead, with the criteria in ``result.stop``.
+
+One driver at a time: the campaign directory is locked (:mod:`cluster.lock`: ``campaign.lock``
+held for the life of the driver, its pid in ``campaign.lock.pid``); a lock left by a dead driver
+is free again.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 import os
 import signal
-import socket
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,18 +53,20 @@ from typing import Any
 
 import numpy as np
 
-from .config import CampaignConfig, ConfigError, parse_config
+from .config import CampaignConfig, ConfigError, parse_config, upgrade_stored
+from .lock import LOCK_NAME, PID_NAME, CampaignLock, CampaignLocked
 from .objective import Objective, make_objective
 from .penalty import penalize
+from .status import CampaignStatus, TrialStatus, failure_reason
 from .store import DB_NAME, Journal, JournalError, check_config_match
 
-__all__ = ["Campaign", "CampaignLocked", "CampaignResult", "LOCK_NAME"]
+__all__ = ["Campaign", "CampaignLocked", "CampaignResult", "LOCK_NAME", "restarts"]
 
-LOCK_NAME = "campaign.lock"
+log = logging.getLogger(__name__)
 
-
-class CampaignLocked(RuntimeError):
-    """Another live driver holds the campaign directory; the message names its pid."""
+_DONE, _FAILED = TrialStatus.DONE.value, TrialStatus.FAILED.value
+_RERUN = {TrialStatus.PENDING.value, TrialStatus.RUNNING.value, TrialStatus.CANCELLED.value}
+_MAX_REASONS = 5  # distinct failure reasons named in an all-failed message
 
 
 @dataclass
@@ -91,70 +103,35 @@ class CampaignResult:
     directory: Path = Path(".")
 
 
-class _Lock:
-    """Exclusive lock on a campaign directory (``flock``; released by the kernel if the driver dies)."""
+@dataclass
+class _Search:
+    """Evolving state of the driver loop: the strategy and what has been told to it."""
 
-    def __init__(self, directory: Path):
-        self.path = directory / LOCK_NAME
-        self._fd: int | None = None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - non-POSIX: best effort with the pid file only
-            holder = _read_pid(fd)
-            if holder and holder != os.getpid() and _pid_alive(holder):
-                os.close(fd)
-                raise CampaignLocked(self._message(directory, holder)) from None
-        except OSError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise CampaignLocked(self._message(directory, holder)) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n".encode())
-        self._fd = fd
-
-    @staticmethod
-    def _message(directory: Path, pid: int | None) -> str:
-        who = f"pid {pid}" if pid else "an unknown pid"
-        return (
-            f"campaign directory {directory} is in use by another driver ({who}); wait for it to finish or "
-            "stop it (Ctrl-C / kill) and resume"
-        )
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            try:
-                import fcntl
-
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            except ImportError:  # pragma: no cover
-                pass
-            os.close(self._fd)
-            self._fd = None
+    strategy: Any
+    generation: int  # last generation told (0: none)
+    n_told: int  # trials told so far (all generations)
+    best: float | None  # best objective among told, done trials
+    open_gen: tuple[int, np.ndarray, list] | None = None  # (g, X, rows) of an asked, untold generation
 
 
-def _read_pid(fd: int) -> int | None:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        return int(os.read(fd, 64).split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+@dataclass
+class _Batch:
+    """One generation to evaluate: its number, candidates ``X`` (popsize, d), tasks and counts."""
+
+    generation: int
+    X: np.ndarray
+    tasks: list
+    counts: dict[str, int]
 
 
-def _pid_alive(pid: int) -> bool:  # pragma: no cover - used on non-POSIX only
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class _Clock:
+    """The campaign's elapsed time: ``base`` seconds of earlier runs plus this run's wall time."""
+
+    def __init__(self, base: float | None):
+        self.base, self.t0 = float(base or 0.0), time.time()
+
+    def __call__(self) -> float:
+        return self.base + time.time() - self.t0
 
 
 def _call(progress: Any, name: str, *args: Any) -> None:
@@ -178,11 +155,12 @@ class _Listener:
 
     def started(self, task, node_id, worker_id, started_at) -> None:
         self.journal.mark_started(task.trial_id, node_id=node_id, worker_id=worker_id, started_at=started_at)
+        _call(self.progress, "on_trial_started", self.generation, task.trial_id)
 
     def finished(self, outcome) -> None:
         self.journal.finish_trial(
             outcome.task.trial_id,
-            status=outcome.status,
+            status=str(outcome.status),
             objective=outcome.objective,
             result=outcome.result,
             error=outcome.error,
@@ -191,12 +169,19 @@ class _Listener:
             finished_at=outcome.finished_at,
         )
         self.counts["running"] -= 1
-        key = {"done": "done", "failed": "failed"}.get(outcome.status, "pending")
+        key = {_DONE: "done", _FAILED: "failed"}.get(str(outcome.status), "pending")
         self.counts[key] += 1
         if self.progress is not None and hasattr(self.progress, "on_trial_finished"):
             self.progress.on_trial_finished(
                 self.generation, self.journal.trial(outcome.task.trial_id), dict(self.counts)
             )
+
+
+def restarts(journal: Journal) -> list[dict[str, Any]]:
+    """The restarts journaled by a campaign, in order: dicts with ``after_generation`` (the last
+    generation of the stopped run), ``stop`` (the criteria that fired), ``popsize`` (of the new
+    run), ``seed``, ``n_told`` and ``start`` (``"mean"``)."""
+    return journal.restarts()
 
 
 class Campaign:
@@ -224,7 +209,9 @@ class Campaign:
     CampaignLocked
         If another driver holds the directory.
 
-    The directory stays locked until :meth:`run` returns (or :meth:`close`).
+    The directory stays locked until :meth:`run` returns (or :meth:`close`).  If :meth:`run`
+    then finds that no Ray node can provide ``resources`` (a ``ConfigError``), what this
+    constructor wrote is removed again, and so is the directory if it created it.
     """
 
     def __init__(self, config: CampaignConfig, directory: str | os.PathLike, *, address: str | None = None):
@@ -233,20 +220,22 @@ class Campaign:
         directory = Path(directory)
         if (directory / DB_NAME).exists():
             raise FileExistsError(
-                f"{directory} already holds a campaign journal; resume it with "
-                f"Campaign.resume({str(directory)!r}) / `esopt resume {directory}`, or choose "
-                "another directory"
+                f"{directory} already holds a campaign journal; continue it with "
+                f"`esopt resume {directory}` (or cluster.Campaign.resume({str(directory)!r}).run() in Python), "
+                "or choose another directory"
             )
         objective = make_objective(config)
         self._new_strategy_of(config)  # strategy options checked before anything is written
+        created = [p for p in (directory, *directory.parents) if not p.exists()]
         directory.mkdir(parents=True, exist_ok=True)
-        lock = _Lock(directory)
+        lock = CampaignLock(directory)
         try:
             journal = Journal.create(directory, name=config.name, config=config.raw, driver_pid=os.getpid())
         except BaseException:
             lock.release()
             raise
         self._setup(config, directory, journal, lock, address, objective)
+        self._created_dirs = created  # removed again if the first run refuses the resources
 
     @classmethod
     def resume(
@@ -274,9 +263,9 @@ class Campaign:
         stored_raw = Journal._validate(directory / DB_NAME)
         if config is not None:
             check_config_match(stored_raw, config.raw, directory / DB_NAME)
-        stored = parse_config(stored_raw)
+        stored = parse_config(upgrade_stored(stored_raw))  # keys added since it was written: legacy values
         objective = make_objective(stored)
-        lock = _Lock(directory)
+        lock = CampaignLock(directory)
         try:
             journal = Journal(directory)
         except BaseException:
@@ -291,7 +280,7 @@ class Campaign:
         config: CampaignConfig,
         directory: Path,
         journal: Journal,
-        lock: _Lock,
+        lock: CampaignLock,
         address: str | None,
         objective: Objective,
     ) -> None:
@@ -302,44 +291,58 @@ class Campaign:
         self.address = address if address is not None else config.ray.address
         self.objective = objective
         self.executor = None  # the RayExecutor of the last run (for inspection)
+        self._created_dirs: list[Path] | None = None  # set by __init__: the campaign is new
+        self._refused = False  # set when a run finds that no Ray node can provide ``resources``
 
     # ------------------------------------------------------------------ strategy
     @staticmethod
-    def _new_strategy_of(config: CampaignConfig):
+    def _new_strategy_of(config: CampaignConfig, *, x0=None, popsize: int | None = None, seed: int | None = None):
+        """The config's strategy; ``x0`` (unit cube, (d,)), ``popsize`` and ``seed`` override the
+        config's (a restart).  Raises ConfigError if the strategy rejects its settings."""
         import esopt
 
         s = config.strategy
         opts = dict(s.options)
-        tol_names = {f.name for f in dataclasses.fields(esopt.Tolerances)}
-        tolerances = {k: opts.pop(k) for k in list(opts) if k in tol_names}
-        kwargs: dict[str, Any] = dict(
-            popsize=s.popsize, seed=s.seed, bounds=config.space.bounds, tolerances=tolerances or None, **opts
-        )
         if s.restarts is not None:
-            kwargs["max_restarts"] = s.max_restarts
+            opts.setdefault("max_restarts", s.max_restarts)
         try:
-            return esopt.make_strategy(s.name, config.space.x0, s.sigma0, restarts=s.restarts, **kwargs)
+            return esopt.build(
+                s.name,
+                config.space.x0 if x0 is None else x0,
+                s.sigma0,
+                restarts=s.restarts,
+                popsize=s.popsize if popsize is None else popsize,
+                seed=s.seed if seed is None else seed,
+                bounds=config.space.bounds,
+                options=opts,
+            )
         except (TypeError, ValueError) as e:
             raise ConfigError("strategy", f"{s.name!r} rejects the strategy settings: {e}") from e
 
-    def _restore(self):
-        """Strategy after the last tell (or new), and the open generation ``(g, X, rows)`` or None."""
+    def _load_strategy(self) -> tuple[Any, int]:
+        """The strategy after the last tell (new if none) and that generation's number."""
         import esopt
 
         last_g, state = self.journal.last_state()
         if state is None:
-            strategy = self._new_strategy_of(self.config)
-        else:
-            try:
-                d = esopt.read_state(state)
-                strategy = esopt.strategy_class(str(d["class"])).from_state_dict(d)
-            except (KeyError, ValueError, TypeError) as e:
-                raise JournalError(
-                    f"{self.journal.path}: the strategy state of generation {last_g} cannot be loaded ({e})"
-                ) from e
+            return self._new_strategy_of(self.config), last_g
+        try:
+            d = esopt.read_state(state)
+            return esopt.strategy_class(str(d["class"])).from_state_dict(d), last_g
+        except (KeyError, ValueError, TypeError) as e:
+            raise JournalError(
+                f"{self.journal.path}: the strategy state of generation {last_g} cannot be loaded ({e})"
+            ) from e
+
+    def _restore(self) -> _Search:
+        """The search as the journal left it: strategy, what was told, the open generation."""
+        strategy, last_g = self._load_strategy()
+        told = [r for r in self.journal.trials() if r["generation"] <= last_g]
+        done_f = [r["objective"] for r in told if r["status"] == _DONE and r["objective"] is not None]
+        search = _Search(strategy, last_g, len(told), min(done_f) if done_f else None)
         open_gens = [g for g in self.journal.generations() if g["told_at"] is None]
         if not open_gens:
-            return strategy, last_g, None
+            return search
         g = open_gens[0]["generation"]
         rows = self.journal.trials(g)
         if g != last_g + 1 or len(open_gens) > 1 or len(rows) != open_gens[0]["popsize"]:
@@ -347,180 +350,323 @@ class Campaign:
                 f"{self.journal.path}: generation {g} is open but the journal is inconsistent "
                 f"(last told {last_g}, {len(rows)} trials for popsize {open_gens[0]['popsize']})"
             )
+        criteria = self._criteria(search)
+        if criteria and not self._stops_on_convergence:  # the driver restarted before asking g
+            self._restart(search, criteria, progress=None)
         X = np.array([r["x"] for r in rows], dtype=float)
-        X_again = strategy.ask()  # a pending ask; the RNG state makes it equal to the stored X
+        X_again = search.strategy.ask()  # a pending ask; the RNG state makes it equal to the stored X
         if X_again.shape != X.shape:
             raise JournalError(
                 f"{self.journal.path}: generation {g} has {X.shape} candidates but the restored "
                 f"strategy asks {X_again.shape}"
             )
-        return strategy, last_g, (g, X, rows)
+        search.open_gen = (g, X, rows)
+        return search
 
-    # ------------------------------------------------------------------ budget
-    def _stop(self, strategy, n_told: int, n_gens: int, best: float | None, elapsed: float) -> dict:
+    # ------------------------------------------------------------------ budget, criteria, restarts
+    @property
+    def _stops_on_convergence(self) -> bool:
+        return bool(getattr(self.config.strategy, "stop_on_convergence", False))
+
+    def _budget_stop(self, search: _Search, elapsed: float) -> dict:
         b = self.config.budget
         stop: dict[str, Any] = {}
-        if b.max_trials is not None and n_told >= b.max_trials:
+        if b.max_trials is not None and search.n_told >= b.max_trials:
             stop["max_trials"] = b.max_trials
-        if b.max_generations is not None and n_gens >= b.max_generations:
+        if b.max_generations is not None and search.generation >= b.max_generations:
             stop["max_generations"] = b.max_generations
-        if b.ftarget is not None and best is not None and best <= b.ftarget:
+        if b.ftarget is not None and search.best is not None and search.best <= b.ftarget:
             stop["ftarget"] = b.ftarget
         if b.max_time_s is not None and elapsed >= b.max_time_s:
             stop["max_time_s"] = b.max_time_s
-        if n_gens > 0:
-            stop.update(strategy.stop())
         return stop
+
+    @staticmethod
+    def _criteria(search: _Search) -> dict:
+        """The strategy's termination criteria that fired (none before the first tell)."""
+        return dict(search.strategy.stop()) if search.generation > 0 else {}
+
+    def _decide(self, search: _Search, elapsed: float, progress: Any) -> dict:
+        """Between generations: the stop dict if the campaign ends here, else ``{}`` (after
+        restarting the strategy if its own criteria fired and the budget is not spent)."""
+        budget, criteria = self._budget_stop(search, elapsed), self._criteria(search)
+        if budget or (criteria and self._stops_on_convergence):
+            return {**budget, **criteria}
+        if criteria:
+            self._restart(search, criteria, progress)
+        return {}
+
+    def _restart(self, search: _Search, criteria: dict, progress: Any) -> None:
+        """Replace the stopped strategy by an IPOP-style restart; journal, log and report it."""
+        from .continuation import describe_stop, restart_after_convergence, restart_seed
+
+        b, seed = self.config.budget, int(self.config.strategy.seed or 0)
+        left = None if b.max_trials is None else max(2, b.max_trials - search.n_told)
+
+        def build(x0, popsize, new_seed):
+            return self._new_strategy_of(self.config, x0=x0, popsize=popsize, seed=new_seed)
+
+        search.strategy = restart_after_convergence(
+            search.strategy, build, seed=seed, n_told=search.n_told, max_popsize=left
+        )
+        record = {
+            "after_generation": search.generation,
+            "stop": {k: _plain(v) for k, v in criteria.items()},
+            "popsize": int(search.strategy.popsize),
+            "seed": restart_seed(seed, search.n_told),
+            "n_told": search.n_told,
+            "start": "mean",
+        }
+        self.journal.add_restart(search.generation, record)  # idempotent on resume
+        log.info(
+            "generation %d: strategy criteria fired (%s); restarted from the mean with sigma0 and popsize %d",
+            search.generation,
+            describe_stop(criteria),
+            record["popsize"],
+        )
+        _call(progress, "on_restart", search.generation, dict(criteria), record["popsize"])
 
     # ------------------------------------------------------------------ run
     def run(self, progress: Any = None) -> CampaignResult:
-        """Run (or continue) the campaign until the budget or the strategy stops it.
+        """Run (or continue) the campaign until the budget stops it (or it fails).
 
         ``progress`` is any object with some of ``on_generation_start(generation, popsize)``,
         ``on_trial_finished(generation, row, counts)`` (``counts``: done/running/failed/pending
-        of the generation) and ``on_generation_end(generation, best_objective)``.
+        of the generation), ``on_generation_end(generation, best_objective)`` and
+        ``on_restart(generation, stop, popsize)`` (the strategy's criteria ``stop`` fired after
+        ``generation`` and it was restarted with ``popsize``).
 
         Ctrl-C (``KeyboardInterrupt``) cancels the running trials, journals them ``cancelled``,
         sets the campaign ``interrupted``, shuts an owned Ray instance down and returns a result
         with status ``"interrupted"``; while ``run`` executes in the main thread, SIGTERM does the
         same (the previous SIGTERM handler is restored afterwards).  Other exceptions mark the
-        campaign ``failed`` (message = the error) and propagate.  Trial failures under
-        ``on_error: abort`` end it ``failed``.
+        campaign ``failed`` (message = the error) and propagate.  A generation in which every
+        trial failed, and trial failures under ``on_error: abort``, end it ``failed``.
+
+        Raises
+        ------
+        ConfigError
+            ``resources.*``: no node of the Ray cluster this campaign started can run one trial;
+            for a campaign created by this object nothing is left in its directory.
+        ConnectionError
+            The Ray cluster cannot be reached, or it requires a token this driver lacks
+            (:mod:`cluster.rayauth`); a new campaign is removed again in the same way.
         """
         with _sigterm_as_interrupt():
             return self._run(progress)
 
     def _run(self, progress: Any) -> CampaignResult:
-        from . import raylocal
-        from .executor import RayExecutor, TrialTask, check_feasible
-
         if not self._lock.held:
-            self._lock = _Lock(self.directory)
-        journal = self.journal
-        t_start = time.time()
-        info = journal.campaign_info()
-        prior_status = info["status"]
-        if prior_status == "done":
+            self._lock = CampaignLock(self.directory)
+        info = self.journal.campaign_info()
+        if info["status"] == CampaignStatus.DONE:
             self._lock.release()
-            return self._result("done", info["message"] or "done", info["stop"] or {})
-        base_elapsed = float(info["elapsed_s"] or 0.0)
-
-        def elapsed() -> float:
-            return base_elapsed + time.time() - t_start
-
+            return self._result(CampaignStatus.DONE.value, info["message"] or "done", info["stop"] or {})
+        clock = _Clock(info["elapsed_s"])
         try:
-            strategy, last_g, open_gen = self._restore()  # JournalError here leaves the file untouched
+            search = self._restore()  # JournalError here leaves the file untouched
         except BaseException:
             self._lock.release()
             raise
-        journal.set_campaign(status="running", message=None, driver_pid=os.getpid())
-        session = None
-        executor = None
         ray_was_up = _ray_initialized()
-        g = 0
+        session = executor = None
         try:
-            told = [r for r in journal.trials() if r["generation"] <= last_g]
-            n_told = len(told)
-            done_f = [r["objective"] for r in told if r["status"] == "done" and r["objective"] is not None]
-            best = min(done_f) if done_f else None
-            stop = {} if open_gen is not None else self._stop(strategy, n_told, last_g, best, elapsed())
+            stop = {} if search.open_gen is not None else self._decide(search, clock(), progress)
             if stop:
-                return self._finish("done", stop, elapsed())
+                return self._finish(stop, clock())
+            session = self._connect()
+            self.journal.set_campaign(status=CampaignStatus.RUNNING.value, message=None, driver_pid=os.getpid())
+            executor = self.executor = self._executor()
+            return self._loop(search, executor, session, progress, clock, info["status"] == CampaignStatus.FAILED)
+        except KeyboardInterrupt:
+            return self._interrupted(executor, clock())
+        except BaseException as e:
+            self._record_error(executor, e, clock())
+            raise
+        finally:
+            _disconnect(session, ray_was_up)
+            self._lock.release()
+            self._discard_if_refused()
+
+    def _connect(self):
+        """Connect to Ray (or start it) and check that some node can run a trial.
+
+        Raises ConfigError (``resources``) if no node of an instance this campaign started can
+        (a joined cluster only warns: its autoscaler may add such nodes), ConnectionError if the
+        cluster cannot be reached; a new campaign is then discarded (:meth:`_discard_if_refused`)."""
+        from . import raylocal
+        from .executor import check_feasible
+
+        try:
             session = raylocal.connect(
                 self.directory,
                 address=self.address,
                 num_cpus=self.config.ray.num_cpus,
                 num_gpus=self.config.ray.num_gpus,
+                runtime_env=self.objective.runtime_env(),  # the config folder's modules, for every node
             )
-            check_feasible(self.config.resources, strict=session.owned)
-            executor = self.executor = RayExecutor(self.objective, self.config.resources, self.config.failures)
-            g = last_g
-            while True:
-                if open_gen is None:
-                    g += 1
-                    X = strategy.ask()
-                    params = self.config.space.decode_many(X)
-                    ids = journal.add_generation(g, X, params)
-                    tasks = [TrialTask(i, g, k, p) for k, (i, p) in enumerate(zip(ids, params))]
-                    counts = {"done": 0, "running": 0, "failed": 0, "pending": len(tasks)}
-                else:
-                    g, X, rows = open_gen
-                    open_gen = None
-                    rerun = {"pending", "running", "cancelled"} | ({"failed"} if prior_status == "failed" else set())
-                    tasks = [
-                        TrialTask(r["id"], g, r["idx"], r["params"], attempts=r["attempts"] or 0)
-                        for r in rows
-                        if r["status"] in rerun
-                    ]
-                    counts = {
-                        "done": sum(r["status"] == "done" for r in rows),
-                        "failed": sum(r["status"] == "failed" and "failed" not in rerun for r in rows),
-                        "running": 0,
-                        "pending": len(tasks),
-                    }
-                _call(progress, "on_generation_start", g, len(X))
-                listener = _Listener(journal, progress, g, counts)
-                abort = executor.run(tasks, listener)
-                if abort is not None:
-                    journal.set_campaign(status="failed", message=abort, elapsed_s=elapsed())
-                    return self._result("failed", abort, {})
-                rows = journal.trials(g)
-                f = np.array(
-                    [r["objective"] if r["status"] == "done" and r["objective"] is not None else np.nan for r in rows],
-                    dtype=float,
-                )
-                failed = np.array([r["status"] != "done" for r in rows])
-                strategy.tell(X, penalize(f, failed))
-                good = f[~failed]
-                if good.size:
-                    best = float(good.min()) if best is None else min(best, float(good.min()))
-                n_told += len(rows)
-                res = strategy.result
-                mean = np.asarray(res.mean, dtype=float)
-                journal.tell(
-                    g,
-                    sigma=float(res.sigma),
-                    mean=mean,
-                    best_objective=best,
-                    state=_state_bytes(strategy),
-                    elapsed_s=elapsed(),
-                )
-                _call(progress, "on_generation_end", g, best)
-                if g == last_g + 1 and session is not None:
-                    session.refresh_record()
-                stop = self._stop(strategy, n_told, g, best, elapsed())
-                if stop:
-                    return self._finish("done", stop, elapsed())
-        except KeyboardInterrupt:
-            if executor is not None:
-                executor.cancel_all()
-            journal.cancel_running(reason="cancelled: interrupted (Ctrl-C)")
-            journal.set_campaign(
-                status="interrupted", message="interrupted by Ctrl-C (KeyboardInterrupt)", elapsed_s=elapsed()
-            )
-            return self._result("interrupted", "interrupted by Ctrl-C (KeyboardInterrupt)", {})
-        except BaseException as e:
-            if executor is not None:
-                executor.cancel_all()
-            try:
-                journal.cancel_running(reason=f"cancelled: driver error {type(e).__name__}")
-                journal.set_campaign(status="failed", message=f"{type(e).__name__}: {e}", elapsed_s=elapsed())
-            except Exception:  # noqa: BLE001 - keep the original error
-                pass
+        except ConnectionError:
+            self._refused = True  # a new campaign that could not reach Ray leaves nothing behind
             raise
-        finally:
-            if session is not None:
-                session.shutdown()
-            elif not ray_was_up and _ray_initialized():  # interrupted inside ray.init()
-                import ray
+        try:
+            check_feasible(self.config.resources, strict=session.owned)
+        except ValueError as e:
+            session.shutdown()
+            self._refused = True
+            raise ConfigError("resources", str(e)) from e
+        return session
 
-                ray.shutdown()
-            self._lock.release()
+    def _executor(self):
+        from .executor import RayExecutor
 
-    def _finish(self, status: str, stop: dict, elapsed: float) -> CampaignResult:
-        message = "stopped by " + ", ".join(f"{k}={v}" for k, v in stop.items())
-        self.journal.set_campaign(status=status, message=message, elapsed_s=elapsed, stop=stop)
-        return self._result(status, message, stop)
+        return RayExecutor(self.objective, self.config.resources, self.config.failures)
+
+    def _loop(self, search: _Search, executor, session, progress: Any, clock: _Clock, rerun_failed: bool):
+        first = search.generation + 1
+        while True:
+            if search.open_gen is None:
+                batch = self._ask_generation(search)
+            else:
+                batch = self._reopen_generation(search, rerun_failed)
+            _call(progress, "on_generation_start", batch.generation, len(batch.X))
+            abort = executor.run(batch.tasks, _Listener(self.journal, progress, batch.generation, batch.counts))
+            if abort is not None:
+                return self._failed(abort, clock())
+            rows = self._tell(search, batch, clock())
+            _call(progress, "on_generation_end", batch.generation, search.best)
+            if batch.generation == first and session is not None:
+                session.refresh_record()
+            if all(r["status"] != _DONE for r in rows):
+                return self._failed(self._all_failed_message(batch.generation, rows), clock())
+            stop = self._decide(search, clock(), progress)
+            if stop:
+                return self._finish(stop, clock())
+
+    def _ask_generation(self, search: _Search) -> _Batch:
+        """Ask the next generation and journal it (with its trials ``pending``) in one commit."""
+        from .executor import TrialTask
+
+        g = search.generation + 1
+        X = search.strategy.ask()
+        params = self.config.space.decode_many(X)
+        ids = self.journal.add_generation(g, X, params)
+        tasks = [TrialTask(i, g, k, p) for k, (i, p) in enumerate(zip(ids, params))]
+        self._created_dirs = None  # a campaign that asked is never discarded
+        return _Batch(g, X, tasks, {"done": 0, "running": 0, "failed": 0, "pending": len(tasks)})
+
+    def _reopen_generation(self, search: _Search, rerun_failed: bool) -> _Batch:
+        """The open generation of a resumed campaign: re-run what did not finish (and the failed
+        trials if the campaign had failed), keep the rest."""
+        from .executor import TrialTask
+
+        g, X, rows = search.open_gen
+        search.open_gen = None
+        rerun = _RERUN | ({_FAILED} if rerun_failed else set())
+        tasks = [
+            TrialTask(r["id"], g, r["idx"], r["params"], attempts=r["attempts"] or 0)
+            for r in rows
+            if r["status"] in rerun
+        ]
+        counts = {
+            "done": sum(r["status"] == _DONE for r in rows),
+            "failed": sum(r["status"] == _FAILED and _FAILED not in rerun for r in rows),
+            "running": 0,
+            "pending": len(tasks),
+        }
+        return _Batch(g, X, tasks, counts)
+
+    def _tell(self, search: _Search, batch: _Batch, elapsed: float) -> list:
+        """Tell the generation's objectives (failed ones penalized) and journal it; its rows."""
+        rows = self.journal.trials(batch.generation)
+        f = np.array(
+            [r["objective"] if r["status"] == _DONE and r["objective"] is not None else np.nan for r in rows],
+            dtype=float,
+        )
+        failed = np.array([r["status"] != _DONE for r in rows])
+        search.strategy.tell(batch.X, penalize(f, failed))
+        good = f[~failed]
+        if good.size:
+            search.best = float(good.min()) if search.best is None else min(search.best, float(good.min()))
+        search.n_told += len(rows)
+        search.generation = batch.generation
+        res = search.strategy.result
+        self.journal.tell(
+            batch.generation,
+            sigma=float(res.sigma),
+            mean=np.asarray(res.mean, dtype=float),
+            best_objective=search.best,
+            state=_state_bytes(search.strategy),
+            elapsed_s=elapsed,
+        )
+        return rows
+
+    def _all_failed_message(self, generation: int, rows: list) -> str:
+        """``"8 of 8 trials of generation 1 failed: ValueError: ... (8 trials)"``, each distinct
+        reason with its count, most frequent first."""
+        counts_of = getattr(self.journal, "failure_counts", None)
+        if counts_of is not None:
+            counts = Counter(counts_of(generation))
+        else:
+            counts = Counter(failure_reason(r["error"]) for r in rows if r["status"] == _FAILED)
+        ranked = counts.most_common()
+        parts = [f"{reason} ({n} trial{'s' if n != 1 else ''})" for reason, n in ranked[:_MAX_REASONS]]
+        if len(ranked) > _MAX_REASONS:
+            parts.append(f"and {len(ranked) - _MAX_REASONS} more reasons")
+        head = f"{len(rows)} of {len(rows)} trials of generation {generation} failed: "
+        return head + "; ".join(parts) + f" (details: esopt status {self.directory})"
+
+    # ------------------------------------------------------------------ endings
+    def _finish(self, stop: dict, elapsed: float) -> CampaignResult:
+        message = "stopped by " + ", ".join(f"{k}={_plain(v)}" for k, v in stop.items())
+        done = CampaignStatus.DONE.value
+        self.journal.set_campaign(status=done, message=message, elapsed_s=elapsed, stop=stop)
+        return self._result(done, message, stop)
+
+    def _failed(self, message: str, elapsed: float) -> CampaignResult:
+        failed = CampaignStatus.FAILED.value
+        self.journal.set_campaign(status=failed, message=message, elapsed_s=elapsed)
+        return self._result(failed, message, {})
+
+    def _interrupted(self, executor, elapsed: float) -> CampaignResult:
+        if executor is not None:
+            executor.cancel_all()
+        message = "interrupted by Ctrl-C (KeyboardInterrupt)"
+        self.journal.cancel_running(reason="cancelled: interrupted (Ctrl-C)")
+        self.journal.set_campaign(status=CampaignStatus.INTERRUPTED.value, message=message, elapsed_s=elapsed)
+        return self._result(CampaignStatus.INTERRUPTED.value, message, {})
+
+    def _record_error(self, executor, e: BaseException, elapsed: float) -> None:
+        """Mark the campaign failed after a driver error (nothing, if it is being discarded)."""
+        if executor is not None:
+            executor.cancel_all()
+        if self._refusing:
+            return
+        try:
+            self.journal.cancel_running(reason=f"cancelled: driver error {type(e).__name__}")
+            self.journal.set_campaign(
+                status=CampaignStatus.FAILED.value, message=f"{type(e).__name__}: {e}", elapsed_s=elapsed
+            )
+        except Exception:  # noqa: BLE001 - keep the original error
+            pass
+
+    @property
+    def _refusing(self) -> bool:
+        """A new campaign whose first run was refused (resources, or Ray unreachable): it is discarded."""
+        return self._refused and self._created_dirs is not None
+
+    def _discard_if_refused(self) -> None:
+        """Remove what :meth:`__init__` wrote (journal, lock files) and the folders it created."""
+        if not self._refusing:
+            return
+        self.journal.close()
+        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", LOCK_NAME, PID_NAME):
+            (self.directory / name).unlink(missing_ok=True)
+        for d in self._created_dirs or []:  # deepest first; only if empty (never another's files)
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        self._created_dirs = None
 
     def _result(self, status: str, message: str, stop: dict) -> CampaignResult:
         info = self.journal.campaign_info()
@@ -531,7 +677,7 @@ class Campaign:
             best_params=None if best is None else best["params"],
             best_objective=None if best is None else best["objective"],
             best_trial=best,
-            n_trials=info["counts"]["done"] + info["counts"]["failed"],
+            n_trials=info["counts"][_DONE] + info["counts"][_FAILED],
             n_generations=info["n_generations"],
             stop=dict(stop),
             directory=self.directory,
@@ -547,6 +693,16 @@ class Campaign:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _disconnect(session, ray_was_up: bool) -> None:
+    """Shut the run's Ray session down (or a Ray that an interrupted ``ray.init`` left up)."""
+    if session is not None:
+        session.shutdown()
+    elif not ray_was_up and _ray_initialized():  # interrupted inside ray.init()
+        import ray
+
+        ray.shutdown()
 
 
 def _ray_initialized() -> bool:
@@ -571,6 +727,11 @@ def _sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars as Python numbers (for messages and JSON)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _state_bytes(strategy) -> bytes:

@@ -11,7 +11,15 @@
 runs the campaign in ``DIR`` (default ``runs/<name>-<YYYYmmdd-HHMMSS>`` under the current
 directory).  ``--address`` overrides the config's ``ray.address`` (``auto`` or ``ray://host:port``
 joins an existing Ray cluster; absent, a local Ray instance is started).  ``status`` and
-``report`` open the journal read-only and work while a campaign runs.
+``report`` open the journal read-only and work while a campaign runs.  ``--no-progress`` drops
+the progress bars (:class:`cluster.progress.TqdmProgress`); restarts are still printed.
+
+What ``tune``/``resume`` print at the end and ``status`` prints: the best hyperparameters (own
+units) and objective (for ``trials:train_and_evaluate`` the validation and test error in percent),
+and each distinct failure reason with its count (:meth:`cluster.store.Journal.failure_counts`;
+each trial's full error is the journal's ``error`` column).  ``status``/``report``/``resume``
+given a config file instead of a campaign directory say so and list that config's directories
+under ``runs/``.
 
 Exit codes: 0 the campaign is done, 1 it failed (or another driver holds its directory),
 2 bad config, journal or arguments (the message names the key path; no traceback),
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
+import re
 import shlex
 import sys
 import time
@@ -58,7 +66,9 @@ def _fmt(v: Any) -> str:
 
 
 def _err(msg: str) -> None:
-    print(f"esopt: error: {msg}", file=sys.stderr)
+    """``esopt: error: <msg>`` on stderr, as one line (a multi-line message, e.g. from YAML, is joined)."""
+    text = " ".join(part.strip() for part in str(msg).splitlines() if part.strip())
+    print(f"esopt: error: {text}", file=sys.stderr)
 
 
 def default_directory(name: str, root: str | Path = "runs", now: datetime | None = None) -> Path:
@@ -73,13 +83,56 @@ def default_directory(name: str, root: str | Path = "runs", now: datetime | None
 
 
 def _journal_dir(directory: str) -> Path:
-    """Check that ``directory`` holds a journal; raise ``FileNotFoundError`` saying what is missing."""
+    """Check that ``directory`` holds a journal; raise ``FileNotFoundError`` saying what is missing.
+
+    A config file given instead of a campaign directory gets a message that says so and lists the
+    campaign directories of that config found under ``runs/`` (:func:`_runs_of`).
+    """
     d = Path(directory)
-    if not (d / JOURNAL_FILE).is_file():
-        raise FileNotFoundError(
-            f"{d}: no campaign here (no {JOURNAL_FILE}); start one with 'esopt tune CONFIG --dir {shlex.quote(str(d))}'"
-        )
-    return d
+    if (d / JOURNAL_FILE).is_file():
+        return d
+    if d.is_file():
+        raise FileNotFoundError(_config_not_directory(d))
+    raise FileNotFoundError(
+        f"{d}: no campaign here (no {JOURNAL_FILE}); give the campaign directory that 'esopt tune' printed, "
+        f"or start one with 'esopt tune CONFIG --dir {shlex.quote(str(d))}'"
+    )
+
+
+def _config_name(path: Path) -> str:
+    """The campaign name a config file gives (its ``name:``, else the file's stem); never raises."""
+    try:
+        import yaml
+
+        raw = yaml.safe_load(path.read_text())
+    except Exception:  # noqa: BLE001 - only for a hint: any unreadable file falls back to the stem
+        raw = None
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return str(name) if name else path.stem
+
+
+def _runs_of(name: str, roots: Sequence[Path]) -> list[Path]:
+    """Campaign directories ``<root>/<name>-<YYYYmmdd-HHMMSS>[-k]`` (:func:`default_directory`)
+    holding a journal, oldest first; a directory reached through two roots is listed once."""
+    pattern = re.compile(re.escape(name) + r"-\d{8}-\d{6}(-\d+)?")
+    found: dict[Path, Path] = {}
+    for root in roots:
+        if root.is_dir():
+            for p in sorted(root.iterdir()):
+                if pattern.fullmatch(p.name) and (p / JOURNAL_FILE).is_file():
+                    found.setdefault(p.resolve(), p)
+    return sorted(found.values(), key=lambda p: p.name)
+
+
+def _config_not_directory(path: Path) -> str:
+    name = _config_name(path)
+    roots = [Path("runs"), path.parent / "runs"]
+    runs = _runs_of(name, roots)
+    msg = f"{path} is a file (a config?), not a campaign directory: give the directory 'esopt tune' printed"
+    if runs:
+        shown = ", ".join(str(r) for r in runs[-5:])
+        return msg + f"; campaigns of {name!r}: {shown}" + (f" (and {len(runs) - 5} older)" if len(runs) > 5 else "")
+    return msg + f" (default runs/{name}-<YYYYmmdd-HHMMSS>); none found under runs/"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,16 +225,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(campaign, directory: Path, cfg, *, best: float | None, quiet: bool) -> int:
     from .progress import TqdmProgress
 
-    progress = TqdmProgress(best=best, disable=quiet)
+    progress = TqdmProgress(best=best, disable=quiet, percent=cfg.uses_trials)
     try:
         result = campaign.run(progress=progress)
     except KeyboardInterrupt:
         progress.close()
         print(f"\ninterrupted; continue with: esopt resume {shlex.quote(str(directory))}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    progress.close()
+    finally:
+        progress.close()
     _print_summary(result, directory, cfg)
-    return _STATUS_EXIT.get(getattr(result, "status", "failed"), EXIT_FAILED)
+    return _STATUS_EXIT.get(str(getattr(result, "status", "failed")), EXIT_FAILED)
 
 
 def _cmd_tune(args) -> int:
@@ -189,11 +243,17 @@ def _cmd_tune(args) -> int:
 
     cfg = load_config(args.config)
     directory = Path(args.dir) if args.dir else default_directory(cfg.name)
+    if (directory / JOURNAL_FILE).exists():
+        q = shlex.quote(str(directory))
+        raise FileExistsError(
+            f"{directory} already holds a campaign journal: continue it with 'esopt resume {q}', "
+            "or give another --dir (default: a new runs/<name>-<timestamp>)"
+        )
     from .campaign import Campaign, CampaignLocked
 
-    print(f"esopt {_version()}: campaign {cfg.name!r} in {directory}", file=sys.stderr)
     try:
         campaign = Campaign(cfg, directory, address=args.address)
+        print(f"esopt {_version()}: campaign {cfg.name} in {directory}", file=sys.stderr)
         return _run(campaign, directory, cfg, best=None, quiet=args.no_progress)
     except CampaignLocked as e:
         _err(str(e))
@@ -207,31 +267,23 @@ def _cmd_resume(args) -> int:
 
     j = Journal(directory, readonly=True)
     try:
-        cfg, best = j.config(), j.best_trial()
+        cfg, best = j.campaign_config(), j.best_trial()
     finally:
         j.close()
-    print(f"esopt {_version()}: resuming campaign in {directory}", file=sys.stderr)
+    print(f"esopt {_version()}: resuming campaign {cfg.name} in {directory}", file=sys.stderr)
     try:
         campaign = Campaign.resume(directory, address=args.address)
-        return _run(campaign, directory, cfg, best=(best or {}).get("objective"), quiet=args.no_progress)
+        return _run(campaign, directory, cfg, best=None if best is None else best.objective, quiet=args.no_progress)
     except CampaignLocked as e:
         _err(str(e))
         return EXIT_FAILED
 
 
 # ---------------------------------------------------------------------------------------------
-def _uses_trials(cfg: Any) -> bool:
-    from .config import TRIALS_OBJECTIVE
-
-    objective = cfg.get("objective") if isinstance(cfg, Mapping) else getattr(cfg, "objective", None)
-    return objective == TRIALS_OBJECTIVE
-
-
-def _ordered(params: Mapping[str, Any] | None, cfg: Any) -> dict[str, Any]:
+def _ordered(params: Mapping[str, Any] | None, cfg) -> dict[str, Any]:
     """``params`` in the order of the config's search space (unknown names last)."""
     params = dict(params or {})
-    raw = cfg if isinstance(cfg, Mapping) else getattr(cfg, "raw", {})
-    names = [n for n in (raw.get("space") or {}) if n in params]
+    names = [n for n in cfg.space.names if n in params]
     return {**{n: params[n] for n in names}, **{k: v for k, v in params.items() if k not in names}}
 
 
@@ -240,75 +292,137 @@ def _params_lines(params: Mapping[str, Any], indent: str = "  ") -> list[str]:
     return [f"{indent}{k:<{width}} = {_fmt(v)}" for k, v in params.items()]
 
 
+def _error_value(v: Any, cfg) -> str:
+    """An objective value for people: ``trials:train_and_evaluate`` errors (fractions) in percent."""
+    if cfg.uses_trials and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return f"{100.0 * float(v):.3g}%"
+    return _fmt(v)
+
+
+def _objective_name(cfg) -> str:
+    return "validation error" if cfg.uses_trials else "objective"
+
+
+def _best_lines(best, cfg) -> list[str]:
+    out = [f"best hyperparameters (trial {best.id}, generation {best.generation}, index {best.idx}):"]
+    out += _params_lines(_ordered(best.params, cfg))
+    res = best.result if isinstance(best.result, Mapping) else {}
+    test = res.get("test_error")
+    out.append(
+        f"{_objective_name(cfg)}: {_error_value(best.objective, cfg)}"
+        + (f"   test error: {_error_value(test, cfg)}" if test is not None else "   (no test error reported)")
+    )
+    return out
+
+
+def _failure_lines(failures: Mapping[str, int], n_finished: int, directory: Path, indent: str = "") -> list[str]:
+    """``8 of 8 trials failed: ValueError: ...`` (one reason) or one line per reason with its count."""
+    n_failed = sum(failures.values())
+    if not n_failed:
+        return []
+    head = f"{indent}{n_failed} of {n_finished} finished trials failed"
+    if len(failures) == 1:
+        out = [f"{head}: {next(iter(failures))}"]
+    else:
+        width = len(str(max(failures.values())))
+        out = [f"{head}, by reason:"] + [f"{indent}  {n:>{width}} x {reason}" for reason, n in failures.items()]
+    q = shlex.quote(str(directory / JOURNAL_FILE))
+    out.append(
+        f"{indent}  each trial's error: esopt report's trials.csv, or "
+        f"sqlite3 {q} \"select id, generation, idx, error from trials where status='failed'\""
+    )
+    return out
+
+
+def _count(n: int | None, noun: str) -> str:
+    """``_count(1, "trial")`` -> ``"1 trial"``, ``_count(8, "trial")`` -> ``"8 trials"``; None -> ``"? trials"``."""
+    return f"{'?' if n is None else n} {noun}{'' if n == 1 else 's'}"
+
+
 def _print_summary(result, directory: Path, cfg) -> None:
-    """Best hyperparameters (own units), validation and test error, directory, next commands."""
+    """Status and why, best hyperparameters (own units), validation and test error, failure
+    reasons with counts, directory, next commands."""
     from .store import Journal
 
     j = Journal(directory, readonly=True)
     try:
-        best = j.best_trial()
+        best, failures = j.best_trial(), j.failure_counts()
     finally:
         j.close()
-    status = getattr(result, "status", "?")
-    line = (
-        f"campaign {status}: {getattr(result, 'n_trials', '?')} trials finished, "
-        f"{getattr(result, 'n_generations', '?')} generations told"
-    )
+    status = str(getattr(result, "status", "?"))
+    n_trials, n_gens = getattr(result, "n_trials", None), getattr(result, "n_generations", None)
+    out = ["", f"campaign {status}: {_count(n_trials, 'trial')} finished, {_count(n_gens, 'generation')} told"]
     if getattr(result, "message", None):
-        line += f" ({result.message})"
-    out = ["", line]
-    if best:
-        out.append(
-            f"best hyperparameters (trial {best.get('id')}, generation {best.get('generation')}, "
-            f"index {best.get('idx')}):"
-        )
-        out += _params_lines(_ordered(best.get("params"), cfg))
-        name = "validation error" if _uses_trials(cfg) else "objective"
-        res = best.get("result") if isinstance(best.get("result"), Mapping) else {}
-        test = res.get("test_error")
-        out.append(
-            f"{name}: {_fmt(best.get('objective'))}"
-            + (f"   test error: {_fmt(test)}" if test is not None else "   (no test error reported)")
-        )
-    else:
-        out.append("no trial finished successfully")
+        out.append(f"  {result.message}")
+    out += _best_lines(best, cfg) if best is not None else ["no trial finished successfully"]
+    out += _failure_lines(failures, int(n_trials or sum(failures.values())), directory)
     q = shlex.quote(str(directory))
     out += [
         f"campaign directory: {directory}",
         f"  esopt report {q}   # PNG plots and trials.csv into {directory / 'report'}",
         f"  esopt resume {q}   # continue after Ctrl-C, a crash or a kill",
-        f"  esopt status {q}   # generations, best so far, trials by status",
+        f"  esopt status {q}   # generations, best so far, trials by status, failure reasons",
     ]
     print("\n".join(out))
 
 
 # ---------------------------------------------------------------------------------------------
-def _ago(ts: Any, now: float | None = None) -> str:
-    """Time since ``ts`` (epoch seconds or ISO 8601 string) as H:MM:SS; '' if unknown."""
+def _ago(ts: float | None, now: float | None = None) -> str:
+    """Time since ``ts`` (Unix seconds, as journaled) as H:MM:SS; '' if unknown."""
     from .progress import format_duration
 
     if ts is None:
         return ""
-    if isinstance(ts, (int, float)):
-        t = float(ts)
-    else:
-        try:
-            t = datetime.fromisoformat(str(ts)).timestamp()
-        except ValueError:
-            return ""
-    return format_duration((now or time.time()) - t)
+    return format_duration((now or time.time()) - float(ts))
 
 
-def _pid_alive(pid: Any) -> bool | None:
-    try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError):
-        return None
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _driver_line(info: Mapping[str, Any], directory: Path) -> str:
+    from .progress import format_duration
+    from .status import CampaignStatus
+
+    state = str(info.get("status", "?"))
+    line = f"campaign {info.get('name', '?')}: {state}"
+    pid = info.get("driver_pid")
+    if state == CampaignStatus.RUNNING and pid:
+        from .lock import pid_alive
+
+        dead = f", not alive: killed? continue with esopt resume {shlex.quote(str(directory))}"
+        line += f" (driver pid {pid}" + ("" if pid_alive(pid) is not False else dead) + ")"
+    if info.get("elapsed_s") is not None:
+        line += f", elapsed {format_duration(float(info['elapsed_s']))}"
+    return line
+
+
+def _running_lines(trials) -> list[str]:
+    from .status import TrialStatus
+
+    running = [t for t in trials if t.status is TrialStatus.RUNNING]
+    if not running:
+        return []
+    out = ["running (submitted to Ray):"]
+    for t in running:
+        where = f"on node {t.node_id} worker {t.worker_id or '?'}" if t.node_id else "waiting for resources"
+        since = _ago(t.started_at)
+        out.append(
+            f"  trial {t.id} (generation {t.generation}, index {t.idx}) {where}" + (f", for {since}" if since else "")
+        )
+    return out
+
+
+def _restarts(journal) -> list[str]:
+    """One line per restart of the strategy after its criteria fired (journaled by the campaign)."""
+    from .campaign import restarts
+    from .continuation import describe_stop
+
+    return [
+        f"restart after generation {r.get('after_generation')}: {describe_stop(r.get('stop') or {})} fired; "
+        f"new popsize {r.get('popsize')}, started from the {r.get('start', 'mean')} with sigma0"
+        for r in restarts(journal)
+    ]
+
+
+#: the order ``esopt status`` lists trial counts in
+_STATUS_ORDER = ("done", "running", "pending", "failed", "cancelled")
 
 
 def _cmd_status(args) -> int:
@@ -318,70 +432,39 @@ def _cmd_status(args) -> int:
     j = Journal(directory, readonly=True)
     try:
         info = j.campaign_info() or {}
-        cfg = j.config()
-        trials = j.trials()
-        gens = j.generations()
-        best = j.best_trial()
+        cfg = j.campaign_config()
+        trials, gens, best, failures = j.trials(), j.generations(), j.best_trial(), j.failure_counts()
+        restarted = _restarts(j)
     finally:
         j.close()
-    raw = cfg if isinstance(cfg, Mapping) else getattr(cfg, "raw", {})
-    out = []
-    state = info.get("status", "?")
-    line = f"campaign {info.get('name', raw.get('name', '?'))}: {state}"
-    pid = info.get("driver_pid")
-    if state == "running" and pid:
-        alive = _pid_alive(pid)
-        line += (
-            f" (driver pid {pid}"
-            + (
-                ""
-                if alive is not False
-                else f", not alive: killed? continue with esopt resume {shlex.quote(str(directory))}"
-            )
-            + ")"
-        )
-    if info.get("elapsed_s") is not None:
-        from .progress import format_duration
-
-        line += f", elapsed {format_duration(float(info['elapsed_s']))}"
-    out.append(line)
+    out = [_driver_line({"name": cfg.name, **info}, directory)]
     if info.get("message"):
         out.append(f"  {info['message']}")
-    s, b = raw.get("strategy", {}), raw.get("budget", {})
-    limits = ", ".join(f"{k}={v}" for k, v in b.items() if v is not None) or "none"
-    out.append(f"strategy {s.get('name')} (popsize {s.get('popsize')}, seed {s.get('seed')}); budget {limits}")
+    s = cfg.strategy
+    limits = ", ".join(f"{k}={_fmt(v)}" for k, v in cfg.budget.model_dump().items() if v is not None) or "none"
+    popsize = gens[-1]["popsize"] if gens else s.popsize if s.popsize is not None else "default"
+    out.append(f"strategy {s.name} (popsize {popsize}, seed {s.seed}); budget {limits}")
     told = [g for g in gens if g.get("told_at") is not None]
-    last = gens[-1] if gens else None
     gline = f"generations: {len(gens)} asked, {len(told)} told"
-    if last is not None and last.get("sigma") is not None:
-        gline += f"; sigma {_fmt(float(last['sigma']))} (generation {last['generation']})"
+    if gens and gens[-1].get("sigma") is not None:
+        gline += f"; sigma {_fmt(float(gens[-1]['sigma']))} (generation {gens[-1]['generation']})"
     out.append(gline)
-    counts = {k: 0 for k in ("done", "running", "pending", "failed", "cancelled")}
+    out += restarted
+    counts = {str(k): 0 for k in _STATUS_ORDER}
     for t in trials:
-        counts[t.get("status")] = counts.get(t.get("status"), 0) + 1
+        counts[str(t.status)] += 1
     out.append("trials: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    if best:
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in _ordered(best.get("params"), raw).items())
+    out += _failure_lines(failures, counts["done"] + counts["failed"], directory)
+    if best is not None:
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in _ordered(best.params, cfg).items())
         out.append(
-            f"best so far: {_fmt(best.get('objective'))} (trial {best.get('id')}, generation "
-            f"{best.get('generation')}, index {best.get('idx')}): {params}"
+            f"best so far: {_error_value(best.objective, cfg)}"
+            + (" validation error" if cfg.uses_trials else "")
+            + f" (trial {best.id}, generation {best.generation}, index {best.idx}): {params}"
         )
     else:
         out.append("best so far: none")
-    running = [t for t in trials if t.get("status") == "running"]
-    if running:
-        out.append("running (submitted to Ray):")
-        for t in running:
-            where = (
-                f"on node {t['node_id']} worker {t.get('worker_id') or '?'}"
-                if t.get("node_id")
-                else "waiting for resources"
-            )
-            since = _ago(t.get("started_at"))
-            out.append(
-                f"  trial {t.get('id')} (generation {t.get('generation')}, index {t.get('idx')}) "
-                f"{where}" + (f", for {since}" if since else "")
-            )
+    out += _running_lines(trials)
     print("\n".join(out))
     return EXIT_DONE
 

@@ -2,34 +2,46 @@
 
 Schema (key names are the contract; every key optional unless marked)::
 
-    name: digits-cmaes                      # required; campaign name (letters, digits, - _ .)
-    objective: trials:train_and_evaluate    # required; "module:function"
+    name: digits-cmaes                      # campaign name (letters, digits, - _ .); default: the file's stem
+    objective: trials:train_and_evaluate    # required; "module:function" (a module beside the config is found)
     trial: {dataset: digits, epochs: 30}    # TrialSpec fields, only with trials:train_and_evaluate
     space:                                  # required; see cluster.space.Param
       lr: {lower: 3.0e-5, upper: 0.1, scale: log10}
-    strategy: {name: cmaes, popsize: null, sigma0: 0.3, seed: 0, restarts: null, max_restarts: 9, options: {}}
+    strategy: {name: cmaes, popsize: null, sigma0: 0.3, seed: 0, restarts: null, max_restarts: 9, options: {},
+               stop_on_convergence: false}
     budget: {max_trials: 64, max_generations: null, ftarget: null, max_time_s: null}
     resources: {num_cpus: 1, num_gpus: 0, max_concurrent: null, timeout_s: null, fresh_process: null}
     failures: {on_error: penalty, max_retries: 2}
     ray: {address: null, num_cpus: null, num_gpus: null}
 
-Every error is a :class:`ConfigError` (a ``ValueError``) whose message starts with the key path,
-e.g. ``space.lr.lower: must be < upper``.
+The sections, their types and defaults are declared once, as pydantic models, in
+:mod:`cluster.configmodel`.  Every error is a :class:`ConfigError` (a ``ValueError``) whose
+message starts with the key path, e.g. ``space.lr.lower: must be < upper``.
 """
 
 from __future__ import annotations
 
 import importlib
-import math
-import re
+import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
-from .space import Space
+from .configmodel import (
+    BudgetConfig,
+    CampaignModel,
+    FailuresConfig,
+    KeyedError,
+    RayConfig,
+    ResourcesConfig,
+    StrategyConfig,
+    check_name,
+)
+from .space import Space, _show
 
 __all__ = [
     "BudgetConfig",
@@ -42,11 +54,17 @@ __all__ = [
     "load_config",
     "parse_config",
     "import_callable",
+    "upgrade_stored",
+    "config_differences",
+    "LEGACY_DEFAULTS",
     "TRIALS_OBJECTIVE",
 ]
 
 TRIALS_OBJECTIVE = "trials:train_and_evaluate"
-_STRATEGY_NAMES = ("cmaes", "sepcmaes", "lmmaes", "canonical")
+
+#: Keys added after esopt 0.1.0, with the value a journal that lacks them gets (its old behaviour):
+#: a 0.1.0 campaign resumes as it ran, stopping when the strategy's own criteria fire.
+LEGACY_DEFAULTS: dict[tuple[str, str], Any] = {("strategy", "stop_on_convergence"): True}
 
 
 class ConfigError(ValueError):
@@ -58,59 +76,14 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class StrategyConfig:
-    """``strategy:`` section. ``sigma0`` is a fraction of every hyperparameter's (scaled) range."""
-
-    name: str = "cmaes"  # a key of esopt.registry.STRATEGIES
-    popsize: int | None = None  # offspring per generation; None = 4 + floor(3 ln d)
-    sigma0: float = 0.3  # initial step size, fraction of each range (unit cube)
-    seed: int = 0  # seed of the strategy's numpy Generator
-    restarts: str | None = None  # None, "ipop" or "bipop"
-    max_restarts: int = 9  # with restarts only
-    options: dict = field(default_factory=dict)  # extra strategy options / esopt.Tolerances names
-
-
-@dataclass(frozen=True)
-class BudgetConfig:
-    """``budget:`` section; the campaign stops at the first limit reached (None = no limit)."""
-
-    max_trials: int | None = None  # evaluations (trials told to the strategy)
-    max_generations: int | None = None  # tells
-    ftarget: float | None = None  # stop when the best objective <= ftarget
-    max_time_s: float | None = None  # wall-clock seconds of the driver (summed over resumes)
-
-
-@dataclass(frozen=True)
-class ResourcesConfig:
-    """``resources:`` section: Ray resources of each trial."""
-
-    num_cpus: float = 1.0  # CPUs per trial (also torch threads for CPU trials)
-    num_gpus: float = 0.0  # GPUs per trial; fractions pack trials on one GPU (e.g. 0.25)
-    max_concurrent: int | None = None  # trials running at once; None = what the resources allow
-    timeout_s: float | None = None  # per-trial wall-clock limit in seconds; None = no limit
-    fresh_process: bool | None = None  # run each trial in a new worker; None = yes iff num_gpus > 0
-
-
-@dataclass(frozen=True)
-class FailuresConfig:
-    """``failures:`` section: what an exception in the objective does."""
-
-    on_error: str = "penalty"  # "penalty" (worst value of the generation, campaign goes on), "retry", "abort"
-    max_retries: int = 2  # retries of a trial (system failures always, exceptions with on_error=retry)
-
-
-@dataclass(frozen=True)
-class RayConfig:
-    """``ray:`` section."""
-
-    address: str | None = None  # None: start a local Ray instance; "auto" or "ray://host:port": join
-    num_cpus: float | None = None  # CPUs of a local instance; None = all of the machine's
-    num_gpus: float | None = None  # GPUs of a local instance; None = detected
-
-
-@dataclass(frozen=True)
 class CampaignConfig:
-    """A validated campaign config. ``raw`` is the normalized dict (stored in the journal)."""
+    """A validated campaign config. ``raw`` is the normalized dict (stored in the journal).
+
+    ``base_dir`` is the folder of the config file (:func:`load_config`; ``None`` for a dict):
+    the objective's module is imported from there first (:func:`import_callable`).  It is not
+    part of equality, and journals do not compare it (moving a config file does not change the
+    campaign).
+    """
 
     name: str
     objective: str
@@ -121,21 +94,22 @@ class CampaignConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     failures: FailuresConfig = field(default_factory=FailuresConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    base_dir: Path | None = field(default=None, compare=False)
 
     @property
     def raw(self) -> dict[str, Any]:
-        """Normalized, JSON/YAML-safe dict; ``parse_config(cfg.raw) == cfg``."""
-        return {
+        """Normalized, JSON/YAML-safe dict; ``parse_config(cfg.raw) == cfg`` (``base_dir`` is
+        included, as a string, when set)."""
+        out = {
             "name": self.name,
             "objective": self.objective,
             "trial": dict(self.trial),
             "space": self.space.to_dict(),
-            "strategy": asdict(self.strategy),
-            "budget": asdict(self.budget),
-            "resources": asdict(self.resources),
-            "failures": asdict(self.failures),
-            "ray": asdict(self.ray),
+            **{k: getattr(self, k).model_dump() for k in ("strategy", "budget", "resources", "failures", "ray")},
         }
+        if self.base_dir is not None:
+            out["base_dir"] = str(self.base_dir)
+        return out
 
     @property
     def uses_trials(self) -> bool:
@@ -143,22 +117,31 @@ class CampaignConfig:
         return self.objective == TRIALS_OBJECTIVE
 
     def load_objective(self) -> Callable[..., Any]:
-        """Import the objective callable (raises ConfigError if it is not importable)."""
-        return import_callable(self.objective, "objective")
+        """Import the objective callable (``base_dir`` first on ``sys.path``); raises ConfigError
+        if it is not importable."""
+        return import_callable(self.objective, "objective", base_dir=self.base_dir)
 
 
-def import_callable(spec: str, path: str = "objective") -> Callable[..., Any]:
+def import_callable(spec: str, path: str = "objective", *, base_dir: str | Path | None = None) -> Callable[..., Any]:
     """Import ``"module:function"`` (dots allowed in both parts).
+
+    ``base_dir`` (the config file's folder), if given, is put first on ``sys.path`` of this
+    process (and left there, so that the driver can import the module again later), so that a
+    ``myobj.py`` beside the config is found without ``PYTHONPATH``.  Ray workers get the folder
+    through the campaign's ``runtime_env``.
 
     Raises :class:`ConfigError` naming ``path`` if the form is wrong or the import fails.
     """
     if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ConfigError(path, f"must be 'module:function', got {spec!r}")
+        raise ConfigError(path, f"must be 'module:function', got {_show(spec)}")
+    if base_dir is not None and str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
     mod_name, attr = spec.split(":")
     try:
         obj: Any = importlib.import_module(mod_name)
     except Exception as e:  # noqa: BLE001 - report any import failure as a config error
-        raise ConfigError(path, f"cannot import module {mod_name!r}: {type(e).__name__}: {e}") from e
+        where = f" (looked on sys.path, the config's folder {str(base_dir)!r} first)" if base_dir else ""
+        raise ConfigError(path, f"cannot import module {mod_name!r}{where}: {type(e).__name__}: {e}") from e
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ConfigError(path, f"module {mod_name!r} has no attribute {attr!r}")
@@ -168,56 +151,86 @@ def import_callable(spec: str, path: str = "objective") -> Callable[..., Any]:
     return obj
 
 
-# ---------------------------------------------------------------------------------------------
-def _section(raw: Mapping, key: str) -> Mapping:
-    v = raw.get(key)
-    if v is None:
-        return {}
-    if not isinstance(v, Mapping):
-        raise ConfigError(key, f"must be a mapping, got {type(v).__name__}")
-    return v
+# --------------------------------------------------------------------------- pydantic -> ConfigError
+_SECTIONS = {
+    "": CampaignModel,
+    "strategy": StrategyConfig,
+    "budget": BudgetConfig,
+    "resources": ResourcesConfig,
+    "failures": FailuresConfig,
+    "ray": RayConfig,
+}
 
 
-def _check_keys(d: Mapping, allowed: set[str], path: str) -> None:
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{path}.{unknown[0]}" if path else unknown[0],
-            f"unknown key; known keys{' of ' + path if path else ''}: {sorted(allowed)}",
-        )
+def _known_keys(parent: str) -> list[str]:
+    model = _SECTIONS.get(parent)
+    if model is None:  # space.<name>
+        return ["lower", "upper", "scale", "type", "init"]
+    return sorted(k for k in model.model_fields if k != "base_dir")
 
 
-def _num(d: Mapping, key: str, path: str, *, kind=float, minimum=None, positive=False, allow_none=True):
-    v = d.get(key)
-    p = f"{path}.{key}"
-    if v is None:
-        if allow_none:
-            return None
-        raise ConfigError(p, "is required")
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ConfigError(p, f"must be a{'n integer' if kind is int else ' number'}, got {v!r}")
-    if kind is int and float(v) != int(v):
-        raise ConfigError(p, f"must be an integer, got {v!r}")
-    if isinstance(v, float) and math.isnan(v):
-        raise ConfigError(p, "must not be NaN")
-    v = kind(v)
-    if positive and not v > 0:
-        raise ConfigError(p, f"must be > 0, got {v!r}")
-    if minimum is not None and v < minimum:
-        raise ConfigError(p, f"must be >= {minimum}, got {v!r}")
-    return v
+_REQUIRED_HINT = {
+    "objective": "is required: 'module:function', e.g. trials:train_and_evaluate or mymodule:f",
+    "space": "is required: a mapping of hyperparameter name -> {lower, upper, ...}",
+}
 
 
-def _dataclass_fields(cls) -> set[str]:
-    return set(cls.__dataclass_fields__)
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else _show(v)
 
 
-def parse_config(raw: Mapping[str, Any], *, check_objective: bool = True) -> CampaignConfig:
+def _message(err: dict[str, Any], parent: str) -> str:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "missing":
+        return _REQUIRED_HINT.get(".".join(str(p) for p in err["loc"]), "is required")
+    simple = {
+        "extra_forbidden": f"unknown key; known keys{' of ' + parent if parent else ''}: {_known_keys(parent)}",
+        "greater_than_equal": f"must be >= {_num(ctx.get('ge'))}, got {_num(value)}",
+        "greater_than": f"must be > {_num(ctx.get('gt'))}, got {_num(value)}",
+        "literal_error": f"must be one of {ctx.get('expected')}, got {_show(value)}",
+        "bool_type": f"must be true or false, got {_show(value)}",
+        "string_type": f"must be a string, got {_show(value)}",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping, got {type(value).__name__}"
+    if kind == "value_error" and isinstance(ctx.get("error"), Exception):
+        return str(ctx["error"])
+    return err["msg"]
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """The first of pydantic's errors as a ConfigError: ``loc`` joined by dots is the key path."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedError):
+        loc += list(cause.keys)
+    path = ".".join(loc)
+    return ConfigError(path, _message(err, ".".join(loc[:-1])))
+
+
+# ------------------------------------------------------------------------------------- parse / load
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    check_objective: bool = True,
+    check_data: bool = True,
+    base_dir: str | Path | None = None,
+    default_name: str | None = None,
+) -> CampaignConfig:
     """Validate a config dict and return a :class:`CampaignConfig`.
 
-    ``check_objective`` imports the objective (and validates ``trial`` against ``trials.TrialSpec``
-    and the space's names against ``trials.HPARAMS`` when the objective is
-    ``trials:train_and_evaluate``).
+    ``check_objective`` imports the objective (from ``base_dir`` first, see
+    :func:`import_callable`) and, when the objective is ``trials:train_and_evaluate``, validates
+    ``trial`` against ``trials.TrialSpec`` and the space's names against ``trials.HPARAMS``.
+    ``check_data`` (with ``check_objective``) also checks that a dataset read from files
+    (``mnist``, ``cifar10``, ``imagenet32``) has ``trial.data_dir`` and that the folder holds its
+    files in their published formats (``trials.data.dataset_files``; headers only): switch it off
+    only where the data is on the workers but not on the driver's machine.
+    ``default_name`` is the name when ``raw`` has none (:func:`load_config` passes the file's stem);
+    ``base_dir`` the folder of the config file (``raw["base_dir"]`` if not given).
 
     Raises
     ------
@@ -226,168 +239,107 @@ def parse_config(raw: Mapping[str, Any], *, check_objective: bool = True) -> Cam
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("", f"a campaign config must be a mapping at the top level, got {type(raw).__name__}")
-    _check_keys(raw, {"name", "objective", "trial", "space", "strategy", "budget", "resources", "failures", "ray"}, "")
-    name = raw.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
-        raise ConfigError("name", f"must be a non-empty name of letters, digits, '-', '_' or '.', got {name!r}")
-    objective = raw.get("objective")
-    if not isinstance(objective, str):
-        raise ConfigError("objective", f"is required: 'module:function', got {objective!r}")
-    if check_objective:
-        import_callable(objective, "objective")
-    elif objective.count(":") != 1:
-        raise ConfigError("objective", f"must be 'module:function', got {objective!r}")
-
-    # space
-    space_raw = raw.get("space")
-    if not isinstance(space_raw, Mapping) or not space_raw:
-        raise ConfigError("space", "is required: a mapping of hyperparameter name -> {lower, upper, ...}")
-    for pname, spec in space_raw.items():
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"space.{pname}", f"must be a mapping with lower and upper, got {spec!r}")
-        _check_keys(spec, {"lower", "upper", "scale", "type", "init"}, f"space.{pname}")
-        for key in ("lower", "upper"):
-            _num(spec, key, f"space.{pname}", allow_none=False)
-        if "init" in spec and spec["init"] is not None:
-            _num(spec, "init", f"space.{pname}")
-        for key, choices in (("scale", ("linear", "log10")), ("type", ("float", "int"))):
-            if key in spec and spec[key] not in choices:
-                raise ConfigError(f"space.{pname}.{key}", f"must be one of {list(choices)}, got {spec[key]!r}")
-        if float(spec["lower"]) >= float(spec["upper"]):
-            raise ConfigError(
-                f"space.{pname}.lower", f"must be < upper, got lower={spec['lower']!r} >= upper={spec['upper']!r}"
-            )
-        if spec.get("scale") == "log10" and float(spec["lower"]) <= 0:
-            raise ConfigError(f"space.{pname}.lower", f"must be > 0 on the log10 scale, got {spec['lower']!r}")
     try:
-        space = Space(space_raw)
-    except ValueError as e:
-        msg = str(e)
-        path = msg.split(" ", 1)[0].rstrip(":") if msg.startswith("space.") else "space"
-        raise ConfigError(path, msg.split(" ", 1)[1] if path != "space" else msg) from e
-
-    # trial
-    trial = raw.get("trial") or {}
-    if not isinstance(trial, Mapping):
-        raise ConfigError("trial", f"must be a mapping of TrialSpec fields, got {type(trial).__name__}")
-    trial = dict(trial)
-    if trial and objective != TRIALS_OBJECTIVE:
+        model = CampaignModel.model_validate(dict(raw))
+    except ValidationError as e:
+        raise _config_error(e) from None
+    name = _resolve_name(model.name, default_name)
+    base = base_dir if base_dir is not None else model.base_dir
+    base = None if base is None else Path(base)
+    if model.trial and model.objective != TRIALS_OBJECTIVE:
         raise ConfigError("trial", f"is only used with objective {TRIALS_OBJECTIVE!r}; remove it or change objective")
-    if objective == TRIALS_OBJECTIVE and check_objective:
-        _check_trials(trial, space)
-
-    # strategy
-    s = _section(raw, "strategy")
-    _check_keys(s, _dataclass_fields(StrategyConfig), "strategy")
-    sname = s.get("name", "cmaes")
-    if sname not in _STRATEGY_NAMES:
-        raise ConfigError("strategy.name", f"must be one of {list(_STRATEGY_NAMES)}, got {sname!r}")
-    restarts = s.get("restarts")
-    if restarts not in (None, "ipop", "bipop"):
-        raise ConfigError("strategy.restarts", f"must be null, 'ipop' or 'bipop', got {restarts!r}")
-    options = s.get("options") or {}
-    if not isinstance(options, Mapping):
-        raise ConfigError("strategy.options", "must be a mapping")
-    seed = _num(s, "seed", "strategy", kind=int, minimum=0)
-    sigma0 = _num(s, "sigma0", "strategy", positive=True)
-    if sigma0 is not None and sigma0 > 1:
-        raise ConfigError("strategy.sigma0", f"is a fraction of each range and must be <= 1, got {sigma0}")
-    strategy = StrategyConfig(
-        name=sname,
-        popsize=_num(s, "popsize", "strategy", kind=int, minimum=2),
-        sigma0=0.3 if sigma0 is None else sigma0,
-        seed=0 if seed is None else seed,
-        restarts=restarts,
-        max_restarts=_num(s, "max_restarts", "strategy", kind=int, minimum=0) if "max_restarts" in s else 9,
-        options=dict(options),
-    )
-
-    # budget
-    b = _section(raw, "budget")
-    _check_keys(b, _dataclass_fields(BudgetConfig), "budget")
-    budget = BudgetConfig(
-        max_trials=_num(b, "max_trials", "budget", kind=int, minimum=1),
-        max_generations=_num(b, "max_generations", "budget", kind=int, minimum=1),
-        ftarget=_num(b, "ftarget", "budget"),
-        max_time_s=_num(b, "max_time_s", "budget", positive=True),
-    )
-    if all(v is None for v in asdict(budget).values()) and strategy.restarts is None:
-        pass  # the strategy's own termination criteria end the campaign
-
-    # resources
-    r = _section(raw, "resources")
-    _check_keys(r, _dataclass_fields(ResourcesConfig), "resources")
-    num_cpus = _num(r, "num_cpus", "resources", minimum=0)
-    num_gpus = _num(r, "num_gpus", "resources", minimum=0)
-    if num_gpus is not None and num_gpus > 1 and num_gpus != int(num_gpus):
-        raise ConfigError("resources.num_gpus", f"above 1 must be a whole number, got {num_gpus}")
-    fresh = r.get("fresh_process")
-    if fresh is not None and not isinstance(fresh, bool):
-        raise ConfigError("resources.fresh_process", f"must be true, false or null, got {fresh!r}")
-    resources = ResourcesConfig(
-        num_cpus=1.0 if num_cpus is None else num_cpus,
-        num_gpus=0.0 if num_gpus is None else num_gpus,
-        max_concurrent=_num(r, "max_concurrent", "resources", kind=int, minimum=1),
-        timeout_s=_num(r, "timeout_s", "resources", positive=True),
-        fresh_process=fresh,
-    )
-
-    # failures
-    f = _section(raw, "failures")
-    _check_keys(f, _dataclass_fields(FailuresConfig), "failures")
-    on_error = f.get("on_error", "penalty")
-    if on_error not in ("penalty", "retry", "abort"):
-        raise ConfigError("failures.on_error", f"must be 'penalty', 'retry' or 'abort', got {on_error!r}")
-    mr = _num(f, "max_retries", "failures", kind=int, minimum=0)
-    failures = FailuresConfig(on_error=on_error, max_retries=2 if mr is None else mr)
-
-    # ray
-    rc = _section(raw, "ray")
-    _check_keys(rc, _dataclass_fields(RayConfig), "ray")
-    address = rc.get("address")
-    if address is not None and (not isinstance(address, str) or not address):
-        raise ConfigError("ray.address", f"must be null, 'auto', 'host:port' or 'ray://host:port', got {address!r}")
-    ray_cfg = RayConfig(
-        address=address,
-        num_cpus=_num(rc, "num_cpus", "ray", minimum=1),
-        num_gpus=_num(rc, "num_gpus", "ray", minimum=0),
-    )
-
-    return CampaignConfig(
-        name=name,
-        objective=objective,
-        space=space,
-        trial=trial,
-        strategy=strategy,
-        budget=budget,
-        resources=resources,
-        failures=failures,
-        ray=ray_cfg,
-    )
+    space = Space(list(model.space.values()))
+    if check_objective:
+        import_callable(model.objective, "objective", base_dir=base)
+        if model.objective == TRIALS_OBJECTIVE:
+            _check_trials(dict(model.trial), space, check_data=check_data)
+    fields = {k: getattr(model, k) for k in ("objective", "strategy", "budget", "resources", "failures", "ray")}
+    return CampaignConfig(name=name, space=space, trial=dict(model.trial), base_dir=base, **fields)
 
 
-def _check_trials(trial: dict, space: Space) -> None:
+def _resolve_name(name: str | None, default_name: str | None) -> str:
+    if name is not None:
+        return name
+    if default_name is None:
+        raise ConfigError(
+            "name",
+            "is required for a config that is not read from a file (load_config defaults it to the "
+            "file's stem): give name: <letters, digits, '-', '_' or '.'>",
+        )
+    try:
+        return check_name(default_name)
+    except ValueError as e:
+        raise ConfigError(
+            "name", f"defaults to the config file's stem {default_name!r}, which is not a valid name: {e}; set name:"
+        ) from None
+
+
+def _check_trials(trial: dict, space: Space, *, check_data: bool) -> None:
     try:
         import trials
+        from trials.data import dataset_files
     except Exception as e:  # noqa: BLE001
         raise ConfigError("objective", f"cannot import the trials package: {e}") from e
-    spec_cls = getattr(trials, "TrialSpec", None)
-    if spec_cls is not None and hasattr(spec_cls, "from_dict"):
+    try:
+        spec = trials.TrialSpec.from_dict(trial)
+    except (TypeError, ValueError) as e:
+        raise ConfigError("trial", str(e)) from e
+    for pname in space.names:
+        if pname not in trials.HPARAMS:
+            raise ConfigError(
+                f"space.{pname}", f"is not a hyperparameter of {TRIALS_OBJECTIVE}; known: {sorted(trials.HPARAMS)}"
+            )
+    if spec.dataset not in ("digits", "mnist1d") and spec.data_dir is None:  # bundled / generated: no files
+        raise ConfigError(
+            "trial.data_dir",
+            f"is required for dataset {spec.dataset!r}: a folder with its published files "
+            "(nothing is downloaded; see trials.data for the file names)",
+        )
+    if check_data:
         try:
-            spec_cls.from_dict(trial)
-        except (TypeError, ValueError) as e:
-            raise ConfigError("trial", str(e)) from e
-    known = getattr(trials, "HPARAMS", None)
-    if known:
-        for pname in space.names:
-            if pname not in known:
-                raise ConfigError(
-                    f"space.{pname}", f"is not a hyperparameter of {TRIALS_OBJECTIVE}; known: {sorted(known)}"
-                )
+            dataset_files(spec.dataset, spec.data_dir)
+        except (OSError, ValueError) as e:
+            raise ConfigError("trial.data_dir", f"{e} (checked when the config is read)") from e
 
 
-def load_config(path: str | Path) -> CampaignConfig:
+def upgrade_stored(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A config dict read from a journal, with the keys added since it was written set to their
+    :data:`LEGACY_DEFAULTS` (a new dict; ``stored`` is not modified)."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in stored.items()}
+    for (section, key), value in LEGACY_DEFAULTS.items():
+        sec = out.get(section)
+        if sec is None:
+            sec = out[section] = {}
+        if isinstance(sec, dict):
+            sec.setdefault(key, value)
+    return out
+
+
+def config_differences(stored: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """Top-level keys in which config dict ``given`` differs from ``stored`` (a journal's), sorted.
+
+    ``base_dir`` is not compared.  ``stored`` is upgraded first (:func:`upgrade_stored`); a key of
+    :data:`LEGACY_DEFAULTS` that ``given`` leaves at its current default, while the journal has
+    the legacy value, matches (the journal's value is used: a 0.1.0 journal is not refused
+    because a key added since has a default).
+    """
+    s = upgrade_stored(stored)
+    g = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in given.items()}
+    for d in (s, g):
+        d.pop("base_dir", None)
+    for (section, key), legacy in LEGACY_DEFAULTS.items():
+        default = _SECTIONS[section].model_fields[key].default
+        gsec, ssec = g.get(section), s.get(section)
+        if isinstance(gsec, dict) and isinstance(ssec, dict) and ssec.get(key) == legacy and gsec.get(key) == default:
+            gsec[key] = legacy
+    return sorted(k for k in set(s) | set(g) if s.get(k) != g.get(k))
+
+
+def load_config(path: str | Path, *, check_objective: bool = True, check_data: bool = True) -> CampaignConfig:
     """Read a YAML file with ``yaml.safe_load`` and validate it (see :func:`parse_config`).
+
+    ``name`` defaults to the file's stem (``runs/cifar10.yaml`` -> ``cifar10``); ``base_dir`` is
+    the file's folder, from which the objective's module is imported first.
 
     Raises
     ------
@@ -403,4 +355,10 @@ def load_config(path: str | Path) -> CampaignConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError("", f"{str(p)!r} is not valid YAML: {e}") from e
-    return parse_config(raw or {})
+    return parse_config(
+        raw or {},
+        check_objective=check_objective,
+        check_data=check_data,
+        base_dir=p.resolve().parent,
+        default_name=p.stem,
+    )

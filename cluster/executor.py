@@ -23,6 +23,10 @@ Failure handling (``failures`` section of the config):
   error: it is ``done`` with its objective if that is finite, else ``failed`` and penalized,
   whatever ``on_error`` says.
 
+Every failed outcome carries its :class:`cluster.status.FailureKind` (``TrialOutcome.kind``); the
+policy above is chosen from that type (:attr:`FailureKind.policy_applies`), never from the text of
+the error, which is the journal's ``error`` column (``kind.message(detail)``).
+
 A trial that uses a GPU runs in a fresh worker process (``max_calls=1``) so that its GPU memory
 is returned when it ends; CPU-only trials reuse workers; ``resources.fresh_process`` overrides
 both.  Results are collected with ``ray.wait`` in the order they finish.
@@ -41,6 +45,7 @@ from typing import Any, Protocol
 
 from .config import FailuresConfig, ResourcesConfig
 from .objective import Objective
+from .status import FailureKind, TrialStatus
 
 __all__ = ["TrialTask", "TrialOutcome", "RayExecutor", "ExecutorListener", "check_feasible"]
 
@@ -63,18 +68,25 @@ class TrialTask:
 class TrialOutcome:
     """Final outcome of a trial.
 
-    ``status`` is ``done`` (finite ``objective``), ``failed`` (``error`` says why; the campaign
-    penalizes it) or ``cancelled``.  ``result`` is the objective's full result dict, if any.
+    ``status`` is ``done`` (finite ``objective``), ``failed`` (``error`` says why, and ``kind``
+    which :class:`~cluster.status.FailureKind` it is; the campaign penalizes it) or ``cancelled``.
+    ``result`` is the objective's full result dict, if any.
     """
 
     task: TrialTask
-    status: str
+    status: TrialStatus
     objective: float | None = None
     result: dict | None = None
     error: str | None = None
     node_id: str | None = None
     worker_id: str | None = None
     finished_at: float = field(default_factory=time.time)
+    kind: FailureKind | None = None
+
+    @classmethod
+    def failure(cls, task: TrialTask, kind: FailureKind, detail: str | None = None, **fields: Any) -> TrialOutcome:
+        """A ``failed`` outcome of ``kind``; ``error`` is ``kind.message(detail)`` (the journal's text)."""
+        return cls(task, TrialStatus.FAILED, error=kind.message(detail), kind=kind, **fields)
 
 
 class ExecutorListener(Protocol):
@@ -265,7 +277,7 @@ class RayExecutor:
             del self._running[gen]
             cancelled.append(run.task)
             if listener is not None:
-                listener.finished(TrialOutcome(run.task, "cancelled", error=reason))
+                listener.finished(TrialOutcome(run.task, TrialStatus.CANCELLED, error=reason))
         return cancelled
 
     # ------------------------------------------------------------------ internals
@@ -309,18 +321,17 @@ class RayExecutor:
             msg = ray.get(next(gen) if self.streaming else gen)
         except StopIteration:  # pragma: no cover - the task always yields a result before ending
             del self._running[gen]
-            return TrialOutcome(task, "failed", error="system: the trial task ended without a result")
+            return TrialOutcome.failure(task, FailureKind.SYSTEM, "the trial task ended without a result")
         except ray.exceptions.TaskCancelledError:
             del self._running[gen]
-            return TrialOutcome(task, "cancelled", error="cancelled")
+            return TrialOutcome(task, TrialStatus.CANCELLED, error="cancelled")
         except ray.exceptions.RayTaskError as e:  # an error outside the objective's try block
             del self._running[gen]
-            return TrialOutcome(task, "failed", error=f"error: {_first_line(e)}")
+            return TrialOutcome.failure(task, FailureKind.ERROR, _first_line(e))
         except ray.exceptions.RayError as e:  # worker/node died and Ray's retries are exhausted
             del self._running[gen]
-            out = TrialOutcome(task, "failed", error=f"system: {type(e).__name__}: {_first_line(e)}")
-            out.result = {"system_failure": True}
-            return out
+            detail = f"{type(e).__name__}: {_first_line(e)}"
+            return TrialOutcome.failure(task, FailureKind.SYSTEM, detail, result={"system_failure": True})
         if msg.get("kind") == "start":
             listener.started(task, msg.get("node_id"), msg.get("worker_id"), self._mark_started(run))
             return None
@@ -329,15 +340,10 @@ class RayExecutor:
 
     @staticmethod
     def _outcome(task: TrialTask, msg: dict) -> TrialOutcome:
-        node, worker = msg.get("node_id"), msg.get("worker_id")
+        where = dict(node_id=msg.get("node_id"), worker_id=msg.get("worker_id"))
         if msg["kind"] == "error":
-            return TrialOutcome(
-                task,
-                "failed",
-                result={"traceback": msg.get("traceback")},
-                error=f"exception: {msg['error']}",
-                node_id=node,
-                worker_id=worker,
+            return TrialOutcome.failure(
+                task, FailureKind.EXCEPTION, msg["error"], result={"traceback": msg.get("traceback")}, **where
             )
         result = dict(msg.get("result") or {})
         result.setdefault("wall_s", msg.get("wall_s"))
@@ -345,17 +351,17 @@ class RayExecutor:
         status = msg.get("status", "ok")
         reason = msg.get("reason")
         if status == "failed":
-            return TrialOutcome(
-                task, "failed", result=result, error=f"failed: {reason}", node_id=node, worker_id=worker
-            )
+            return TrialOutcome.failure(task, FailureKind.FAILED, str(reason), result=result, **where)
         if not math.isfinite(f):
-            err = f"diverged: {reason}" if status == "diverged" else f"non-finite objective ({f})"
-            return TrialOutcome(task, "failed", result=result, error=err, node_id=node, worker_id=worker)
-        return TrialOutcome(task, "done", objective=f, result=result, node_id=node, worker_id=worker)
+            if status == "diverged":
+                return TrialOutcome.failure(task, FailureKind.DIVERGED, str(reason), result=result, **where)
+            return TrialOutcome.failure(task, FailureKind.NONFINITE, str(f), result=result, **where)
+        return TrialOutcome(task, TrialStatus.DONE, objective=f, result=result, **where)
 
-    def _policy_applies(self, outcome: TrialOutcome) -> bool:
-        err = outcome.error or ""
-        return outcome.status == "failed" and not err.startswith(("diverged", "system"))
+    @staticmethod
+    def _policy_applies(outcome: TrialOutcome) -> bool:
+        """Whether ``failures.on_error`` decides about this outcome (:attr:`FailureKind.policy_applies`)."""
+        return outcome.status == TrialStatus.FAILED and outcome.kind is not None and outcome.kind.policy_applies
 
     def _handle(self, outcome: TrialOutcome, queue: deque[TrialTask], listener: ExecutorListener) -> str | None:
         on_error = self.failures.on_error
@@ -385,10 +391,9 @@ class RayExecutor:
                 except Exception:  # noqa: BLE001
                     pass
                 del self._running[gen]
-                out = TrialOutcome(
+                out = TrialOutcome.failure(
                     run.task,
-                    "failed",
-                    error="timeout",
+                    FailureKind.TIMEOUT,
                     result={"timeout_s": self.resources.timeout_s, "ran_s": now - (run.started_at or now)},
                 )
                 reason = self._handle(out, queue, listener)

@@ -20,11 +20,12 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .config import TRIALS_OBJECTIVE, CampaignConfig, ConfigError, import_callable
 
-__all__ = ["Objective", "make_objective", "normalize_result", "pin_threads"]
+__all__ = ["Objective", "make_objective", "normalize_result", "pin_threads", "shipped_modules"]
 
 _CACHE: dict[str, Callable[..., Any]] = {}
 _PINNED: list[int] = []  # threads this process was pinned to (pinning once per process is enough)
@@ -115,6 +116,14 @@ class Objective:
     num_gpus : float
         GPUs of a trial; with 0, ``TrialSpec.device`` "auto" becomes "cpu" (a trial that Ray did
         not give a GPU must not use one).
+    base_dir : str or None
+        The config file's folder (``CampaignConfig.base_dir``): imported from first where it exists
+        (the driver, and workers on the driver's machine).
+    py_modules : tuple of str
+        Modules of ``base_dir`` shipped to every worker with Ray's ``runtime_env`` (``py_modules``:
+        each top-level ``*.py`` file and package of the folder), so that ``myobj:f`` with
+        ``myobj.py`` beside the config imports on every node of a cluster; empty when the
+        objective's module is not in ``base_dir`` (see :func:`shipped_modules`).
     """
 
     target: str
@@ -122,6 +131,8 @@ class Objective:
     num_cpus: float = 1.0
     sys_path: tuple[str, ...] = ()
     num_gpus: float = 0.0
+    base_dir: str | None = None
+    py_modules: tuple[str, ...] = ()
 
     @property
     def uses_trials(self) -> bool:
@@ -135,9 +146,17 @@ class Objective:
                 if p not in sys.path:
                     sys.path.append(p)
             importlib.invalidate_caches()
-            fn = import_callable(self.target, "objective")
+            here = self.base_dir if self.base_dir and os.path.isdir(self.base_dir) else None
+            fn = import_callable(self.target, "objective", base_dir=here)
             _CACHE[self.target] = fn
         return fn
+
+    def runtime_env(self) -> dict[str, Any] | None:
+        """The Ray job's ``runtime_env`` for this objective: ``{"py_modules": [...]}``, or None (nothing
+        to ship).  Ray uploads local paths only for a job (``ray.init(runtime_env=...)``), which
+        :func:`cluster.raylocal.connect` passes; when Ray was initialized before the campaign, workers
+        on the driver's machine import from ``sys_path``/``base_dir`` instead."""
+        return {"py_modules": list(self.py_modules)} if self.py_modules else None
 
     def spec(self) -> Any:
         """The ``trials.TrialSpec`` for this campaign (threads default to the trial's CPUs)."""
@@ -172,12 +191,16 @@ def make_objective(config: CampaignConfig) -> Objective:
     ConfigError
         If the objective (or ``trial``) is not usable; checked in the driver before anything runs.
     """
+    base_dir = getattr(config, "base_dir", None)
+    base_dir = None if base_dir is None else str(Path(base_dir).resolve())
     obj = Objective(
         target=config.objective,
         trial=dict(config.trial),
         num_cpus=float(config.resources.num_cpus),
         num_gpus=float(config.resources.num_gpus),
         sys_path=tuple(p for p in sys.path if p and os.path.isdir(p)),
+        base_dir=base_dir,
+        py_modules=shipped_modules(base_dir, config.objective),
     )
     obj.load()
     if obj.uses_trials:
@@ -186,3 +209,22 @@ def make_objective(config: CampaignConfig) -> Objective:
         except (TypeError, ValueError) as e:
             raise ConfigError("trial", str(e)) from e
     return obj
+
+
+def shipped_modules(base_dir: str | os.PathLike | None, target: str) -> tuple[str, ...]:
+    """What of ``base_dir`` the workers need for ``target`` (``"module:function"``).
+
+    If the objective's top-level module is a ``module.py`` or a package ``module/__init__.py`` in
+    ``base_dir``, every top-level ``*.py`` file and package of ``base_dir`` (sorted absolute paths;
+    the objective's module may import its siblings), for Ray's ``runtime_env`` ``py_modules``;
+    otherwise (e.g. ``trials:train_and_evaluate``, or no ``base_dir``) an empty tuple.  Data,
+    campaign directories and other files are never shipped.
+    """
+    if base_dir is None or not isinstance(target, str) or ":" not in target:
+        return ()
+    root = Path(base_dir)
+    top = target.split(":", 1)[0].split(".")[0]
+    if not ((root / f"{top}.py").is_file() or (root / top / "__init__.py").is_file()):
+        return ()
+    found = [p for p in root.iterdir() if (p.suffix == ".py" and p.is_file()) or (p / "__init__.py").is_file()]
+    return tuple(sorted(str(p.resolve()) for p in found))

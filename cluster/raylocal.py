@@ -11,12 +11,15 @@ Leftovers.  With Ray 2.60, after SIGKILL of a driver that called ``ray.init()``,
 ``gcs_server`` and ``raylet`` exit but ``ray::DashboardAgent`` and ``ray::RuntimeEnvAgent`` stay
 behind, orphaned, and ignore SIGTERM.  So when the campaign starts a local instance it writes
 ``ray_local.json`` in the campaign directory: the driver's pid, the Ray node id, the session
-directory and the pids (with their start times, so that a reused pid is never mistaken for one)
-of the processes Ray started.  :func:`cleanup_leftovers`, called by a resume before it starts
-its own instance (under the campaign lock, so the recorded driver is known to be dead), kills
-with SIGKILL exactly those processes: the recorded pids whose start time matches, and any
-process whose environment carries the recorded ``RAY_NODE_ID``.  Nothing else is touched.
-Process inspection uses ``/proc`` (Linux); elsewhere it does nothing.
+directory and the pids (with their start times, Unix seconds, so that a reused pid is never
+mistaken for one) of the processes Ray started.  The record exists only while a campaign's driver
+runs a local instance it started (or after that driver was killed): a clean end removes it, and a
+campaign that joins a cluster (``--address``) never writes one.  :func:`cleanup_leftovers`,
+called by a resume before it starts its own instance (under the campaign lock, so the recorded
+driver is known to be dead), kills with SIGKILL exactly those processes: the recorded pids whose
+start time matches, and any process whose environment carries the recorded ``RAY_NODE_ID``.
+Nothing else is touched.
+Processes are inspected with psutil (start times, children, environments).
 """
 
 from __future__ import annotations
@@ -24,63 +27,78 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 __all__ = ["RaySession", "connect", "cleanup_leftovers", "session_processes", "RECORD_NAME"]
 
 RECORD_NAME = "ray_local.json"
-_PROC = Path("/proc")
 
 
-# ----------------------------------------------------------------------------- /proc helpers
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """``(state, ppid, start_time_ticks)`` of a process, or None if it is gone."""
+# ----------------------------------------------------------------------------- process helpers (psutil)
+def _create_time(pid: int) -> float | None:
+    """Creation time of process ``pid`` (Unix seconds, psutil's ``create_time``), or None if it is gone."""
     try:
-        raw = (_PROC / str(pid) / "stat").read_text()
-    except (OSError, ValueError):
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, ValueError):
         return None
-    rest = raw.rsplit(")", 1)[1].split()
-    return rest[0], int(rest[1]), int(rest[19])
 
 
-def _alive(pid: int, start_time: int | None = None) -> bool:
-    st = _stat(pid)
-    if st is None or st[0] in ("Z", "X"):
+def _stat(pid: int) -> tuple[str, int, float] | None:
+    """``(status, ppid, create_time)`` of a process (psutil; ``create_time`` in Unix seconds), or None."""
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            return proc.status(), proc.ppid(), proc.create_time()
+    except (psutil.Error, ValueError):
+        return None
+
+
+def _same_start(recorded: float, create_time: float) -> bool:
+    """Whether a recorded start time is ``create_time``.
+
+    Records written by esopt 0.1.0 hold the start time in clock ticks since boot (``/proc/PID/stat``
+    field 22); psutil turns those into Unix seconds as ``ticks / SC_CLK_TCK + boot_time``, so both
+    forms are accepted (within 50 ms).
+    """
+    if abs(float(recorded) - create_time) < 0.05:
+        return True
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
         return False
-    return start_time is None or st[2] == start_time
+    return abs(float(recorded) / ticks + psutil.boot_time() - create_time) < 0.05
+
+
+def _alive(pid: int, start_time: float | None = None) -> bool:
+    """Whether ``pid`` runs (not a zombie) and, if ``start_time`` is given, started then."""
+    st = _stat(pid)
+    if st is None or st[0] in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+        return False
+    return start_time is None or _same_start(start_time, st[2])
 
 
 def _all_pids() -> list[int]:
-    try:
-        return [int(p) for p in os.listdir(_PROC) if p.isdigit()]
-    except OSError:  # pragma: no cover - no /proc
-        return []
+    return psutil.pids()
 
 
 def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid in _all_pids():
-        st = _stat(pid)
-        if st is not None:
-            children.setdefault(st[1], []).append(pid)
-    out, stack = [], [root]
-    while stack:
-        for c in children.get(stack.pop(), []):
-            out.append(c)
-            stack.append(c)
-    return out
+    """Pids of every live descendant of ``root`` (children, grandchildren, ...)."""
+    try:
+        return [c.pid for c in psutil.Process(root).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def _has_env(pid: int, key: str, value: str) -> bool:
     try:
-        env = (_PROC / str(pid) / "environ").read_bytes()
-    except OSError:
+        return psutil.Process(pid).environ().get(key) == value
+    except (psutil.Error, OSError):
         return False
-    return f"{key}={value}".encode() in env.split(b"\0")
 
 
 def session_processes(node_id: str, pids: list[dict] | None = None) -> list[int]:
@@ -97,15 +115,16 @@ def session_processes(node_id: str, pids: list[dict] | None = None) -> list[int]
 
 
 def _kill(pids: list[int], wait_s: float = 5.0) -> list[int]:
-    starts = {p: (_stat(p) or ("", 0, None))[2] for p in pids}
+    """SIGKILL ``pids`` and wait up to ``wait_s`` seconds for them to be gone; returns ``pids``."""
+    procs = []
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            proc = psutil.Process(pid)
+            proc.kill()
+            procs.append(proc)
+        except psutil.Error:
             pass
-    deadline = time.time() + wait_s
-    while time.time() < deadline and any(_alive(p, starts[p]) for p in pids):
-        time.sleep(0.05)
+    psutil.wait_procs(procs, timeout=wait_s)
     return pids
 
 
@@ -173,7 +192,7 @@ class RaySession:
         known = {p["pid"] for p in self.record["processes"]}
         new = [p for p in _descendants(os.getpid()) if p not in known]
         if new:
-            self.record["processes"] += [{"pid": p, "start_time": (_stat(p) or ("", 0, None))[2]} for p in new]
+            self.record["processes"] += [{"pid": p, "start_time": _create_time(p)} for p in new]
             _write_record(self.directory, self.record)
 
     def shutdown(self) -> list[int]:
@@ -208,19 +227,32 @@ def connect(
     address: str | None = None,
     num_cpus: float | None = None,
     num_gpus: float | None = None,
+    runtime_env: dict[str, Any] | None = None,
 ) -> RaySession:
     """Make sure this process is connected to Ray (see module docstring) and return the session.
 
     ``num_cpus``/``num_gpus`` size a new local instance (default: all CPUs, detected GPUs).
+    ``runtime_env`` (e.g. ``{"py_modules": [...]}``, see :meth:`cluster.objective.Objective.runtime_env`)
+    is the job's Ray runtime environment when this call connects (``ray.init``); Ray already
+    initialized in this process is used as it is.
     First, leftovers of an earlier local instance recorded in ``directory`` are cleaned up.
+
+    Token authentication (:mod:`cluster.rayauth`): joining by address sends the token when one is
+    available (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); a local
+    instance started here uses Ray's token silently (no "Token authentication is enabled" warning).
 
     Raises
     ------
-    ConnectionError, RuntimeError
-        From ``ray.init`` if the address cannot be reached.
+    ConnectionError
+        Within seconds if nothing answers at ``host:port`` or the cluster requires a token that this
+        driver lacks (the message says what to set); otherwise from ``ray.init``.
+    RuntimeError
+        From ``ray.init``.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
+
+    from . import rayauth
 
     directory = Path(directory) if directory is not None else None
     if directory is not None:
@@ -229,13 +261,16 @@ def connect(
     if ray.is_initialized():
         return RaySession()
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        rayauth.prepare_join(address)
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
         return RaySession(connected=True)
+    rayauth.prepare_local()
     kwargs: dict[str, Any] = dict(
         address="local",
         num_cpus=int(num_cpus or os.cpu_count() or 1),
         include_dashboard=False,
         logging_level=logging.WARNING,
+        runtime_env=runtime_env,
     )
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus

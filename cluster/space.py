@@ -21,10 +21,35 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Param", "Space"]
+__all__ = ["Param", "ParamError", "Space"]
 
 _SCALES = ("linear", "log10")
+_SCALE_ALIASES = {"log": "log10"}  # the unit-cube map does not depend on the log's base
 _TYPES = ("float", "int")
+_FIELDS = ("lower", "upper", "scale", "type", "init")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _show(v: Any) -> str:
+    """``repr`` without numpy's type wrapper (``np.float64(1.0)`` -> ``1.0``)."""
+    return repr(v.item()) if isinstance(v, np.generic) else repr(v)
+
+
+class ParamError(ValueError):
+    """An invalid hyperparameter.
+
+    ``path`` is the key path at fault (``space.<name>.<key>``, or ``space.<name>`` when no single
+    key is), ``detail`` the message without it (what :class:`cluster.config.ConfigError` shows),
+    ``str(e)`` the full message (``text``, default ``"<path> <detail>"``).
+    """
+
+    def __init__(self, path: str, detail: str, text: str | None = None):
+        super().__init__(text if text is not None else f"{path} {detail}")
+        self.path = path
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -38,14 +63,15 @@ class Param:
         Bounds in the hyperparameter's own units (``lower < upper``; both > 0 on the log10
         scale; for ints, integers with ``lower >= 1`` on the log10 scale).
     scale : {"linear", "log10"}
+        ``"log"`` is accepted as another name of ``"log10"`` (stored as ``"log10"``).
     type : {"float", "int"}
     init : float or None
         Starting value in own units (default: the centre of the scaled range).
 
     Raises
     ------
-    ValueError
-        On any violation above, naming the parameter.
+    ParamError
+        (a ``ValueError``) On any violation above, naming the parameter and the key.
     """
 
     name: str
@@ -56,29 +82,75 @@ class Param:
     init: float | None = None
 
     def __post_init__(self):
-        where = f"space.{self.name}"
+        # "log" (the name trials.HParam used) is the same scale: the unit-cube map ignores the base
+        if isinstance(self.scale, str) and self.scale in _SCALE_ALIASES:
+            object.__setattr__(self, "scale", _SCALE_ALIASES[self.scale])
+        for key in ("lower", "upper", "init"):  # numpy scalars -> Python numbers (JSON-safe to_dict)
+            v = getattr(self, key)
+            if isinstance(v, (np.integer, np.floating)):
+                object.__setattr__(self, key, v.item())
+        self._check_choices()
+        self._check_bounds()
+        if self.type == "int":
+            self._check_int()
+        if self.init is not None:
+            self._check_init()
+
+    def _fail(self, key: str, detail: str) -> None:
+        raise ParamError(f"space.{self.name}.{key}", detail)
+
+    def _check_choices(self) -> None:
         if self.scale not in _SCALES:
-            raise ValueError(f"{where}.scale must be one of {list(_SCALES)}, got {self.scale!r}")
+            self._fail("scale", f"must be one of {list(_SCALES)}, got {_show(self.scale)}")
         if self.type not in _TYPES:
-            raise ValueError(f"{where}.type must be one of {list(_TYPES)}, got {self.type!r}")
+            self._fail("type", f"must be one of {list(_TYPES)}, got {_show(self.type)}")
+
+    def _check_bounds(self) -> None:
         for key in ("lower", "upper"):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"{where}.{key} must be a finite number, got {v!r}")
+            if not _is_number(v) or not math.isfinite(v):
+                self._fail(key, f"must be a finite number, got {_show(v)}")
         if not self.lower < self.upper:
-            raise ValueError(f"{where}.lower must be < upper, got lower={self.lower!r} >= upper={self.upper!r}")
+            self._fail("lower", f"must be < upper, got lower={_show(self.lower)} >= upper={_show(self.upper)}")
         if self.scale == "log10" and self.lower <= 0:
-            raise ValueError(f"{where}.lower must be > 0 on the log10 scale, got {self.lower!r}")
-        if self.type == "int":
-            if self.lower != int(self.lower) or self.upper != int(self.upper):
-                raise ValueError(f"{where}: an int parameter needs integer bounds, got [{self.lower}, {self.upper}]")
-            if self.scale == "log10" and self.lower < 1:
-                raise ValueError(f"{where}.lower must be >= 1 for an int on the log10 scale, got {self.lower!r}")
-        if self.init is not None:
-            if isinstance(self.init, bool) or not isinstance(self.init, (int, float)):
-                raise ValueError(f"{where}.init must be a number, got {self.init!r}")
-            if not self.lower <= self.init <= self.upper:
-                raise ValueError(f"{where}.init={self.init!r} lies outside [{self.lower}, {self.upper}]")
+            self._fail("lower", f"must be > 0 on the log10 scale, got {_show(self.lower)}")
+
+    def _check_int(self) -> None:
+        if self.lower != int(self.lower) or self.upper != int(self.upper):
+            where = f"space.{self.name}"
+            detail = f"an int parameter needs integer bounds, got [{_show(self.lower)}, {_show(self.upper)}]"
+            raise ParamError(where, detail, f"{where}: {detail}")
+        if self.scale == "log10" and self.lower < 1:
+            self._fail("lower", f"must be >= 1 for an int on the log10 scale, got {_show(self.lower)}")
+
+    def _check_init(self) -> None:
+        if not _is_number(self.init):
+            self._fail("init", f"must be a number, got {_show(self.init)}")
+        if not self.lower <= self.init <= self.upper:
+            path, bounds = f"space.{self.name}.init", f"[{_show(self.lower)}, {_show(self.upper)}]"
+            text = f"{path}={_show(self.init)} lies outside {bounds}"
+            raise ParamError(path, f"{_show(self.init)} lies outside {bounds}; give a value within the bounds", text)
+
+    @classmethod
+    def from_mapping(cls, name: str, spec: Any) -> Param:
+        """``Param(name, **spec)`` for a config mapping ``{lower, upper[, scale, type, init]}``.
+
+        Raises :class:`ParamError` (a ``ValueError`` naming ``space.<name>[.<key>]``) for a
+        non-mapping, an unknown key, a missing bound or any check of the class.
+        """
+        where = f"space.{name}"
+        if not isinstance(spec, Mapping):
+            raise ParamError(where, f"must be a mapping with lower and upper, got {_show(spec)}")
+        unknown = sorted(set(spec) - set(_FIELDS))
+        if unknown:
+            detail = f"unknown key; known keys of {where}: {list(_FIELDS)}"
+            raise ParamError(
+                f"{where}.{unknown[0]}", detail, f"{where}: unknown key(s) {unknown}; known: {', '.join(_FIELDS)}"
+            )
+        for key in ("lower", "upper"):
+            if key not in spec:
+                raise ParamError(f"{where}.{key}", "is required")
+        return cls(name=str(name), **dict(spec))
 
     # continuous range on the chosen scale
     def _scaled_range(self) -> tuple[float, float]:
@@ -126,18 +198,7 @@ class Space:
 
     def __init__(self, params: Sequence[Param] | Mapping[str, Mapping[str, Any]]):
         if isinstance(params, Mapping):
-            items = []
-            for name, spec in params.items():
-                if not isinstance(spec, Mapping):
-                    raise ValueError(f"space.{name} must be a mapping with lower/upper, got {spec!r}")
-                unknown = sorted(set(spec) - {"lower", "upper", "scale", "type", "init"})
-                if unknown:
-                    raise ValueError(f"space.{name}: unknown key(s) {unknown}; known: lower, upper, scale, type, init")
-                for key in ("lower", "upper"):
-                    if key not in spec:
-                        raise ValueError(f"space.{name}.{key} is required")
-                items.append(Param(name=str(name), **dict(spec)))
-            params = items
+            params = [Param.from_mapping(name, spec) for name, spec in params.items()]
         params = list(params)
         if not params:
             raise ValueError("space must name at least one hyperparameter")

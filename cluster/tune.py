@@ -2,22 +2,34 @@
 
 :class:`ESSearcher` implements Ray Tune's ``Searcher`` contract (``ray/tune/search/searcher.py``
 in Ray 2.60: ``suggest``, ``on_trial_complete(trial_id, result, error)``,
-``set_search_properties``, ``set_max_concurrency``, ``save``/``restore``,
-``get_state``/``set_state``) on top of esopt's ask/tell interface::
+``set_search_properties``, ``set_max_concurrency``, ``add_evaluated_point``,
+``add_evaluated_trials``, ``save``/``restore``, ``get_state``/``set_state``, the staticmethod
+``convert_search_space``) on top of esopt's ask/tell interface::
 
     generation g:  X = strategy.ask()                     # (popsize, d) in the unit cube
-                   suggest() hands out decode(X[i]), i = 0 .. popsize-1, one per trial
+                   rows 0..k-1 <- known results (evaluated_rewards, add_evaluated_point)
+                   suggest() hands out decode(X[i]) for the other rows, one per trial
                    suggest() -> None while results of generation g are missing
                    on_trial_complete() buffers metric values by trial id
                    all popsize values in -> strategy.tell(X, f)   (f minimized)
+                   strategy.stop() fired -> restart (IPOP, cluster.continuation) or FINISHED
 
 ``mode="max"`` is turned into minimization (``f = -metric``) only at the ``tell`` boundary;
 everything stored or reported keeps the metric's own sign.  Trials that errored, or whose last
 result lacks the metric, or whose metric is NaN/inf, are told the penalty of
 :func:`cluster.penalty.penalize` (worst finite value of the generation + ``max(|worst|, 1)``).
 
-Search spaces: a :class:`cluster.space.Space`, or a Tune ``param_space`` dict (possibly nested)
-converted by :func:`convert_search_space`.
+For tuning, the budget (``num_samples``, ``max_trials``) is the stop: when the strategy's own
+convergence criteria fire (``tolfun``, ``tolflatfitness``, ``tolx``, ...; e.g. after a flat
+generation), the search restarts with :func:`cluster.continuation.restart_after_convergence`
+(from the mean, fresh ``sigma0``, population size x2, seed derived from ``(seed, evaluations
+told)``) and the restart is logged (logger ``cluster.tune``).  Budget criteria (``maxiter``,
+``maxfevals``, ``maxrestarts`` of a restart wrapper) and ``ftarget`` end the search
+(``Searcher.FINISHED``), and so does every criterion with ``stop_on_convergence=True``.
+
+Search spaces: a :class:`cluster.space.Space` (``"a/b"`` names give nested configs), or a Tune
+``param_space`` dict (possibly nested) converted by :func:`cluster.tunespace.convert_search_space`
+(re-exported here with :class:`~cluster.tunespace.TuneSpace`).
 """
 
 from __future__ import annotations
@@ -26,236 +38,40 @@ import json
 import logging
 import math
 import os
+import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ray.tune.result import DEFAULT_METRIC
 from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher
-from ray.tune.search.sample import Domain, Float, Integer, LogUniform, Quantized, Uniform
 from ray.tune.search.variant_generator import parse_spec_vars
 
 import esopt
-from esopt.checkpoint import read_state, state_to_npz_bytes
-from esopt.registry import RESTARTS, STRATEGIES, strategy_class
+from esopt.checkpoint import atomic_write_bytes, read_state, state_to_npz_bytes
+from esopt.jsonutil import to_jsonable
+from esopt.minimize import BUDGET_CRITERIA
+from esopt.registry import strategy_class
 
+from .continuation import describe_stop, restart_after_convergence
 from .penalty import penalize
-from .space import Param, Space
+from .space import Space
+from .tunespace import TuneSpace, as_tune_space, convert_search_space
 
 __all__ = ["ESSearcher", "TuneSpace", "convert_search_space"]
 
 logger = logging.getLogger(__name__)
 
 _FORMAT = "esopt-tune-searcher"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: + known results, restarts after convergence, a subclass's own attributes
+_READABLE_VERSIONS = (1, 2)  # version 1: esopt 0.1.0
 _META_KEY = "tune.searcher"  # JSON string with the searcher's own state, stored inside the npz
 _X_KEY = "tune.X"  # (popsize, d) candidates of the generation in progress
-
-
-# ------------------------------------------------------------------------------------------------
-# search space
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TuneSpace:
-    """A :class:`Space` plus what is needed to turn its vectors into Tune configs.
-
-    Attributes
-    ----------
-    space : Space
-        The hyperparameters the strategy searches, in vector order (unit cube ``[0, 1]^d``).
-    paths : dict name -> tuple of str
-        Where each hyperparameter lives in the (nested) config; ``("lr",)`` for a flat one.
-    q : dict name -> float
-        Quantization step of ``tune.qloguniform`` / ``tune.quniform`` parameters.  The strategy
-        searches the continuous range; the value is rounded to the nearest multiple of ``q`` only
-        when a config is decoded, then clipped to the multiples of ``q`` inside ``[lower, upper]``
-        (Tune's own rule: quantization makes ``upper`` inclusive).
-    template : dict or None
-        The Tune ``param_space`` the space came from; its non-domain entries (constants) are
-        copied unchanged into every suggested config.  None for a :class:`Space`.
-    """
-
-    space: Space
-    paths: dict[str, tuple[str, ...]]
-    q: dict[str, float] = field(default_factory=dict)
-    template: dict | None = None
-
-    def decode(self, x) -> dict[str, float | int]:
-        """Vector ``(d,)`` in unit coordinates -> flat ``{name: value}`` in own units
-        (ints rounded by :meth:`Space.decode`, quantized floats rounded to ``q``)."""
-        values = self.space.decode(x)
-        for name, q in self.q.items():
-            p = self.space.params[self.space.names.index(name)]
-            lo, up = _grid_index(p.lower, q, math.ceil) * q, _grid_index(p.upper, q, math.floor) * q
-            values[name] = float(min(max(round(values[name] / q) * q, lo), up))
-        return values
-
-    def to_config(self, values: Mapping[str, Any]) -> dict:
-        """Flat ``{name: value}`` -> the nested config a trainable receives (constants included)."""
-        by_path = {self.paths[name]: v for name, v in values.items()}
-        if self.template is None:
-            return {path[0]: v for path, v in by_path.items()}
-        return _fill(self.template, (), by_path)
-
-    def flat_values(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """A (nested or flat-keyed) config -> flat ``{name: value}`` of this space's parameters.
-
-        Raises ``ValueError`` naming a parameter that the config lacks.
-        """
-        out = {}
-        for name, path in self.paths.items():
-            node: Any = config
-            try:
-                for key in path:
-                    node = node[key]
-            except (KeyError, TypeError, IndexError):
-                if name not in config:
-                    raise ValueError(f"config {dict(config)!r} has no value for parameter {name!r}") from None
-                node = config[name]
-            out[name] = node
-        return out
-
-    def same_as(self, other: TuneSpace) -> bool:
-        """True if both describe the same vector space and decoding (templates' constants aside)."""
-        return self.space == other.space and self.paths == other.paths and self.q == other.q
-
-    def to_json(self) -> dict:
-        """JSON-safe description (no constants)."""
-        return {"space": self.space.to_dict(), "paths": {k: list(v) for k, v in self.paths.items()}, "q": dict(self.q)}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> TuneSpace:
-        """Inverse of :meth:`to_json` (the rebuilt space has no constants)."""
-        return cls(Space(d["space"]), {k: tuple(v) for k, v in d["paths"].items()}, dict(d["q"]))
-
-
-def _grid_index(bound: float, q: float, round_fn) -> int:
-    # index of `bound` on the grid of multiples of q, rounded inwards (as Tune's Quantized does)
-    s = bound / q
-    r = round(s)
-    return int(r) if math.isclose(s, r) else int(round_fn(s))
-
-
-def _fill(node, path: tuple, by_path: Mapping[tuple, Any]):
-    if isinstance(node, Mapping):
-        return {k: _fill(v, path + (k,), by_path) for k, v in node.items()}
-    if isinstance(node, Domain):
-        return by_path[path]
-    return node
-
-
-def convert_search_space(param_space: Mapping[str, Any]) -> TuneSpace:
-    """Convert a Tune ``param_space`` dict into a :class:`TuneSpace`.
-
-    Supported domains (``lower``/``upper`` as Tune defines them):
-
-    ==============================  ==============================================================
-    ``tune.uniform(lo, up)``        float, linear scale, ``[lo, up]``
-    ``tune.quniform(lo, up, q)``    as uniform, rounded to a multiple of ``q`` at decode time
-    ``tune.loguniform(lo, up)``     float, log10 scale, ``[lo, up]``
-    ``tune.qloguniform(lo, up, q)`` as loguniform, rounded to a multiple of ``q`` at decode time
-    ``tune.randint(lo, up)``        int, linear scale, ``lo .. up - 1`` (Tune excludes ``up``)
-    ``tune.lograndint(lo, up)``     int, log10 scale, ``lo .. up - 1``
-    ==============================  ==============================================================
-
-    Nested dicts are allowed; a parameter at ``{"opt": {"lr": ...}}`` is named ``"opt/lr"``.
-    Entries that are not domains (numbers, strings, objects) are constants: they are copied
-    unchanged into every suggested config.
-
-    Raises
-    ------
-    TypeError
-        If ``param_space`` is not a mapping.
-    ValueError
-        Naming the parameter, for any other domain (``tune.choice``, ``tune.randn``,
-        ``tune.qrandint``, ``tune.sample_from``, ``tune.grid_search``, ...), for a domain inside a
-        list, for empty or infinite ranges, and if the space has no domain at all.
-    """
-    if not isinstance(param_space, Mapping):
-        raise TypeError(f"param_space must be a dict of Tune domains, got {type(param_space).__name__}")
-    _, domain_vars, grid_vars = parse_spec_vars(dict(param_space))
-    for path, _ in grid_vars:
-        raise ValueError(
-            f"param_space[{_name(path)!r}] is a tune.grid_search; ESSearcher cannot search a "
-            "grid. Use tune.uniform/loguniform/randint/qloguniform, or fix the value."
-        )
-    if not domain_vars:
-        raise ValueError("param_space has no tune.uniform/loguniform/randint/qloguniform domain to search")
-    params, paths, q = [], {}, {}
-    for path, domain in domain_vars:
-        name = _name(path)
-        if not all(isinstance(k, str) for k in path):
-            raise ValueError(
-                f"param_space[{name!r}]: ESSearcher supports domains in (nested) dicts with "
-                "string keys only, not inside lists"
-            )
-        param, step = _param_from_domain(name, domain)
-        params.append(param)
-        paths[name] = tuple(path)
-        if step is not None:
-            q[name] = step
-    return TuneSpace(Space(params), paths, q, dict(param_space))
-
-
-def _name(path) -> str:
-    return "/".join(str(k) for k in path)
-
-
-def _param_from_domain(name: str, domain: Domain) -> tuple[Param, float | None]:
-    where = f"param_space[{name!r}]"
-    sampler = domain.get_sampler()
-    step = None
-    if isinstance(sampler, Quantized):
-        if not isinstance(domain, Float):
-            raise ValueError(
-                f"{where}: quantized integer domains (tune.qrandint/qlograndint) are not "
-                "supported; use tune.randint or tune.lograndint"
-            )
-        step = float(sampler.q)
-        if not (math.isfinite(step) and step > 0):
-            raise ValueError(f"{where}: quantization step q must be a positive number, got {sampler.q!r}")
-        sampler = sampler.get_sampler()
-    if isinstance(sampler, LogUniform):
-        scale = "log10"
-    elif isinstance(sampler, Uniform):
-        scale = "linear"
-    else:
-        raise ValueError(
-            f"{where}: {type(domain).__name__} domain with a {sampler} sampler is not "
-            "supported; ESSearcher takes tune.uniform, tune.loguniform, tune.randint, "
-            "tune.qloguniform (and quniform, lograndint)"
-        )
-    if isinstance(domain, Integer):
-        lower, upper = domain.lower, domain.upper - 1  # Tune's randint excludes `upper`
-        if upper <= lower:
-            raise ValueError(
-                f"{where}: tune.randint({domain.lower}, {domain.upper}) holds a single value; "
-                "put the constant in param_space instead"
-            )
-        return Param(name, lower=int(lower), upper=int(upper), scale=scale, type="int"), None
-    if isinstance(domain, Float):
-        lower, upper = float(domain.lower), float(domain.upper)
-        if not (math.isfinite(lower) and math.isfinite(upper)):
-            raise ValueError(f"{where}: needs finite bounds, got [{lower}, {upper}]")
-        if step is not None and _grid_index(lower, step, math.ceil) > _grid_index(upper, step, math.floor):
-            raise ValueError(f"{where}: no multiple of q={step} lies in [{lower}, {upper}]")
-        return Param(name, lower=lower, upper=upper, scale=scale, type="float"), step
-    raise ValueError(
-        f"{where}: {type(domain).__name__} domains (e.g. tune.choice, tune.sample_from) are "
-        "not supported; ESSearcher takes tune.uniform, tune.loguniform, tune.randint, "
-        "tune.qloguniform"
-    )
-
-
-def _as_tune_space(space) -> TuneSpace:
-    if isinstance(space, TuneSpace):
-        return space
-    if isinstance(space, Space):
-        return TuneSpace(space, {n: (n,) for n in space.names})
-    if isinstance(space, Mapping):
-        return convert_search_space(space)
-    raise TypeError(f"space must be a cluster.Space or a Tune param_space dict, got {type(space).__name__}")
+_EXTRA_KEY = "tune.subclass_attributes"  # pickle (uint8) of a subclass's own attributes, if any
+#: Criteria that end the search even without ``stop_on_convergence`` (a budget, or the target).
+_FINAL_CRITERIA = BUDGET_CRITERIA | {"ftarget"}
+_KNOWN_ID = "esopt-known-{}"  # pseudo trial id of a row holding a known result
 
 
 def _metric_value(result: Mapping[str, Any] | None, metric: str) -> float | None:
@@ -284,49 +100,72 @@ class ESSearcher(Searcher):
 
     Parameters
     ----------
-    space : cluster.Space, Tune param_space dict, or None
+    space : cluster.Space, TuneSpace, Tune param_space dict, or None
         The search space.  None: take it from ``tune.Tuner(param_space=...)`` (Tune passes it
-        through :meth:`set_search_properties`).  See :func:`convert_search_space`.
+        through :meth:`set_search_properties`).  See :meth:`convert_search_space`.  A ``Space``
+        parameter named ``"a/b"`` is handed out as ``config["a"]["b"]``.
     strategy : str
         An ``esopt.STRATEGIES`` name (``"cmaes"``, ``"sepcmaes"``, ``"lmmaes"``, ``"canonical"``).
     metric : str, optional
-        Key of the trial result to optimize (``TuneConfig(metric=...)`` sets it otherwise).
+        Key of the trial result to optimize (``TuneConfig(metric=...)`` sets it otherwise).  With
+        ``mode`` but no metric anywhere, Ray's default metric ``"_metric"`` is used (as Ray's own
+        searchers do; a trainable that returns a number reports it under that key).
     mode : {"min", "max"}, optional
         Direction; ``"max"`` is negated only when values are told to the strategy.
     popsize : int >= 2, optional
         Trials per generation (the strategy's default otherwise, ``4 + floor(3 ln d)`` for CMA-ES).
     seed : int >= 0, optional
-        Seed of the strategy's ``numpy.random.Generator``.
+        Seed of the strategy's ``numpy.random.Generator``; a restart's seed is derived from it
+        and the number of evaluations told (:func:`cluster.continuation.restart_seed`).  None:
+        fresh OS entropy, for restarts too.
     sigma0 : float > 0
-        Initial step size as a fraction of every parameter's scaled range (unit cube).
+        Initial step size as a fraction of every parameter's scaled range (unit cube); every
+        restart starts afresh with it.
     max_trials : int >= 1, optional
-        At most this many suggestions; then :meth:`suggest` returns ``Searcher.FINISHED``.  A
+        At most this many suggestions (Tune trials; known results do not count, as they do not
+        count in ``num_samples``); then :meth:`suggest` returns ``Searcher.FINISHED``.  A
         generation cut short by it (or by ``num_samples``) is evaluated but never told.
     restarts : {"ipop", "bipop"}, optional
-        Wrap the strategy in a restart scheme (``esopt.make_strategy(..., restarts=...)``).
+        Wrap the strategy in a restart scheme (``esopt.build(..., restarts=...)``).  The wrapper
+        then restarts on convergence itself; its ``maxrestarts`` ends the search.
     points_to_evaluate : list of dict, optional
-        Configs (nested like the param_space, or flat ``"a/b"`` keys; constants ignored) that
-        replace the first candidates of the first generation(s); they are handed out exactly as
-        given and told to the strategy as injected solutions.
+        Configs (nested like the param_space, or flat ``"a/b"`` keys; constants ignored).
+        Without ``evaluated_rewards`` they replace the first candidates of the first
+        generation(s); they are handed out exactly as given and told to the strategy as injected
+        solutions.
+    evaluated_rewards : list of float, optional
+        Known metric values (own sign, as the trainable reports them) of ``points_to_evaluate``,
+        one per point (Ray's convention).  Those points are not run again: they are told to the
+        strategy as injected solutions, as :meth:`add_evaluated_point` does.
+    stop_on_convergence : bool
+        False (default): restart when the strategy's convergence criteria fire, until the
+        budget.  True: end the search then (``Searcher.FINISHED``), the behaviour of esopt 0.1.0.
     **strategy_options
-        Passed to the strategy's constructor (e.g. ``tolerances={"tolfun": 1e-6}``).
+        Strategy options, termination thresholds and restart-wrapper options as one flat mapping
+        (``esopt.check_options``), e.g. ``tolfun=1e-6`` or ``tolerances={"tolfun": 1e-6}``.
 
     Raises
     ------
     ValueError, TypeError
         Unknown strategy or restart names, ``mode`` not in {min, max}, a non-string metric, bad
-        ``popsize``/``seed``/``sigma0``/``max_trials``, unsupported domains, points outside the
-        space; and whatever the strategy's constructor raises for ``strategy_options`` (at once if
-        ``space`` is given, else when Tune passes the space).
+        ``popsize``/``seed``/``sigma0``/``max_trials``/``stop_on_convergence``, unsupported
+        domains, points outside the space, ``evaluated_rewards`` without points or of another
+        length; and whatever the strategy's constructor raises for ``strategy_options`` (at once
+        if ``space`` is given, else when Tune passes the space).
 
     Notes
     -----
-    ``Searcher.FINISHED`` is returned once the strategy's ``stop()`` fired (checked after each
-    generation) or ``max_trials`` suggestions were made.  ``save``/``restore`` write one
-    pickle-free ``.npz`` checkpoint (:mod:`esopt.checkpoint`) holding the strategy's state, the
-    candidates of the generation in progress, the trial ids handed out and the results buffered,
-    so that ``tune.Tuner.restore`` continues the search exactly: trials that Tune re-runs keep
-    their trial id and config, and the strategy sees the same ``X`` it asked for.
+    ``Searcher.FINISHED`` is returned once ``max_trials`` suggestions were made, or once the
+    strategy's ``stop()`` fired with a budget criterion, ``ftarget`` or (with
+    ``stop_on_convergence=True``) any criterion.  ``save``/``restore`` write one pickle-free
+    ``.npz`` checkpoint (:mod:`esopt.checkpoint`) holding the strategy's state, the candidates of
+    the generation in progress, the trial ids handed out, the results buffered, the known results
+    not yet told and the restarts made, so that ``tune.Tuner.restore`` continues the search
+    exactly: trials that Tune re-runs keep their trial id and config, and the strategy sees the
+    same ``X`` it asked for.  Ray's own ``Searcher`` subclasses restore their whole ``__dict__``;
+    so that a subclass of ``ESSearcher`` keeps its own attributes across ``Tuner.restore``, the
+    attributes it adds are pickled into the checkpoint as well (only those; ESSearcher's own
+    state never is).
     """
 
     def __init__(
@@ -342,12 +181,16 @@ class ESSearcher(Searcher):
         max_trials: int | None = None,
         restarts: str | None = None,
         points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+        evaluated_rewards: Sequence[float] | None = None,
+        stop_on_convergence: bool = False,
         **strategy_options,
     ):
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; known: {sorted(STRATEGIES)}")
-        if restarts is not None and restarts not in RESTARTS:
-            raise ValueError(f"unknown restarts {restarts!r}; known: {sorted(RESTARTS)} or None")
+        before = set(self.__dict__)  # a subclass's attributes set before this call are its own
+        # names of strategy/restarts and every option checked by the registry (nothing built yet)
+        flat_options = esopt.registry.flat_options(
+            {k: v for k, v in strategy_options.items() if k not in ("x0", "bounds")}
+        )
+        esopt.check_options(strategy, flat_options, restarts=restarts)
         _check_metric_mode(metric, mode)
         if popsize is not None and not _is_int(popsize, 2):
             raise ValueError(f"popsize must be an int >= 2 or None, got {popsize!r}")
@@ -357,12 +200,7 @@ class ESSearcher(Searcher):
             raise ValueError(f"sigma0 must be a positive finite float (a fraction of each range), got {sigma0!r}")
         if max_trials is not None and not _is_int(max_trials, 1):
             raise ValueError(f"max_trials must be a positive int or None, got {max_trials!r}")
-        if points_to_evaluate is not None and (
-            isinstance(points_to_evaluate, (str, Mapping))
-            or not isinstance(points_to_evaluate, Sequence)
-            or not all(isinstance(p, Mapping) for p in points_to_evaluate)
-        ):
-            raise TypeError("points_to_evaluate must be a list of config dicts")
+        points, rewards = _check_warm_start(points_to_evaluate, evaluated_rewards, stop_on_convergence)
         reserved = sorted({"x0", "bounds"} & set(strategy_options))
         if reserved:
             raise ValueError(
@@ -375,40 +213,63 @@ class ESSearcher(Searcher):
         self._seed = None if seed is None else int(seed)
         self._sigma0 = float(sigma0)
         self._max_trials = None if max_trials is None else int(max_trials)
-        self._points = [dict(p) for p in points_to_evaluate or ()]
-        self._strategy_options = dict(strategy_options)
+        self._points = points
+        self._rewards = rewards
+        self._stop_on_convergence = stop_on_convergence
+        self._strategy_options = flat_options
         self._max_concurrent: int | None = None
+        self._num_samples: int | None = None  # Tune's num_samples, once set_search_properties told it
         self._tspace: TuneSpace | None = None
         self._strategy = None
         self._reset_search_state()
+        self._own_attributes = frozenset(set(self.__dict__) - before) | {"_own_attributes"}
         if space is not None:
-            self._setup(_as_tune_space(space))
+            self._setup(as_tune_space(space))
+
+    convert_search_space = staticmethod(convert_search_space)
 
     # ----- set-up ------------------------------------------------------------------------------
     def _reset_search_state(self) -> None:
         self._X: np.ndarray | None = None  # (popsize, d) candidates of the generation in progress
         self._configs: list[dict[str, Any]] = []  # flat {name: value} per row of _X
-        self._next = 0  # rows of _X handed out so far
-        self._rows: dict[str, int] = {}  # trial id -> row, for this generation
+        self._next = 0  # rows of _X handed out (or holding known results) so far
+        self._ptev_end = 0  # rows _next .. _ptev_end - 1 hold points_to_evaluate not handed out yet
+        self._rows: dict[str, int] = {}  # trial id (or _KNOWN_ID) -> row, for this generation
         self._results: dict[str, float | None] = {}  # trial id -> metric (own sign); None = failed
         self._n_suggested = 0
         self._generation = 0  # generations told
         self._pending_points: list[dict[str, Any]] = []  # flat, not yet injected
+        self._known: list[tuple[dict[str, Any], float | None]] = []  # (flat point, metric) not yet in a row
+        self._n_known = 0  # known results received so far (names their pseudo trial ids)
+        self._n_told = 0  # evaluations told to the strategy, over all restarts
+        self._restart_log: list[dict[str, Any]] = []  # one entry per restart after convergence
         self._stop: dict = {}
 
     def _setup(self, tspace: TuneSpace) -> None:
-        pending = [_check_point(tspace, p, i) for i, p in enumerate(self._points)]
+        where = "points_to_evaluate"
+        checked = [tspace.check_point(p, f"{where}[{i}]") for i, p in enumerate(self._points)]
         strategy = self._make_strategy(tspace)
         self._tspace, self._strategy = tspace, strategy
         self._reset_search_state()
-        self._pending_points = pending
+        if self._rewards is None:
+            self._pending_points = checked
+        else:
+            self._known = [
+                (p, _reward(r, f"evaluated_rewards[{i}]")) for i, (p, r) in enumerate(zip(checked, self._rewards))
+            ]
+            self._n_known = len(self._known)
 
-    def _make_strategy(self, tspace: TuneSpace):
-        kwargs: dict[str, Any] = {"seed": self._seed, "bounds": tspace.space.bounds, **self._strategy_options}
-        if self._popsize is not None:
-            kwargs["popsize"] = self._popsize
-        return esopt.make_strategy(
-            self._strategy_name, tspace.space.x0, self._sigma0, restarts=self._restarts, **kwargs
+    def _make_strategy(self, tspace: TuneSpace, x0=None, popsize: int | None = None, seed: int | None = None):
+        # x0, popsize, seed: None = the searcher's own (a restart passes new ones)
+        return esopt.build(
+            self._strategy_name,
+            tspace.space.x0 if x0 is None else x0,
+            self._sigma0,
+            restarts=self._restarts,
+            popsize=self._popsize if popsize is None else popsize,
+            seed=self._seed if seed is None else seed,
+            bounds=tspace.space.bounds,
+            options=self._strategy_options,
         )
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
@@ -416,7 +277,10 @@ class ESSearcher(Searcher):
 
         Returns False (Tune then raises its own error) if ``config`` holds domains and this
         searcher already has a different space; True otherwise.  ``metric``/``mode`` given here
-        override those given to the constructor.
+        override those given to the constructor; a ``mode`` without any metric selects Ray's
+        default metric ``"_metric"``.  ``spec["num_samples"]`` caps the population size of
+        restarts to the trials left (Tune calls this only with a ``param_space``; otherwise
+        only ``max_trials`` caps it).
 
         Raises
         ------
@@ -437,15 +301,22 @@ class ESSearcher(Searcher):
             self._metric = metric
         if mode:
             self._mode = mode
+        self._default_metric()
         num_samples = spec.get("num_samples")
-        if self._strategy is not None and isinstance(num_samples, int) and num_samples % self.popsize:
+        if _is_int(num_samples, 1):
+            self._num_samples = int(num_samples)
+        if self._strategy is not None and self._num_samples and self._num_samples % self.popsize:
             logger.warning(
                 "num_samples=%d is not a multiple of popsize=%d: the last generation will be "
                 "evaluated but never told to the strategy",
-                num_samples,
+                self._num_samples,
                 self.popsize,
             )
         return True
+
+    def _default_metric(self) -> None:
+        if self._mode and not self._metric:
+            self._metric = DEFAULT_METRIC  # Ray's searchers: "if only a mode was passed, use anonymous metric"
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         """Run at most ``max_concurrent`` trials of a generation at once (``ConcurrencyLimiter``
@@ -461,7 +332,8 @@ class ESSearcher(Searcher):
     # ----- properties --------------------------------------------------------------------------
     @property
     def strategy(self):
-        """The underlying esopt strategy (None until the space is known).  Read it, do not drive it."""
+        """The underlying esopt strategy (None until the space is known; a new object after each
+        restart).  Read it, do not drive it."""
         return self._strategy
 
     @property
@@ -471,15 +343,20 @@ class ESSearcher(Searcher):
 
     @property
     def popsize(self) -> int:
-        """Trials per generation.  Raises ``RuntimeError`` before the space is known."""
+        """Trials per generation of the current run.  Raises ``RuntimeError`` before the space is known."""
         if self._strategy is None:
             raise RuntimeError("popsize is known once the search space is set")
         return int(self._strategy.popsize)
 
     @property
     def generation(self) -> int:
-        """Number of generations told to the strategy so far."""
+        """Number of generations told to the strategy so far (over all restarts)."""
         return self._generation
+
+    @property
+    def n_told(self) -> int:
+        """Evaluations told to the strategy so far (trials and known results, over all restarts)."""
+        return self._n_told
 
     @property
     def pending_trial_ids(self) -> tuple[str, ...]:
@@ -488,37 +365,41 @@ class ESSearcher(Searcher):
 
     @property
     def completed_trial_ids(self) -> tuple[str, ...]:
-        """Trial ids of the current generation whose results are buffered (not told yet)."""
+        """Trial ids of the current generation whose results are buffered (not told yet; known
+        results included under pseudo ids ``esopt-known-<k>``)."""
         return tuple(self._results)
 
     @property
     def stop_reason(self) -> dict:
-        """The strategy's ``stop()`` after the last generation told (``{}`` while running)."""
+        """The strategy's ``stop()`` that ended the search (``{}`` while running, also after a
+        restart; the criteria that caused restarts are in :attr:`restart_history`)."""
         return dict(self._stop)
+
+    @property
+    def restart_history(self) -> list[dict[str, Any]]:
+        """One dict per restart after convergence: ``generation`` (generations told before it),
+        ``n_told``, ``stop`` (the criteria that fired), ``popsize`` and ``seed`` of the new run."""
+        return [dict(r) for r in self._restart_log]
 
     # ----- ask / tell --------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict | str | None:
         """Next candidate of the current generation as a config dict (own units, constants
         included); None while the generation waits for results or the concurrency limit is
-        reached; ``Searcher.FINISHED`` once ``stop()`` fired or ``max_trials`` is spent.
+        reached; ``Searcher.FINISHED`` once the search ended (see the class notes) or
+        ``max_trials`` is spent.
 
         Raises
         ------
         RuntimeError
             If no search space or no metric/mode is set (Ray's messages).
         """
-        if self._tspace is None:
-            raise RuntimeError(UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space"))
-        if not self._metric or not self._mode:
-            raise RuntimeError(
-                UNDEFINED_METRIC_MODE.format(cls=type(self).__name__, metric=self._metric, mode=self._mode)
-            )
+        self._check_ready()
         if self._max_trials is not None and self._n_suggested >= self._max_trials:
             return Searcher.FINISHED
-        if self._X is None:
+        while self._X is None:
             if self._stop:
                 return Searcher.FINISHED
-            self._ask()
+            self._ask()  # may tell at once a generation made of known results only
         if self._next >= len(self._configs):
             return None  # whole generation handed out; wait for its results
         if self._max_concurrent is not None and len(self._rows) - len(self._results) >= self._max_concurrent:
@@ -529,15 +410,95 @@ class ESSearcher(Searcher):
         self._n_suggested += 1
         return self._tspace.to_config(self._configs[row])
 
+    def _check_ready(self) -> None:
+        if self._tspace is None:
+            raise RuntimeError(UNDEFINED_SEARCH_SPACE.format(cls=type(self).__name__, space="space"))
+        self._default_metric()
+        if not self._metric or not self._mode:
+            raise RuntimeError(
+                UNDEFINED_METRIC_MODE.format(cls=type(self).__name__, metric=self._metric, mode=self._mode)
+            )
+
     def _ask(self) -> None:
         X = np.array(self._strategy.ask(), dtype=float)
-        configs = [self._tspace.decode(x) for x in X]
-        for i in range(min(len(self._pending_points), len(configs))):
-            point = self._pending_points.pop(0)
-            X[i] = np.clip(self._tspace.space.encode(point), 0.0, 1.0)
-            configs[i] = point  # handed out exactly as given, told as an injected solution
-        self._X, self._configs = X, configs
-        self._next, self._rows, self._results = 0, {}, {}
+        self._X, self._configs = X, [self._tspace.decode(x) for x in X]
+        self._next, self._rows, self._results, self._ptev_end = 0, {}, {}, 0
+        self._place_known()  # rows 0 .. k-1
+        self._ptev_end = min(self._next + len(self._pending_points), len(X))
+        for i in range(self._next, self._ptev_end):
+            self._inject(i, self._pending_points.pop(0))  # handed out exactly as given
+        self._maybe_tell()
+
+    def _inject(self, row: int, point: dict[str, Any]) -> None:
+        # the strategy sees a row that differs from the asked one: an injected solution
+        self._X[row] = np.clip(self._tspace.space.encode(point), 0.0, 1.0)
+        self._configs[row] = point
+
+    def _place_known(self) -> None:
+        # known results take rows not handed out yet from row _next on, never a points_to_evaluate
+        # row (rows < _ptev_end); the others wait for the next generation
+        k0 = self._n_known - len(self._known)  # number of the first waiting known result
+        while self._known and self._ptev_end <= self._next < len(self._configs):
+            point, value = self._known.pop(0)
+            row = self._next
+            self._inject(row, point)
+            pseudo = _KNOWN_ID.format(k0)
+            k0 += 1
+            self._rows[pseudo], self._results[pseudo] = row, value
+            self._next += 1
+
+    def add_evaluated_point(
+        self,
+        parameters: Mapping[str, Any],
+        value: float | None,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: Sequence[float] | None = None,
+    ) -> None:
+        """Tell the search a result obtained outside it (Ray's warm-start API).
+
+        The point is told to the strategy as an injected solution in the next row not handed out
+        (of this generation or the next one), so it enters a full-population ``tell`` as
+        completed trials do; it counts as an evaluation (``maxfevals``, :attr:`n_told`) but not
+        in ``max_trials`` (Tune trials, like ``num_samples``).  It is kept across
+        ``save``/``restore`` until told.  ``add_evaluated_trials`` (Ray's, from a
+        ``ResultGrid``/``ExperimentAnalysis`` or trials) calls this for every trial.
+
+        Parameters
+        ----------
+        parameters : dict
+            The config (nested like the param_space, or flat ``"a/b"`` keys; constants ignored).
+        value : float or None
+            The metric in its own sign (``mode`` is applied when told).  None or NaN/inf: a
+            failed evaluation, told the generation's penalty.
+        error : bool
+            The trial errored: told the penalty whatever ``value`` is.
+        pruned : bool
+            Stopped early (e.g. by a scheduler): ``value`` is told as it is (an ES has no notion
+            of pruning).
+        intermediate_values : list of float, optional
+            Ignored (an ES uses final values only).
+
+        Raises
+        ------
+        RuntimeError
+            Before the search space or ``mode`` is known (the sign of ``value`` is needed).
+        ValueError
+            A parameter missing or outside the space.
+        TypeError
+            ``value`` neither a number nor None.
+        """
+        if self._tspace is None or not self._mode:
+            raise RuntimeError(
+                "add_evaluated_point needs the search space and mode: pass space= and mode= to ESSearcher"
+            )
+        point = self._tspace.check_point(parameters, "add_evaluated_point parameters")
+        v = None if error else _reward(value, "add_evaluated_point value")
+        self._known.append((point, v))
+        self._n_known += 1
+        if self._X is not None:
+            self._place_known()
+            self._maybe_tell()
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Buffer the trial's metric; tell the strategy once the whole generation is in.
@@ -550,7 +511,10 @@ class ESSearcher(Searcher):
             logger.debug("ESSearcher: ignoring result of trial %s (not in the current generation)", trial_id)
             return
         self._results[trial_id] = None if error else _metric_value(result, self._metric)
-        if len(self._results) == len(self._configs) == len(self._rows):
+        self._maybe_tell()
+
+    def _maybe_tell(self) -> None:
+        if self._X is not None and len(self._results) == len(self._configs) == len(self._rows):
             self._tell()
 
     def _tell(self) -> None:
@@ -572,7 +536,49 @@ class ESSearcher(Searcher):
         self._X, self._configs = None, []
         self._next, self._rows, self._results = 0, {}, {}
         self._generation += 1
-        self._stop = {str(k): _json_scalar(v) for k, v in self._strategy.stop().items()}
+        self._n_told += n
+        stop = to_jsonable(dict(self._strategy.stop()))
+        if stop and not self._stop_on_convergence and not _FINAL_CRITERIA.intersection(stop):
+            self._restart(stop)
+        else:
+            self._stop = stop
+
+    def _restart(self, stop: dict[str, Any]) -> None:
+        """IPOP-style restart of a converged strategy (:func:`cluster.continuation.restart_after_convergence`)."""
+        budget = [b for b in (self._max_trials, self._num_samples) if b is not None]
+        left = min(budget) - self._n_suggested if budget else None
+        old_popsize = self.popsize
+        tspace, used = self._tspace, {}
+
+        def build(x0, popsize, seed):
+            used["seed"] = None if self._seed is None else int(seed)  # no seed: fresh entropy, as the first run
+            return self._make_strategy(tspace, x0=x0, popsize=popsize, seed=used["seed"])
+
+        self._strategy = restart_after_convergence(
+            self._strategy,
+            build,
+            seed=0 if self._seed is None else self._seed,
+            n_told=self._n_told,
+            max_popsize=None if left is None or left < 2 else left,
+        )
+        entry = {
+            "generation": self._generation,
+            "n_told": self._n_told,
+            "stop": stop,
+            "popsize": self.popsize,
+            "seed": used["seed"],
+        }
+        self._restart_log.append(entry)
+        logger.warning(
+            "ESSearcher: the strategy's criteria fired after %d evaluations (%s) before the budget; "
+            "restarted from the mean with sigma0=%g and popsize %d -> %d "
+            "(stop_on_convergence=True ends the search instead)",
+            self._n_told,
+            describe_stop(stop),
+            self._sigma0,
+            old_popsize,
+            self.popsize,
+        )
 
     # ----- checkpoints -------------------------------------------------------------------------
     def get_state(self) -> dict:
@@ -586,18 +592,21 @@ class ESSearcher(Searcher):
         self._from_bytes(state["npz"], "ESSearcher state")
 
     def save(self, checkpoint_path: str | os.PathLike) -> None:
-        """Write the searcher's state to ``checkpoint_path`` (an ``.npz`` file whatever the name;
-        written to a temporary file and renamed).  Tune calls this after every experiment
-        checkpoint; no pickle is involved."""
-        path = Path(checkpoint_path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self._to_bytes())
-        os.replace(tmp, path)
+        """Write the searcher's state to ``checkpoint_path`` (an ``.npz`` file whatever the name),
+        atomically and durably (:func:`esopt.checkpoint.atomic_write_bytes`: temporary file,
+        fsync, rename, fsync of the directory).  Tune calls this after every experiment
+        checkpoint.  No pickle is involved, except for the attributes a subclass adds.
+
+        Raises ``TypeError`` if a subclass's own attribute cannot be pickled.
+        """
+        atomic_write_bytes(checkpoint_path, self._to_bytes())
 
     def restore(self, checkpoint_path: str | os.PathLike) -> None:
         """Load a state written by :meth:`save` (``Tuner.restore`` calls it).
 
-        A searcher without a space takes the checkpoint's (without constants).
+        A searcher without a space takes the checkpoint's (without constants); every searcher
+        takes the checkpoint's ``seed`` and ``sigma0`` (they fix the restarts to come).
+        Checkpoints of esopt 0.1.0 (format version 1) load as well.
 
         Raises
         ------
@@ -608,6 +617,11 @@ class ESSearcher(Searcher):
             or mode than this searcher's.  Nothing changes then.
         """
         self._from_bytes(Path(checkpoint_path).read_bytes(), f"checkpoint {os.fspath(checkpoint_path)!r}")
+
+    def _extra_attributes(self) -> dict[str, Any]:
+        # what a subclass added to __dict__ (Ray's Searchers restore __dict__; ESSearcher's own state is in meta)
+        own = getattr(self, "_own_attributes", None)
+        return {} if own is None else {k: v for k, v in self.__dict__.items() if k not in own}
 
     def _to_bytes(self) -> bytes:
         state: dict[str, Any] = {} if self._strategy is None else self._strategy.state_dict()
@@ -625,12 +639,29 @@ class ESSearcher(Searcher):
             "results": self._results,
             "n_suggested": self._n_suggested,
             "pending_points": self._pending_points,
+            "ptev_end": self._ptev_end,
+            "known": [[p, v] for p, v in self._known],
+            "n_known": self._n_known,
+            "n_told": self._n_told,
+            "restart_log": self._restart_log,
+            "seed": self._seed,
+            "sigma0": self._sigma0,
             "stop": self._stop,
             "generation": self._generation,
         }
-        state[_META_KEY] = json.dumps(meta)
+        state[_META_KEY] = json.dumps(to_jsonable(meta))
         if self._X is not None:
             state[_X_KEY] = self._X
+        extra = self._extra_attributes()
+        if extra:
+            try:
+                blob = pickle.dumps(extra, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as e:
+                raise TypeError(
+                    f"{type(self).__name__}: its own attributes {sorted(extra)} cannot be pickled ({e}); "
+                    "keep only picklable values on a subclass of ESSearcher"
+                ) from e
+            state[_EXTRA_KEY] = np.frombuffer(blob, dtype=np.uint8)
         return state_to_npz_bytes(state)
 
     def _from_bytes(self, data: bytes, where: str) -> None:
@@ -639,14 +670,17 @@ class ESSearcher(Searcher):
             meta = json.loads(str(state.pop(_META_KEY)))
         except KeyError:
             raise ValueError(f"{where} is an esopt checkpoint but not an ESSearcher one") from None
-        if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
+        if meta.get("format") != _FORMAT or meta.get("format_version") not in _READABLE_VERSIONS:
             raise ValueError(
                 f"{where} has format {meta.get('format')!r} version "
                 f"{meta.get('format_version')}; expected {_FORMAT!r} version {_FORMAT_VERSION}"
             )
+        extra = state.pop(_EXTRA_KEY, None)
         try:
             new = self._parse_checkpoint(meta, state, where)
-        except (KeyError, TypeError) as e:
+            if extra is not None:
+                new.update(pickle.loads(np.asarray(extra, dtype=np.uint8).tobytes()))
+        except (KeyError, TypeError, pickle.UnpicklingError, AttributeError, ImportError) as e:
             raise ValueError(f"{where} is not a valid ESSearcher checkpoint ({type(e).__name__}: {e})") from e
         # ---- nothing has changed up to here ----
         for name, value in new.items():
@@ -661,30 +695,13 @@ class ESSearcher(Searcher):
         if self._mode and meta["mode"] and meta["mode"] != self._mode:
             raise ValueError(f"{where} was written with mode={meta['mode']!r}, this searcher has mode={self._mode!r}")
         X = state.pop(_X_KEY, None)
-        tspace = self._tspace
-        if meta["tune_space"] is not None:
-            saved = TuneSpace.from_json(meta["tune_space"])
-            if tspace is None:
-                tspace = saved
-            elif not tspace.same_as(saved):
-                raise ValueError(
-                    f"{where} was written for the space {saved.to_json()}, this searcher has {tspace.to_json()}"
-                )
+        tspace = self._checkpoint_space(meta, where)
         if "class" in state:
             strategy = strategy_class(str(state["class"])).from_state_dict(state)
         else:  # saved before the space was known: start afresh
             strategy = None if tspace is None else self._make_strategy(tspace)
         rows = {str(k): int(v) for k, v in meta["rows"].items()}
-        n_rows = len(meta["configs"])
-        if (
-            (X is None) != (n_rows == 0)
-            or (X is not None and X.shape[0] != n_rows)
-            or any(not 0 <= r < n_rows for r in rows.values())
-        ):
-            raise ValueError(
-                f"{where} is inconsistent: {n_rows} configs, X of shape "
-                f"{None if X is None else X.shape}, rows {sorted(rows.values())}"
-            )
+        _check_rows(where, X, len(meta["configs"]), rows)
         return {
             "_tspace": tspace,
             "_strategy": strategy,
@@ -699,17 +716,84 @@ class ESSearcher(Searcher):
             "_pending_points": list(meta["pending_points"]),
             "_stop": dict(meta["stop"]),
             "_generation": int(meta["generation"]),
+            **_version2_fields(meta, strategy),
         }
+
+    def _checkpoint_space(self, meta: dict, where: str) -> TuneSpace | None:
+        tspace = self._tspace
+        if meta["tune_space"] is not None:
+            saved = TuneSpace.from_json(meta["tune_space"])
+            if tspace is None:
+                tspace = saved
+            elif not tspace.same_as(saved):
+                raise ValueError(
+                    f"{where} was written for the space {saved.to_json()}, this searcher has {tspace.to_json()}"
+                )
+        return tspace
+
+
+def _version2_fields(meta: dict, strategy) -> dict[str, Any]:
+    # fields added in format version 2; a version-1 checkpoint (esopt 0.1.0) has none of them:
+    # no known results, no restart yet, evaluations told = the strategy's own count
+    n_told = meta.get("n_told")
+    if n_told is None:
+        n_told = int(getattr(strategy, "countevals", 0) or 0)
+    return {
+        "_known": [(dict(p), None if v is None else float(v)) for p, v in meta.get("known", [])],
+        "_n_known": int(meta.get("n_known", 0)),
+        "_n_told": int(n_told),
+        "_restart_log": [dict(r) for r in meta.get("restart_log", [])],
+        "_ptev_end": int(meta.get("ptev_end", len(meta["configs"]))),
+        **({"_seed": meta["seed"], "_sigma0": float(meta["sigma0"])} if "sigma0" in meta else {}),
+    }
+
+
+def _check_rows(where: str, X, n_rows: int, rows: Mapping[str, int]) -> None:
+    if (
+        (X is None) != (n_rows == 0)
+        or (X is not None and X.shape[0] != n_rows)
+        or any(not 0 <= r < n_rows for r in rows.values())
+    ):
+        raise ValueError(
+            f"{where} is inconsistent: {n_rows} configs, X of shape "
+            f"{None if X is None else X.shape}, rows {sorted(rows.values())}"
+        )
 
 
 def _is_int(v, minimum: int) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= minimum
 
 
-def _json_scalar(v):
-    if isinstance(v, np.generic):
-        v = v.item()
-    return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+def _reward(v, where: str) -> float | None:
+    """A known metric value as a float; None (failed) for None and NaN/inf.  ``TypeError`` otherwise."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where} must be a number (the metric) or None, got {v!r}")
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _check_warm_start(points, rewards, stop_on_convergence) -> tuple[list[dict], list | None]:
+    if points is not None and (
+        isinstance(points, (str, Mapping))
+        or not isinstance(points, Sequence)
+        or not all(isinstance(p, Mapping) for p in points)
+    ):
+        raise TypeError("points_to_evaluate must be a list of config dicts")
+    if rewards is not None:
+        if isinstance(rewards, (str, Mapping)) or not isinstance(rewards, Sequence):
+            raise TypeError("evaluated_rewards must be a list of numbers, one per points_to_evaluate entry")
+        if len(rewards) != len(points or ()):
+            raise ValueError(
+                f"evaluated_rewards has {len(rewards)} values for {len(points or ())} points_to_evaluate; "
+                "give one known metric value per point (or no evaluated_rewards)"
+            )
+        for i, r in enumerate(rewards):
+            _reward(r, f"evaluated_rewards[{i}]")
+    if not isinstance(stop_on_convergence, bool):
+        raise TypeError(f"stop_on_convergence must be True or False, got {stop_on_convergence!r}")
+    return [dict(p) for p in points or ()], None if rewards is None else list(rewards)
 
 
 def _check_metric_mode(metric, mode) -> None:
@@ -719,17 +803,3 @@ def _check_metric_mode(metric, mode) -> None:
         raise ValueError(
             f"metric must be one result key (a str), got {metric!r}; ESSearcher optimizes a single objective"
         )
-
-
-def _check_point(tspace: TuneSpace, point: Mapping[str, Any], i: int) -> dict[str, Any]:
-    flat = tspace.flat_values(point)
-    for p in tspace.space.params:
-        v = flat[p.name]
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, (int, float, np.integer, np.floating))
-            or not (p.lower <= v <= p.upper)
-        ):
-            raise ValueError(f"points_to_evaluate[{i}][{p.name!r}] = {v!r} is not a number in [{p.lower}, {p.upper}]")
-        flat[p.name] = v.item() if isinstance(v, np.generic) else v
-    return flat

@@ -113,6 +113,23 @@ def not_a_number(params: dict) -> str:
     return "oops"
 
 
+def wrong_signature(params: dict, spec) -> float:
+    """Takes two arguments where the campaign passes one (a TypeError at every call)."""
+    return sphere_value(params)
+
+
+def two_reasons(params: dict) -> float:
+    """Always fails: ValueError when a > 0, else KeyError (two distinct failure reasons)."""
+    if params["a"] > 0:
+        raise ValueError("a is positive")
+    raise KeyError("no such key")
+
+
+def flat(params: dict) -> float:
+    """The same value everywhere (a flat generation: the strategy's criteria fire at once)."""
+    return 0.5
+
+
 # --------------------------------------------------------------------------------------------
 # A campaign driver run as a subprocess by tests/test_resume_kill.py:
 #   python tests/helpers_objectives.py '{"dir": ..., "config": {...} | null, "pause": ["trial", 3, 2] | null,

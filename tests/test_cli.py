@@ -30,6 +30,10 @@ def quadratic(params):
 def broken(params):
     raise RuntimeError("objective exploded")
 
+def flat(params):
+    """Every trial at the same value (chance-level accuracy): the strategy's flat-fitness criterion fires."""
+    return 0.9
+
 def slow(params):
     time.sleep(float(os.environ.get("CLI_TEST_SLEEP", "60")))
     return 1.0
@@ -64,17 +68,6 @@ def objectives(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(d), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     return d
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance for this module's in-process campaigns (they join it, not own it)."""
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False)  # never join another test's cluster
-    yield
-    ray.shutdown()
 
 
 def _write(tmp_path, cfg) -> Path:
@@ -118,8 +111,9 @@ def test_unknown_subcommand_is_a_usage_error(capsys):
         (lambda c: c["budget"].update(max_trails=10), "budget.max_trails"),
         (lambda c: c.update(objective="no_such_module_xyz:f"), "objective"),
         (lambda c: c["resources"].update(num_cpus="two"), "resources.num_cpus"),
+        (lambda c: c.update(objective="trials:train_and_evaluate", trial={"dataset": "mnist"}), "trial.data_dir"),
     ],
-    ids=["lower>=upper", "log-nonpositive", "unknown-key", "unimportable", "wrong-type"],
+    ids=["lower>=upper", "log-nonpositive", "unknown-key", "unimportable", "wrong-type", "mnist-without-data_dir"],
 )
 def test_bad_config_exits_2_naming_the_key_before_anything_starts(tmp_path, capsys, objectives, edit, path):
     cfg = _config("quadratic")
@@ -128,6 +122,7 @@ def test_bad_config_exits_2_naming_the_key_before_anything_starts(tmp_path, caps
     assert main(["tune", str(_write(tmp_path, cfg)), "--dir", str(run_dir)]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert f"{path}:" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("esopt: error: bad config: ")  # one line, nothing else
     assert not run_dir.exists()
 
 
@@ -152,7 +147,9 @@ def test_tune_into_an_existing_campaign_is_refused_with_a_hint(tmp_path, capsys,
     Journal.create(run_dir, name="other", config={"name": "other"}).close()
     before = (run_dir / "campaign.db").read_bytes()
     assert main(["tune", str(_write(tmp_path, _config("quadratic"))), "--dir", str(run_dir)]) == EXIT_CONFIG
-    assert f"esopt resume {run_dir}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"esopt resume {run_dir}" in err
+    assert "Campaign.resume" not in err and err.count("\n") == 1  # the CLI's own command, one line
     assert (run_dir / "campaign.db").read_bytes() == before
 
 
@@ -195,7 +192,7 @@ def test_format_duration():
 
 
 # -- real campaigns (local Ray) ---------------------------------------------------------------
-def test_tune_prints_summary_then_status_reads_the_journal(tmp_path, capsys, objectives, local_ray):
+def test_tune_prints_summary_then_status_reads_the_journal(tmp_path, capsys, objectives, ray_local):
     run_dir = tmp_path / "run"
     code = main(["tune", str(_write(tmp_path, _config("quadratic"))), "--dir", str(run_dir), "--no-progress"])
     out = capsys.readouterr().out
@@ -220,7 +217,7 @@ def test_tune_prints_summary_then_status_reads_the_journal(tmp_path, capsys, obj
     assert f"best so far: {obj:.4g}" in status and f"(trial {best_id}," in status
 
 
-def test_objective_error_with_on_error_abort_exits_1(tmp_path, capsys, objectives, local_ray):
+def test_objective_error_with_on_error_abort_exits_1(tmp_path, capsys, objectives, ray_local):
     run_dir = tmp_path / "run"
     cfg = _config("broken", failures={"on_error": "abort", "max_retries": 0})
     assert main(["tune", str(_write(tmp_path, cfg)), "--dir", str(run_dir), "--no-progress"]) == EXIT_FAILED
@@ -298,3 +295,135 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
         (status,) = db.execute("SELECT status FROM campaign").fetchone()
         left = db.execute("SELECT count(*) FROM trials WHERE status = 'running'").fetchone()[0]
     assert status == "interrupted" and left == 0
+
+
+# -- journals as campaigns leave them, written through the Journal API (no Ray needed) -----------
+TRIALS_CONFIG = {
+    "name": "pct",
+    "objective": "trials:train_and_evaluate",
+    "trial": {"dataset": "digits", "epochs": 1},
+    "space": {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}},
+    "strategy": {"name": "cmaes", "popsize": 4, "seed": 0},
+    "budget": {"max_generations": 1},
+}
+
+
+def _hand_journal(run_dir, raw, outcomes, *, status="done", message="stopped by max_generations=1"):
+    """One told generation whose trials ended as ``outcomes``: ``(status, objective, error, result)``."""
+    from cluster.config import parse_config
+    from cluster.store import Journal
+
+    cfg = parse_config(raw, check_objective=False, check_data=False)
+    j = Journal.create(run_dir, name=cfg.name, config=cfg.raw)
+    try:
+        X = [[0.1 + 0.2 * k] * cfg.space.dim for k in range(len(outcomes))]
+        ids = j.add_generation(1, X, cfg.space.decode_many(X))
+        j.mark_submitted(ids)
+        for tid, (st, obj, err, res) in zip(ids, outcomes):
+            j.finish_trial(tid, status=st, objective=obj, error=err, result=res)
+        j.tell(1, sigma=0.25, mean=[0.5] * cfg.space.dim, best_objective=None, state=b"", elapsed_s=3.0)
+        j.set_campaign(status=status, message=message, elapsed_s=3.0)
+    finally:
+        j.close()
+    return cfg
+
+
+def test_status_lists_failure_reasons_with_counts_and_where_to_read_errors(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    _hand_journal(
+        run_dir,
+        _config("quadratic"),
+        [
+            ("failed", None, "exception: ValueError: dataset 'mnist' needs spec.data_dir\nTraceback ...", None),
+            ("done", 0.25, None, {"objective": 0.25}),
+            ("failed", None, "exception: ValueError: dataset 'mnist' needs spec.data_dir", None),
+            ("failed", None, "timeout", None),
+        ],
+    )
+    assert main(["status", str(run_dir)]) == EXIT_DONE
+    out = capsys.readouterr().out
+    assert "trials: done 1, running 0, pending 0, failed 3, cancelled 0" in out
+    assert "3 of 4 finished trials failed, by reason:" in out
+    lines = out.splitlines()
+    i = lines.index("3 of 4 finished trials failed, by reason:")
+    assert lines[i + 1].split() == ["2", "x", "ValueError:", "dataset", "'mnist'", "needs", "spec.data_dir"]
+    assert lines[i + 2].split() == ["1", "x", "timeout"]
+    assert "trials.csv" in lines[i + 3] and "select id, generation, idx, error from trials" in lines[i + 3]
+    assert "Traceback" not in out  # only the first line of each error
+
+
+def test_trials_errors_are_printed_in_percent(tmp_path, capsys):
+    """trials:train_and_evaluate reports error fractions; the CLI prints them in percent, as the README does."""
+    run_dir = tmp_path / "run"
+    _hand_journal(
+        run_dir,
+        TRIALS_CONFIG,
+        [("done", 0.005, None, {"objective": 0.005, "test_error": 0.02})] + [("done", 0.01, None, None)] * 3,
+    )
+    assert main(["status", str(run_dir)]) == EXIT_DONE
+    out = capsys.readouterr().out
+    assert "best so far: 0.5% validation error (trial 1," in out and "0.005" not in out
+    assert main(["resume", str(run_dir), "--no-progress"]) == EXIT_DONE  # done: prints the summary, runs nothing
+    out = capsys.readouterr().out
+    assert "validation error: 0.5%   test error: 2%" in out
+
+
+def test_status_of_a_config_file_names_its_campaign_directories(tmp_path, capsys, monkeypatch):
+    from cluster.store import Journal
+
+    monkeypatch.chdir(tmp_path)
+    cfg_path = _write(tmp_path, _config("quadratic"))
+    assert main(["status", str(cfg_path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "not a campaign directory" in err and "--dir" not in err and "runs/cli-test-<YYYYmmdd-HHMMSS>" in err
+    for stamp in ("20261201-101010", "20261202-090000"):
+        Journal.create(Path("runs") / f"cli-test-{stamp}", name="cli-test", config={"name": "cli-test"}).close()
+    Journal.create(Path("runs") / "cli-test-other-20261201-101010", name="cli-test-other", config={}).close()
+    for cmd in ("status", "report", "resume"):
+        assert main([cmd, str(cfg_path)]) == EXIT_CONFIG
+        err = capsys.readouterr().err
+        assert "campaigns of 'cli-test': runs/cli-test-20261201-101010, runs/cli-test-20261202-090000\n" in err
+        assert "Traceback" not in err
+
+
+def test_every_trial_failing_ends_the_campaign_failed_with_its_reason(tmp_path, capsys, objectives, ray_local):
+    run_dir = tmp_path / "run"
+    assert main(["tune", str(_write(tmp_path, _config("broken"))), "--dir", str(run_dir), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "campaign failed:" in out and "no trial finished successfully" in out
+    assert "4 of 4 finished trials failed: RuntimeError: objective exploded" in out
+    assert main(["status", str(run_dir)]) == EXIT_DONE
+    status = capsys.readouterr().out
+    assert "campaign cli-test: failed" in status
+    assert "4 of 4 finished trials failed: RuntimeError: objective exploded" in status
+
+
+def test_resources_no_node_has_exit_2_in_one_line_and_write_nothing(tmp_path, objectives):
+    """A trial needing 4 CPUs on a local instance of 2: refused before any trial, nothing left behind."""
+    run_dir = tmp_path / "run"
+    cfg_path = _write(tmp_path, _config("quadratic", resources={"num_cpus": 4}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == EXIT_CONFIG, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("esopt: error:")]
+    assert len(errors) == 1 and "resources" in errors[0] and "Traceback" not in proc.stderr
+    assert not run_dir.exists()
+
+
+def test_restarts_after_convergence_are_printed_with_no_progress(tmp_path, capsys, objectives, ray_local):
+    run_dir = tmp_path / "run"
+    cfg = _config("flat", budget={"max_generations": 3})
+    assert main(["tune", str(_write(tmp_path, cfg)), "--dir", str(run_dir), "--no-progress"]) == EXIT_DONE
+    captured = capsys.readouterr()
+    assert "|" not in captured.err  # no bars
+    restarts = [ln for ln in captured.err.splitlines() if "(IPOP)" in ln]
+    assert len(restarts) == 2, captured.err  # after generations 1 and 2; generation 3 ends the budget
+    assert restarts[0].startswith("generation 1: the strategy's stopping criteria fired (") and "tol" in restarts[0]
+    assert "restart 1 (IPOP): popsize 4 -> 8" in restarts[0] and "restart 2 (IPOP): popsize 8 -> 16" in restarts[1]
+    assert main(["status", str(run_dir)]) == EXIT_DONE
+    status = capsys.readouterr().out
+    assert "restart after generation 1: " in status and "new popsize 8" in status

@@ -147,3 +147,183 @@ def test_normalize_result():
     for bad in ("oops", True, {"acc": 1.0}, None, [1.0]):
         with pytest.raises(TypeError):
             normalize_result(bad)
+
+
+# ----------------------------------------------------------------------- issue 11 / 12 additions
+def _write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_name_defaults_to_the_file_stem_and_is_validated(tmp_path):
+    cfg = load_config(
+        _write(
+            tmp_path / "my-campaign.v2.yaml",
+            """\
+            objective: helpers_objectives:sphere
+            space: {x: {lower: 0, upper: 1}}
+            """,
+        )
+    )
+    assert cfg.name == "my-campaign.v2" and cfg.raw["name"] == "my-campaign.v2"
+    assert parse_config(cfg.raw) == cfg  # the journal stores the resolved name
+    bad = _write(
+        tmp_path / "two words.yaml", "objective: helpers_objectives:sphere\nspace: {x: {lower: 0, upper: 1}}\n"
+    )
+    with pytest.raises(ConfigError, match="stem 'two words'") as exc:
+        load_config(bad)
+    assert exc.value.path == "name"
+    with pytest.raises(ConfigError, match="give name") as exc:
+        parse_config({k: v for k, v in BASE.items() if k != "name"})
+    assert exc.value.path == "name"
+    with pytest.raises(ConfigError) as exc:  # an explicit name is still checked
+        load_config(
+            _write(
+                tmp_path / "ok.yaml",
+                "name: 'a b'\nobjective: helpers_objectives:sphere\nspace: {x: {lower: 0, upper: 1}}\n",
+            )
+        )
+    assert exc.value.path == "name"
+
+
+def test_objective_module_beside_the_config_is_found(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "cfgdir").mkdir()
+    mod = "esopt_test_beside_config_obj"
+    (tmp_path / "cfgdir" / f"{mod}.py").write_text("def f(params):\n    return 2.0 * params['x']\n")
+    raw = {"objective": f"{mod}:f", "space": {"x": {"lower": 0, "upper": 1}}}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # undo the insertion after the test
+    with pytest.raises(ConfigError, match="cannot import module") as exc:  # not importable without the file's folder
+        parse_config({**raw, "name": "n"})
+    assert exc.value.path == "objective"
+    p = tmp_path / "cfgdir" / "beside.yaml"
+    import yaml
+
+    p.write_text(yaml.safe_dump(raw))
+    cfg = load_config(p)
+    assert cfg.base_dir == (tmp_path / "cfgdir").resolve() and cfg.name == "beside"
+    assert cfg.load_objective()({"x": 0.25}) == 0.5
+    assert cfg.raw["base_dir"] == str(cfg.base_dir)  # stored in the journal, so a resume finds it too
+    assert parse_config(cfg.raw).base_dir == cfg.base_dir
+
+
+def _mnist_files(d, bad=False):
+    import gzip
+
+    d.mkdir(parents=True, exist_ok=True)
+    for stem, ndim in (
+        ("train-images-idx3-ubyte", 3),
+        ("train-labels-idx1-ubyte", 1),
+        ("t10k-images-idx3-ubyte", 3),
+        ("t10k-labels-idx1-ubyte", 1),
+    ):
+        head = bytes([0, 0, 8, ndim]) if not bad else b"<htm"  # e.g. an HTML error page saved as the file
+        with gzip.open(d / f"{stem}.gz", "wb") as fh:
+            fh.write(head + bytes(4 * ndim))
+
+
+def _trials_raw(**trial):
+    return {
+        "name": "t",
+        "objective": "trials:train_and_evaluate",
+        "trial": trial,
+        "space": {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}},
+    }
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10", "imagenet32"])
+def test_file_datasets_need_data_dir_when_the_config_is_read(dataset):
+    with pytest.raises(ConfigError, match=f"dataset '{dataset}'") as exc:
+        parse_config(_trials_raw(dataset=dataset))
+    assert exc.value.path == "trial.data_dir"
+
+
+def test_data_dir_must_hold_the_files_in_their_published_format(tmp_path):
+    with pytest.raises(ConfigError, match="not a folder") as exc:
+        parse_config(_trials_raw(dataset="mnist", data_dir=str(tmp_path / "nope")))
+    assert exc.value.path == "trial.data_dir"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="train-images-idx3-ubyte not found") as exc:
+        parse_config(_trials_raw(dataset="mnist", data_dir=str(empty)))
+    assert exc.value.path == "trial.data_dir"
+    _mnist_files(tmp_path / "bad", bad=True)
+    with pytest.raises(ConfigError, match="does not start like IDX") as exc:
+        parse_config(_trials_raw(dataset="mnist", data_dir=str(tmp_path / "bad")))
+    assert exc.value.path == "trial.data_dir"
+    _mnist_files(tmp_path / "good" / "MNIST" / "raw")  # torchvision's layout
+    cfg = parse_config(_trials_raw(dataset="mnist", data_dir=str(tmp_path / "good")))
+    assert cfg.trial["data_dir"] == str(tmp_path / "good")
+    # where only the workers have the data, the file check (not the data_dir key) can be switched off
+    assert parse_config(_trials_raw(dataset="mnist", data_dir=str(empty)), check_data=False).trial["dataset"] == "mnist"
+
+
+def test_cli_refuses_a_missing_data_dir_with_exit_2_and_writes_nothing(tmp_path, capsys):
+    import yaml
+
+    from cluster.cli import main
+
+    p = tmp_path / "mnist.yaml"
+    p.write_text(yaml.safe_dump(_trials_raw(dataset="mnist")))
+    d = tmp_path / "runs"
+    assert main(["tune", str(p), "--dir", str(d), "--no-progress"]) == 2
+    assert "trial.data_dir" in capsys.readouterr().err
+    assert not d.exists()
+
+
+def test_stop_on_convergence_default_and_legacy_journals():
+    from cluster.config import LEGACY_DEFAULTS, config_differences, upgrade_stored
+
+    cfg = parse_config(BASE)
+    assert cfg.strategy.stop_on_convergence is False and cfg.raw["strategy"]["stop_on_convergence"] is False
+    assert parse_config(_with("strategy.stop_on_convergence", True)).strategy.stop_on_convergence is True
+    with pytest.raises(ConfigError) as exc:
+        parse_config(_with("strategy.stop_on_convergence", "yes"))
+    assert exc.value.path == "strategy.stop_on_convergence"
+    # a journal written by 0.1.0 has no such key: it resumes as it ran (stopping on the criteria) ...
+    old = copy.deepcopy(cfg.raw)
+    del old["strategy"]["stop_on_convergence"]
+    assert LEGACY_DEFAULTS[("strategy", "stop_on_convergence")] is True
+    assert parse_config(upgrade_stored(old)).strategy.stop_on_convergence is True
+    assert "stop_on_convergence" not in old["strategy"]  # upgrade_stored copies
+    # ... and today's parse of the same YAML (default false) is not refused as a different config
+    assert config_differences(old, cfg.raw) == []
+    assert config_differences(old, parse_config(_with("budget.max_trials", 8)).raw) == ["budget"]
+    assert config_differences(cfg.raw, parse_config(_with("strategy.stop_on_convergence", True)).raw) == ["strategy"]
+
+
+def test_strategy_names_and_options_come_from_the_registry():
+    from esopt import registry
+
+    toy = registry.StrategyInfo(
+        name="toy-es-for-config-test",
+        target="esopt.cma:CMAES",
+        options=(registry.OptionSpec("active", bool, False, "toy option"),),
+    )
+    registry.register(toy)
+    try:
+        cfg = parse_config(_with("strategy", {"name": toy.name, "options": {"active": True, "tolfun": 1e-9}}))
+        assert cfg.strategy.name == toy.name and cfg.strategy.options == {"active": True, "tolfun": 1e-9}
+        with pytest.raises(ConfigError, match="must be bool") as exc:
+            parse_config(_with("strategy", {"name": toy.name, "options": {"active": "yes"}}))
+        assert exc.value.path == "strategy.options"
+    finally:
+        del registry.STRATEGIES[toy.name]
+    with pytest.raises(ConfigError, match="toy-es-for-config-test") as exc:
+        parse_config(_with("strategy.name", toy.name))
+    assert exc.value.path == "strategy.name"
+    with pytest.raises(ConfigError, match="unknown option 'm'") as exc:  # lmmaes's option is not cmaes's
+        parse_config(_with("strategy.options", {"m": 4}))
+    assert exc.value.path == "strategy.options"
+
+
+def test_log_is_an_alias_of_log10_and_errors_show_plain_numbers():
+    import numpy as np
+
+    cfg = parse_config(_with("space.lr", {"lower": 1e-4, "upper": 0.1, "scale": "log"}))
+    assert cfg.space.params[0].scale == "log10" and cfg.raw["space"]["lr"]["scale"] == "log10"
+    with pytest.raises(ConfigError) as exc:
+        parse_config(_with("space.lr", {"lower": np.float64(1.0), "upper": np.float64(0.5)}))
+    assert exc.value.path == "space.lr.lower" and "np.float64" not in str(exc.value)

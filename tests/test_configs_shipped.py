@@ -27,11 +27,36 @@ def test_the_documented_configs_are_shipped():
     assert all(f"`{n}`" in readme for n in ("digits-cmaes.yaml", "cifar10-resnet-gpu.yaml", RAY_UP, KUBERAY))
 
 
+def _fake_cifar10(d: Path) -> None:
+    """CIFAR-10's python batches in their published form (pickle protocol 2), two images each."""
+    import pickle
+
+    import numpy as np
+
+    (d / "cifar-10-batches-py").mkdir(parents=True)
+    for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}
+        (d / "cifar-10-batches-py" / n).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+def _load_here(path: Path, tmp_path: Path):
+    """load_config with every check; a config whose data lives on the cluster's nodes
+    (``trial.data_dir``) is read with that folder replaced by a local one holding the files."""
+    raw = yaml.safe_load(path.read_text())
+    if raw.get("trial", {}).get("data_dir"):
+        assert raw["trial"]["dataset"] == "cifar10"
+        _fake_cifar10(tmp_path / "data")
+        raw["trial"]["data_dir"] = str(tmp_path / "data")
+        path = tmp_path / path.name
+        path.write_text(yaml.safe_dump(raw))
+    return load_config(path)
+
+
 @pytest.mark.parametrize("name", CAMPAIGNS)
-def test_campaign_configs_validate_and_their_bounds_are_valid_hyperparameters(name):
+def test_campaign_configs_validate_and_their_bounds_are_valid_hyperparameters(name, tmp_path):
     import trials
 
-    cfg = load_config(CONFIGS / name)  # parse_config with the objective imported and the trial spec checked
+    cfg = _load_here(CONFIGS / name, tmp_path)  # parse_config with the objective imported and the trial spec checked
     spec = trials.TrialSpec.from_dict(cfg.trial)
     for p in cfg.space.params:
         hp = trials.HPARAMS[p.name]
@@ -59,7 +84,13 @@ def test_digits_config_is_the_issue_6_campaign():
 
 
 def test_gpu_config_packs_four_trials_per_gpu_from_a_data_dir():
-    cfg = load_config(CONFIGS / "cifar10-resnet-gpu.yaml")
+    from cluster.config import ConfigError
+
+    if not Path("/home/ray/data").is_dir():  # the folder exists on the cluster's nodes, not here
+        with pytest.raises(ConfigError, match="cifar10") as exc:
+            load_config(CONFIGS / "cifar10-resnet-gpu.yaml")
+        assert exc.value.path == "trial.data_dir"
+    cfg = load_config(CONFIGS / "cifar10-resnet-gpu.yaml", check_data=False)
     assert cfg.resources.num_gpus == 0.25 and cfg.trial["dataset"] == "cifar10"
     assert cfg.trial["data_dir"] and cfg.trial["device"] == "cuda"
     assert cfg.strategy.popsize % 4 == 0
@@ -83,7 +114,7 @@ def test_ray_up_config_matches_rays_own_schema():
     assert image.startswith(f"rayproject/ray:{ray.__version__}-") and "gpu" in image
     setup = " ".join(c["setup_commands"])
     assert "pip install" in setup and "/home/ray/esopt" in setup and "/home/ray/esopt" in c["file_mounts"]
-    data_dir = load_config(CONFIGS / "cifar10-resnet-gpu.yaml").trial["data_dir"]
+    data_dir = load_config(CONFIGS / "cifar10-resnet-gpu.yaml", check_data=False).trial["data_dir"]
     assert f"{data_dir}/cifar-10-batches-py" in setup
     assert any("ray start --head" in cmd for cmd in c["head_start_ray_commands"])
     assert any("$RAY_HEAD_IP" in cmd for cmd in c["worker_start_ray_commands"])
@@ -119,7 +150,7 @@ def test_kuberay_manifest_has_what_the_operator_needs():
     assert {p["containerPort"] for p in hpod["containers"][0]["ports"]} >= {6379, 8265, 10001}
     _pod_volumes_resolve(hpod, claims)
     assert any(m["mountPath"] == "/runs" for m in hpod["containers"][0]["volumeMounts"])
-    data_dir = load_config(CONFIGS / "cifar10-resnet-gpu.yaml").trial["data_dir"]
+    data_dir = load_config(CONFIGS / "cifar10-resnet-gpu.yaml", check_data=False).trial["data_dir"]
     for g in spec["workerGroupSpecs"]:
         assert g["groupName"] and all(isinstance(v, str) for v in g["rayStartParams"].values())
         assert 0 <= g["minReplicas"] <= g["replicas"] <= g["maxReplicas"]

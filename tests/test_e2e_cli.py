@@ -146,3 +146,82 @@ def test_tune_sigkill_resume_status_report(tmp_path):
     assert len(table) == POPSIZE * GENERATIONS
     assert all(r["status"] == "done" and 0.0 <= float(r["objective"]) <= 1.0 for r in table)
     assert all(r["test_error"] != "" for r in table)  # trials reports a test error beside the objective
+
+
+def _clean_env() -> dict:
+    """The environment of a new user's shell: no PYTHONPATH, no Ray variables but no usage stats."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != "PYTHONPATH"}
+    return {**env, "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+SMALL = {
+    "space": {"x": {"lower": 0.0, "upper": 1.0}, "y": {"lower": -1.0, "upper": 1.0}},
+    "strategy": {"name": "cmaes", "popsize": 4, "sigma0": 0.3, "seed": 0},
+    "budget": {"max_generations": 1},
+    "ray": {"num_cpus": 2},
+}
+
+
+def test_objective_module_beside_the_config(tmp_path):
+    """`objective: myobj:f` with myobj.py beside the config (and a sibling module it imports) runs
+    without PYTHONPATH, from another working directory; the local instance says nothing about tokens."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "myhelpers.py").write_text("def shift(v):\n    return float(v) - 0.3\n")
+    (conf / "myobj.py").write_text(
+        "from myhelpers import shift\n\n\ndef f(params):\n    return sum(shift(v) ** 2 for v in params.values())\n"
+    )
+    (conf / "mine.yaml").write_text(yaml.safe_dump({"name": "mine", "objective": "myobj:f", **SMALL}))
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    res = subprocess.run(
+        [_esopt(), "tune", str(conf / "mine.yaml"), "--dir", str(tmp_path / "run"), "--no-progress"],
+        env=_clean_env(),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "campaign done: 4 trials finished" in res.stdout
+    assert "Token authentication is enabled" not in res.stderr  # issue 11 item 14: a local instance needs no token
+    with _ro(tmp_path / "run") as db:
+        assert db.execute("SELECT COUNT(*) FROM trials WHERE status = 'done'").fetchone()[0] == 4
+
+
+def test_resources_no_node_can_provide(tmp_path):
+    """num_gpus that no node has: exit 2 with a one-line message, and no campaign directory."""
+    cfg_path = tmp_path / "gpu.yaml"
+    cfg = {"name": "gpu", "objective": "trials:train_and_evaluate", "trial": {"dataset": "digits", "epochs": 1}}
+    space = {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}, "T_0": {"lower": 1, "upper": 5, "type": "int"}}
+    cfg.update(space=space, strategy=SMALL["strategy"], budget=SMALL["budget"])
+    cfg.update(resources={"num_cpus": 1, "num_gpus": 1}, ray={"num_cpus": 1, "num_gpus": 0})
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    run_dir = tmp_path / "runs" / "gpu-run"
+    res = subprocess.run(
+        [_esopt(), "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
+        env=_clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert res.returncode == 2, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("esopt: error:")]
+    assert len(errors) == 1 and "resources: no Ray node can run a trial needing" in errors[0], res.stderr
+    assert "num_gpus=1.0" in errors[0] and "Traceback" not in res.stderr
+    assert not (tmp_path / "runs").exists()  # created by this run, removed again: nothing written
+    # a directory that existed before is kept (only what the run wrote is removed)
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    res = subprocess.run(
+        [_esopt(), "tune", str(cfg_path), "--dir", str(kept), "--no-progress"],
+        env=_clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert res.returncode == 2, res.stderr
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]

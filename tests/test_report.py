@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import struct
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 
 from cluster import report
 from cluster.space import Space
+from cluster.status import TrialStatus
+from cluster.trialrow import TrialRow
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -26,12 +29,14 @@ def png_size(path) -> tuple[int, int]:
 SPACE = Space({"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}, "T_0": {"lower": 1, "upper": 20, "type": "int"}})
 
 
-def _row(g, i, status, objective=None, **extra):
+def _row(g, i, status, objective=None, **extra) -> TrialRow:
+    """A journal trial as ``Journal.trials()`` returns it."""
     row = {
         "id": 10 * g + i,
         "generation": g,
         "idx": i,
-        "status": status,
+        "x": [0.5, 0.5],
+        "status": TrialStatus(status),
         "objective": objective,
         "params": {"lr": 10.0 ** -(i + 1), "T_0": i + 1},
         "result": None,
@@ -43,7 +48,7 @@ def _row(g, i, status, objective=None, **extra):
         "finished_at": 101.0 + g,
     }
     row.update(extra)
-    return row
+    return TrialRow(**row)
 
 
 # the journal hands trials in any order; (generation, idx) order is what the strategy saw
@@ -114,6 +119,129 @@ def test_space_of_accepts_config_or_raw_dict():
     assert report.space_of({"space": SPACE.to_dict()}) == SPACE
     with pytest.raises(ValueError, match="no search space"):
         report.space_of({"name": "x"})
+
+
+def _drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def _visible_tick_labels(axis) -> list[str]:
+    lo, hi = axis.get_view_interval()
+    ticks = [*axis.get_major_ticks(), *axis.get_minor_ticks()]
+    return [
+        t.label1.get_text() for t in ticks if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi
+    ]
+
+
+def test_objective_label_names_the_objective():
+    assert report.objective_label("trials:train_and_evaluate") == "validation error"
+    assert report.objective_label("mypkg.mod:loss") == "mypkg.mod:loss"
+    assert report.objective_label(None) == "objective"
+
+
+def test_objective_figure_has_a_title_and_names_the_objective():
+    fig = _drawn(report.objective_figure(TRIALS, label="mypkg.mod:loss", title="demo: mypkg.mod:loss per evaluation"))
+    ax = fig.axes[0]
+    assert ax.get_title() == "demo: mypkg.mod:loss per evaluation"
+    assert ax.get_ylabel().startswith("mypkg.mod:loss")
+    assert report.objective_figure(TRIALS).axes[0].get_title() == "objective per evaluation"
+
+
+def test_validation_error_axis_is_in_percent():
+    fig = _drawn(report.objective_figure(TRIALS, label="validation error"))
+    ax = fig.axes[0]
+    assert "validation error (%)" in ax.get_ylabel() and "validation error" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels and all(t.endswith("%") for t in labels)
+    assert "40%" in labels or "40.0%" in labels  # 0.4 is an objective value, shown as 40 %
+
+
+@pytest.mark.parametrize(
+    "trials,text",
+    [
+        ([], "no trial yet"),
+        ([_row(1, 0, "running"), _row(1, 1, "pending")], "no finished trial yet"),
+        ([_row(1, 0, "failed"), _row(1, 1, "running")], "1 trial failed, none done yet"),
+        ([_row(1, 0, "failed"), _row(1, 1, "failed"), _row(1, 2, "failed")], "all 3 trials failed"),
+    ],
+    ids=["empty", "running", "failed-so-far", "all-failed"],
+)
+def test_plot_without_success_says_why(trials, text):
+    assert report.no_success_text(trials).startswith(text)
+    fig = report.objective_figure(trials)
+    shown = [t.get_text() for t in fig.axes[0].texts]
+    assert len(shown) == 1 and shown[0].startswith(text)
+    if text.startswith("all"):
+        assert "trials.csv" in shown[0] and "esopt status" in shown[0]
+
+
+@pytest.mark.parametrize(
+    "sigmas", [[0.3, 0.25, 0.22, 0.2, 0.19], [0.3, 0.1, 0.03, 0.005, 0.001], [0.27]], ids=["narrow", "wide", "one"]
+)
+def test_sigma_ticks_are_plain_decimals(sigmas):
+    gens = [{"generation": g + 1, "sigma": s} for g, s in enumerate(sigmas)]
+    fig = _drawn(report.sigma_figure(gens))
+    ax = fig.axes[0]
+    labels = _visible_tick_labels(ax.yaxis)
+    assert len(labels) >= 2, labels
+    for text in labels:  # "0.2", "0.05", "1e-05": no mathtext such as "2x10^-1"
+        assert re.fullmatch(r"\d+(\.\d+)?(e-\d+)?", text), text
+    assert ax.get_title() == "step size per generation"
+    xlabels = _visible_tick_labels(ax.xaxis)
+    assert all(float(x).is_integer() for x in xlabels) and xlabels  # generations are whole numbers
+
+
+def test_sigma_figure_marks_restarts():
+    gens = [{"generation": g, "sigma": s} for g, s in [(1, 0.3), (2, 0.01), (3, 0.3), (4, 0.2)]]
+    ax = report.sigma_figure(gens, restarts=[2]).axes[0]
+    marks = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [2.5, 2.5]  # between generations 2 and 3
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["restart (IPOP)"]
+    assert report.sigma_figure(gens).axes[0].get_legend() is None
+
+
+def _mean_line(ax):
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "sampling mean"]
+    return line
+
+
+def test_params_mean_line_stops_at_the_last_sampled_generation():
+    # the open generation 2 was sampled around the mean told after generation 1: drawn; nothing after it
+    fig = report.params_figure(TRIALS, GENERATIONS, SPACE)
+    for ax in fig.axes:
+        assert list(_mean_line(ax).get_xdata()) == [1, 2]
+    # a finished campaign: generation 2 told too; its mean (for a generation 3 never asked) is not drawn
+    told = [{**GENERATIONS[0]}, {**GENERATIONS[1], "mean": [0.2, 0.8], "told_at": 2.0}]
+    finished = [t for t in TRIALS if t["status"] != "running"]
+    assert [g for g, _ in report.sampling_means(told, SPACE)] == [1, 2, 3]
+    for ax in report.params_figure(finished, told, SPACE).axes:
+        assert max(_mean_line(ax).get_xdata()) == 2
+        assert ax.get_xlim()[1] < 3
+
+
+def test_params_figure_has_one_legend_naming_every_series():
+    fig = report.params_figure(TRIALS, GENERATIONS, SPACE, title="demo")
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert set(labels) == {"sampled (done)", "failed", "running", "sampling mean", "best"}
+    assert fig.get_suptitle() == "demo"
+
+
+def test_trials_csv_times_are_iso_8601_utc(tmp_path):
+    from datetime import datetime, timezone
+
+    path = report.write_trials_csv(TRIALS, SPACE.names, tmp_path / "trials.csv")
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        g = int(r["generation"])
+        started, finished = datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"])
+        assert started.utcoffset() == timezone.utc.utcoffset(None)
+        assert started.timestamp() == 100.0 + g and finished.timestamp() == 101.0 + g
+    assert rows[0]["started_at"] == "1970-01-01T00:01:41.000+00:00"  # 101 s after the epoch
 
 
 # -- a real campaign's journal ----------------------------------------------------------------

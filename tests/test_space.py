@@ -123,3 +123,31 @@ def test_encode_and_decode_check_their_input():
         s.encode({"lr": 1e-3, "momentum": 0.5, "T_0": 3, "width": 9, "zz": 1})
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         s.decode([0.5, 0.5])
+
+
+def test_log_is_another_name_of_log10():
+    p = Param("lr", 1e-4, 1.0, scale="log")  # trials.HParam's old scale name
+    assert p.scale == "log10" and p == Param("lr", 1e-4, 1.0, scale="log10")
+    assert p.to_unit(1e-2) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"space\.lr\.lower must be > 0 on the log10 scale"):
+        Param("lr", 0.0, 1.0, scale="log")
+
+
+def test_param_errors_carry_the_key_path_and_a_plain_message():
+    from cluster.space import ParamError
+
+    cases = [
+        ({"lower": 1.0, "upper": 1.0}, "space.a.lower", "must be < upper"),
+        ({"lower": 0, "upper": 1, "init": 2}, "space.a.init", "2 lies outside [0, 1]"),
+        ({"lower": 0.5, "upper": 3, "type": "int"}, "space.a", "an int parameter needs integer bounds"),
+        ({"lower": 0, "upper": 1, "step": 2}, "space.a.step", "unknown key"),
+        ({"upper": 1}, "space.a.lower", "is required"),
+        ({"lower": np.float64(2.0), "upper": np.float64(1.0)}, "space.a.lower", "got lower=2.0 >= upper=1.0"),
+    ]
+    for spec, path, detail in cases:
+        with pytest.raises(ParamError) as exc:
+            Param.from_mapping("a", spec)
+        assert exc.value.path == path and detail in exc.value.detail, exc.value.detail
+        assert "np.float64" not in str(exc.value)
+    p = Param.from_mapping("a", {"lower": np.float64(0.5), "upper": np.int64(3)})
+    assert type(p.lower) is float and type(p.upper) is int  # plain Python numbers: to_dict is JSON-safe

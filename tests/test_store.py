@@ -248,3 +248,168 @@ def test_campaign_refuses_a_directory_with_a_journal(tmp_path):
         == parse_config(CONFIG).raw
     )
     assert not os.path.exists(d / "ray_local.json")
+
+
+# ------------------------------------------------------------------- typed rows, failure counts
+def test_trial_rows_are_typed_and_still_read_like_dicts(journal):
+    from cluster.status import FailureKind, TrialStatus
+    from cluster.trialrow import TrialRow
+
+    X, params, ids = _fill_generation(journal)
+    journal.mark_submitted(ids)
+    journal.finish_trial(ids[0], status=TrialStatus.DONE, objective=0.5, result={"objective": 0.5})
+    journal.finish_trial(ids[1], status="failed", error="exception: ValueError: bad lr\nTraceback ...")
+    journal.finish_trial(ids[2], status="failed", error="timeout")
+    rows = journal.trials(1)
+    assert all(isinstance(r, TrialRow) for r in rows)
+    r0, r1, r2, r3 = rows
+    assert r0.status is TrialStatus.DONE and r0.status == "done" and r0.objective == 0.5 and r0.x == X[0].tolist()
+    assert r0["status"] == "done" and r0.get("params") == params[0] and dict(r0)["id"] == ids[0]
+    assert set(r0) == set(r0.to_dict()) and json.loads(json.dumps(r0.to_dict()))["status"] == "done"
+    assert (r1.failure_kind, r1.failure_reason) == (FailureKind.EXCEPTION, "ValueError: bad lr")
+    assert (r2.failure_kind, r2.failure_reason) == (FailureKind.TIMEOUT, "timeout")
+    assert r0.failure_kind is None and r3.status is TrialStatus.RUNNING and r3.attempts == 1
+    with pytest.raises(KeyError):
+        r0["no_such_column"]
+    with pytest.raises(ValueError, match="finish status"):  # the enum's strings are still checked
+        journal.finish_trial(ids[3], status=TrialStatus.RUNNING)
+
+
+def test_failure_counts_group_by_reason(journal):
+    _, _, ids1 = _fill_generation(journal, 1)
+    _, _, ids2 = _fill_generation(journal, 2)
+    errors = [
+        "failed: ValueError: dataset 'mnist' needs spec.data_dir",
+        "exception: ValueError: dataset 'mnist' needs spec.data_dir",
+        "timeout",
+        "non-finite objective (nan)",
+    ]
+    for i, err in zip(ids1, errors):
+        journal.finish_trial(i, status="failed", error=err)
+    for i in ids2[:3]:
+        journal.finish_trial(i, status="failed", error="exception: TypeError: f() takes 0 positional arguments\n  ...")
+    journal.finish_trial(ids2[3], status="done", objective=1.0)
+    assert journal.failure_counts(1) == {
+        "ValueError: dataset 'mnist' needs spec.data_dir": 2,
+        "non-finite objective (nan)": 1,
+        "timeout": 1,
+    }
+    allc = journal.failure_counts()
+    assert list(allc.items())[0] == ("TypeError: f() takes 0 positional arguments", 3)  # most frequent first
+    assert sum(allc.values()) == 7 and journal.failure_counts(3) == {}
+
+
+def test_failure_kinds_decide_the_policy():
+    from cluster.status import FailureKind
+
+    for kind in FailureKind:
+        msg = kind.message("x")
+        assert FailureKind.of(msg) is kind and FailureKind.of(f"attempt 2 {msg}") is kind
+    assert FailureKind.of("timeout") is FailureKind.TIMEOUT and FailureKind.of("cancelled: Ctrl-C") is None
+    assert {k for k in FailureKind if not k.policy_applies} == {FailureKind.DIVERGED, FailureKind.SYSTEM}
+
+
+def test_campaign_config_reads_the_stored_config(journal):
+    cfg = journal.campaign_config()
+    assert cfg == parse_config(CONFIG) and cfg.strategy.popsize == 4
+
+
+# ------------------------------------------------------------------- journals written by 0.1.0
+DATA = os.path.join(os.path.dirname(__file__), "data", "journal_v010")
+
+
+@pytest.fixture
+def v010(tmp_path):
+    """A copy of the journal that esopt 0.1.0 wrote (tests/data/make_journal_v010.py) and what it saw."""
+    import shutil
+
+    d = tmp_path / "v010"
+    shutil.copytree(DATA, d)
+    with open(d / "expected.json") as fh:
+        expected = json.load(fh)
+    return d, expected
+
+
+def _sha(b):
+    import hashlib
+
+    return hashlib.sha256(b).hexdigest()
+
+
+def test_a_010_journal_is_read(v010):
+    from cluster.status import TrialStatus
+    from cluster.store import check_config_match
+
+    d, exp = v010
+    before = _snapshot(d)
+    with Journal(d, readonly=True) as j:
+        assert j.meta()["esopt_version"] == "0.1.0" and j.campaign_info()["status"] == exp["campaign_status"]
+        stored = j.config()
+        assert stored["strategy"]["stop_on_convergence"] is True  # a 0.1.0 campaign resumes as it ran
+        assert {k: v for k, v in stored.items() if k != "strategy"} == {
+            k: v for k, v in exp["config"].items() if k != "strategy"
+        }
+        cfg = j.campaign_config()
+        assert cfg.name == "v010-sphere" and cfg.space.names == ["a", "b", "n", "c"]
+        assert cfg.strategy.stop_on_convergence is True and cfg.budget.max_generations == 4
+        rows = j.trials()
+        assert [(r.generation, r.idx, r.status, r.objective) for r in rows] == [
+            (t["generation"], t["idx"], TrialStatus(t["status"]), t["objective"]) for t in exp["trials"]
+        ]
+        assert [r.x for r in rows] == [json.loads(t["x_json"]) for t in exp["trials"]]  # exact floats
+        assert [r.params for r in rows] == [json.loads(t["params_json"]) for t in exp["trials"]]
+        told = [g for g in exp["generations"] if g["told"]]
+        assert [_sha(j.state(g["generation"])) for g in told] == [g["state_sha256"] for g in told]
+        assert j.last_state()[0] == 2 and j.campaign_info()["open_generation"] == 3
+        # today's parse of the config the user wrote then is accepted for this journal
+        check_config_match(j.config(), parse_config(exp["config"]).raw, j.path)
+        check_config_match(Journal._validate(j.path), parse_config(exp["config"]).raw, j.path)
+    assert _snapshot(d) == before  # reading wrote nothing
+
+
+def test_a_010_journal_continues_at_journal_level(v010):
+    d, exp = v010
+    with Journal(d) as j:
+        pending = [r.id for r in j.trials(3) if r.status == "pending"]
+        assert len(pending) == 2
+        j.set_campaign(status="running", driver_pid=os.getpid())
+        j.mark_submitted(pending)
+        for k, i in enumerate(pending):
+            j.finish_trial(i, status="done", objective=float(k))
+        j.tell(3, sigma=0.1, mean=[0.5] * 4, best_objective=0.0, state=b"s3", elapsed_s=1.0)
+        ids = j.add_generation(4, [[0.5] * 4] * 4, [{"a": 0.0, "b": 1.0, "n": 3, "c": 1.0}] * 4)
+        assert len(ids) == 4 and j.last_state() == (3, b"s3")
+    with Journal(d, readonly=True) as j:  # reopened (validated) with today's code after writing
+        info = j.campaign_info()
+        assert info["n_generations"] == 3 and info["open_generation"] == 4 and info["n_trials"] == 16
+        assert [r.objective for r in j.trials(1)] == [t["objective"] for t in exp["trials"][:4]]
+
+
+def test_a_010_journal_resumes_to_completion_bit_for_bit(v010, ray_local):
+    d, exp = v010
+    result = Campaign.resume(d).run()
+    resumed = exp["resumed"]  # what 0.1.0 itself did when resuming a copy of this journal
+    assert result.status == resumed["campaign_status"] == "done" and result.message == resumed["message"]
+    with Journal(d, readonly=True) as j:
+        got = [(r.generation, r.idx, r.status.value, r.objective) for r in j.trials()]
+        assert got == [(t["generation"], t["idx"], t["status"], t["objective"]) for t in resumed["trials"]]
+        assert [r.x for r in j.trials()] == [json.loads(t["x_json"]) for t in resumed["trials"]]
+        # the strategy's path after the resume (the checkpoint bytes themselves may be of a newer format)
+        gens = [(g["generation"], g["sigma"], g["mean"], g["best_objective"]) for g in j.generations()]
+        assert gens == [
+            (g["generation"], g["sigma"], json.loads(g["mean_json"]), g["best_objective"])
+            for g in resumed["generations"]
+        ]
+        # the generations 0.1.0 had told keep their checkpoint bytes unchanged
+        assert [_sha(j.state(g)) for g in (1, 2)] == [g["state_sha256"] for g in resumed["generations"][:2]]
+
+
+def test_restarts_are_journaled_in_generation_order_and_idempotently(journal):
+    journal.add_restart(7, {"stop": {"tolfun": 1e-11}, "popsize": 16})
+    journal.add_restart(3, {"stop": {"tolflatfitness": 1}, "popsize": 8})
+    journal.add_restart(3, {"stop": {"tolflatfitness": 1}, "popsize": 8})  # a resume writes it again
+    got = journal.restarts()
+    assert [r["after_generation"] for r in got] == [3, 7] and got[1]["popsize"] == 16
+    with pytest.raises(ValueError, match="after_generation"):
+        journal.add_restart(-1, {})
+    assert len(journal.restarts()) == 2

@@ -123,3 +123,11 @@ def test_trial_spec_from_dict_and_validation():
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrialSpec(**bad)
+
+
+def test_readme_table_is_describe_hparams():
+    """The README's hyperparameter table is ``describe_hparams()`` verbatim, so the two cannot drift."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert trials.describe_hparams().strip("\n") in readme

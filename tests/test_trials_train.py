@@ -92,3 +92,28 @@ def test_one_epoch_on_gpu():
     r = trials.train_and_evaluate({}, {"device": "cuda", "epochs": 1})
     assert r.status == "ok", r.reason
     assert r.device.startswith("cuda") and r.epochs_run == 1 and r.objective < 0.5
+
+
+def test_result_status_is_an_enum_and_to_dict_is_plain():
+    from trials.train import ResultStatus, TrialResult
+
+    r = TrialResult(
+        objective=math.nan,
+        status="diverged",
+        reason="loss nan",
+        curves={"train_loss": [1.0, math.inf], "valid_error": [0.5, 0.4], "lr": [0.1, 0.1]},
+        test_error=None,
+        wall_time_s=1.0,
+        epochs_run=2,
+        device="cpu",
+        torch_version=torch.__version__,
+        hparams={"lr": 0.1},
+        valid_size=10,
+    )
+    assert r.status is ResultStatus.DIVERGED and r.status == "diverged"
+    d = r.to_dict()
+    assert type(d["status"]) is str and d["status"] == "diverged"
+    assert d["objective"] is None and d["curves"]["train_loss"] == [1.0, None]
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
+    with pytest.raises(ValueError):
+        TrialResult(**{**r.__dict__, "status": "exploded"})

@@ -1,6 +1,7 @@
 """Datasets as uint8 image arrays, loaded once per process from their published formats.
 
-Every loader returns a :class:`RawData` with ``x_* `` of shape ``(N, C, H, W)`` (uint8) and ``y_*``
+Every loader returns a :class:`RawData` with ``x_* `` of shape ``(N, C, H, W)`` (uint8; float32 for
+``mnist1d``) and ``y_*``
 of shape ``(N,)`` (int64, classes ``0..n_classes-1``).  Nothing is ever downloaded: a missing file
 raises ``FileNotFoundError`` and a malformed or truncated one raises ``ValueError``, both naming the
 path and the expected format.
@@ -22,6 +23,9 @@ path and the expected format.
   ``train_data_batch_1..10`` and ``val_data``, each a pickle or ``.npz`` with ``data`` (N, 3072
   uint8, channel planes R, G, B as in CIFAR) and ``labels`` (1..1000; shifted to 0..999), in
   ``data_dir`` or its ``Imagenet32_train``/``Imagenet32_val`` subfolders.  Test = ``val_data``.
+* ``mnist1d`` -- MNIST-1D (Greydanus & Kobak, ICML 2024), generated in-process by the ``mnist1d``
+  package (no file, no download; ``data_dir`` ignored): 4,000 training and 1,000 test signals of
+  length 40 as **float32** ``(N, 1, 1, 40)``, see :mod:`trials.mnist1d`.
 
 The validation split is carved from the training pool by :func:`split_indices`, seeded.
 """
@@ -47,9 +51,11 @@ __all__ = [
     "device_data",
     "split_indices",
     "channel_stats",
+    "dataset_files",
 ]
 
-DATASETS = ("digits", "mnist", "cifar10", "imagenet32")
+DATASETS = ("digits", "mnist", "cifar10", "imagenet32", "mnist1d")
+_GENERATED = ("digits", "mnist1d")  # need no data_dir: bundled (digits) or generated (mnist1d)
 
 
 @dataclass(frozen=True)
@@ -311,6 +317,58 @@ def _load_imagenet32(data_dir) -> RawData:
     )
 
 
+# ------------------------------------------------------------------------- expected files (no read)
+_MAGIC = {  # leading bytes of each published format
+    "idx3": (b"\x00\x00\x08\x03", "IDX uint8 with 3 dimensions"),
+    "idx1": (b"\x00\x00\x08\x01", "IDX uint8 with 1 dimension"),
+    "pickle": (b"\x80", "a pickle (protocol 2 or later, as published)"),
+    "npz": (b"PK\x03\x04", "an .npz (zip) archive"),
+}
+_EXPECTED = {  # dataset -> (file stem, subfolders, extensions, format) per required file
+    "mnist": [
+        (f"{s}-idx{k}-ubyte", ("", "MNIST/raw"), ("", ".gz"), f"idx{k}")
+        for s, k in (("train-images", 3), ("train-labels", 1), ("t10k-images", 3), ("t10k-labels", 1))
+    ],
+    "cifar10": [
+        (n, ("", "cifar-10-batches-py"), ("",), "pickle")
+        for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    ],
+    "imagenet32": [(f"train_data_batch_{i}", ("", "Imagenet32_train"), ("", ".npz"), "pickle") for i in range(1, 11)]
+    + [("val_data", ("", "Imagenet32_val"), ("", ".npz"), "pickle")],
+}
+
+
+def dataset_files(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
+    """The files dataset ``name`` reads from ``data_dir``, found where its loader looks, each
+    checked to start like its published format (IDX magic, gzip, pickle protocol >= 2, or zip for
+    ``.npz``); nothing else is read, so this is cheap even for ImageNet32.  ``digits`` and
+    ``mnist1d`` (no files) -> ``[]``.
+
+    Raises ``ValueError`` (unknown ``name``, ``data_dir`` None, a file not in its format) or
+    ``FileNotFoundError`` (``data_dir`` not a folder, a file missing: the message lists where it
+    was looked for), as the loaders of this module would later.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {list(DATASETS)}")
+    if name in _GENERATED:
+        return []
+    d = _need_dir(data_dir, name)
+    found = []
+    for stem, subs, exts, fmt in _EXPECTED[name]:
+        cands = [d / sub / (stem + ext) if sub else d / (stem + ext) for sub in subs for ext in exts]
+        path = _first_existing(cands, f"{name} file {stem}")
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(4) if head[:2] == b"\x1f\x8b" else b""
+        magic, what = _MAGIC["npz" if path.suffix == ".npz" else fmt]
+        if not head.startswith(magic):
+            raise ValueError(f"{path}: does not start like {what}; put the published file there or fix data_dir")
+        found.append(path)
+    return found
+
+
 # ------------------------------------------------------------------------------------------ entry
 @functools.lru_cache(maxsize=2)
 def _cached(name: str, data_dir: str | None) -> RawData:
@@ -320,18 +378,22 @@ def _cached(name: str, data_dir: str | None) -> RawData:
         return _load_mnist(data_dir)
     if name == "cifar10":
         return _load_cifar10(data_dir)
+    if name == "mnist1d":
+        from .mnist1d import load_mnist1d
+
+        return load_mnist1d()
     return _load_imagenet32(data_dir)
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> RawData:
     """Load dataset ``name`` (one of ``DATASETS``) from ``data_dir``; cached per process.
 
-    ``digits`` ignores ``data_dir``.  Raises ``ValueError`` for an unknown name or a malformed file,
-    ``FileNotFoundError`` for a missing one (both name the path and the expected format).
+    ``digits`` and ``mnist1d`` ignore ``data_dir``.  Raises ``ValueError`` for an unknown name or a
+    malformed file, ``FileNotFoundError`` for a missing one (both name the path and the expected format).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {list(DATASETS)}")
-    key = None if name == "digits" or data_dir is None else str(Path(os.fspath(data_dir)).expanduser().resolve())
+    key = None if name in _GENERATED or data_dir is None else str(Path(os.fspath(data_dir)).expanduser().resolve())
     return _cached(name, key)
 
 
@@ -381,5 +443,5 @@ def device_data(name: str, data_dir: str | os.PathLike | None, device) -> Device
     most recent datasets/devices).  Raises like :func:`load_dataset`.
     """
     load_dataset(name, data_dir)  # validates the name, raises file errors, fills the cache
-    key = None if name == "digits" or data_dir is None else str(Path(os.fspath(data_dir)).expanduser().resolve())
+    key = None if name in _GENERATED or data_dir is None else str(Path(os.fspath(data_dir)).expanduser().resolve())
     return _device_cached(name, key, str(device))

@@ -1,4 +1,5 @@
-"""Networks: a small CNN for 8x8 / 28x28 inputs and a ResNet-20 for 32x32 inputs.
+"""Networks: a small CNN for 8x8 / 28x28 inputs, a ResNet-20 for 32x32 inputs, and the 1-D CNN of
+MNIST-1D (Greydanus & Kobak, ICML 2024) for 40-sample signals.
 
 Both are built on the ``meta`` device and then initialized from an explicit ``torch.Generator``
 (:func:`init_parameters`), so building a model neither reads nor advances torch's global RNG.
@@ -14,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Dropout", "SmallCNN", "ResNet20", "build_model", "init_parameters", "MODELS"]
+__all__ = ["Dropout", "SmallCNN", "ResNet20", "CNN1d", "build_model", "init_parameters", "MODELS"]
 
-MODELS = ("cnn", "resnet20")
+MODELS = ("cnn", "resnet20", "cnn1d")
 
 
 class Dropout(nn.Module):
@@ -152,9 +153,59 @@ class ResNet20(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
+def conv1d_out_len(length: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of ``nn.Conv1d`` (torch docs): ``floor((L + 2p - k) / s) + 1``."""
+    return (length + 2 * padding - kernel) // stride + 1
+
+
+class CNN1d(nn.Module):
+    """The MNIST-1D CNN of Greydanus & Kobak ("Scaling down deep learning with MNIST-1D", ICML 2024;
+    ``ConvBase`` in the authors' ``notebooks/models.py``): three ``Conv1d``-ReLU layers of kernel 5,
+    3, 3, stride 2, padding 1, then a linear classifier on the flattened features.  With 40-sample
+    inputs and the paper's 25 channels per layer the lengths go 40 -> 19 -> 10 -> 5 and the linear
+    layer sees 125 features (5,210 parameters in all).  The paper reports 94% test accuracy for it.
+
+    ``filters`` are the three channel counts (paper: 25, 25, 25), ``dropout[k]`` is applied after
+    conv ``k`` and ``dropout_dense`` before the linear layer (both off in the paper).  Input
+    ``(N, C, L)`` or ``(N, C, 1, L)`` (the trainer's image layout with height 1), output logits
+    ``(N, n_classes)``.  Raises ``ValueError`` when ``length`` is too short for three stride-2 convs
+    (needs ``length >= 3``).
+    """
+
+    _LAYERS = ((5, 2, 1), (3, 2, 1), (3, 2, 1))  # (kernel, stride, padding) per conv, paper's ConvBase
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        length: int,
+        filters=(25, 25, 25),
+        dropout=(0.0, 0.0, 0.0),
+        dropout_dense=0.0,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c, n = in_channels, length
+        for (k, st, pad), f, p in zip(self._LAYERS, filters, dropout):
+            n = conv1d_out_len(n, k, st, pad)
+            if n < 1:
+                raise ValueError(f"length={length} is too short for CNN1d's three stride-2 convolutions (needs >= 3)")
+            layers += [nn.Conv1d(c, f, k, stride=st, padding=pad), nn.ReLU(inplace=True)]
+            if p > 0:
+                layers.append(Dropout(p))
+            c = f
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(), *([Dropout(dropout_dense)] if dropout_dense > 0 else []), nn.Linear(c * n, n_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x.reshape(x.shape[0], x.shape[1], -1)))  # (N, C, 1, L) -> (N, C, L)
+
+
 @torch.no_grad()
 def init_parameters(model: nn.Module, generator: torch.Generator, *, he_conv: bool = False) -> nn.Module:
-    """(Re)initialize every Conv2d/Linear/BatchNorm2d of ``model`` (on CPU) from ``generator``.
+    """(Re)initialize every Conv1d/Conv2d/Linear/BatchNorm2d of ``model`` (on CPU) from ``generator``.
 
     Conv/linear weights: PyTorch's default ``kaiming_uniform_(a=sqrt(5))``, i.e.
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, or with ``he_conv`` He et al.'s
@@ -162,7 +213,7 @@ def init_parameters(model: nn.Module, generator: torch.Generator, *, he_conv: bo
     1/sqrt(fan_in))``; BatchNorm weight 1, bias 0, running statistics reset.  Returns ``model``.
     """
     for m in model.modules():
-        if isinstance(m, nn.Conv2d | nn.Linear):
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear):
             if he_conv and isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
             else:
@@ -180,10 +231,11 @@ def init_parameters(model: nn.Module, generator: torch.Generator, *, he_conv: bo
 def build_model(
     name: str, in_channels: int, n_classes: int, image_size: int, hp: dict, generator: torch.Generator
 ) -> nn.Module:
-    """Build model ``name`` (``"cnn"`` or ``"resnet20"``) on CPU from the resolved hyperparameters ``hp``
-    (``filters1..3``, ``dropout1..3``, ``dropout_dense``, and ``dense_units`` for the CNN), with
-    parameters drawn from ``generator`` (a CPU ``torch.Generator``).  Raises ``ValueError`` for an
-    unknown name.
+    """Build model ``name`` (``"cnn"``, ``"resnet20"`` or ``"cnn1d"``) on CPU from the resolved
+    hyperparameters ``hp`` (``filters1..3``, ``dropout1..3``, ``dropout_dense``, and ``dense_units``
+    for the CNN), with parameters drawn from ``generator`` (a CPU ``torch.Generator``).
+    ``image_size`` is the side of square images, or for ``"cnn1d"`` the signal length (the input's
+    last axis).  Raises ``ValueError`` for an unknown name.
     """
     filters = (hp["filters1"], hp["filters2"], hp["filters3"])
     dropout = (hp["dropout1"], hp["dropout2"], hp["dropout3"])
@@ -194,6 +246,8 @@ def build_model(
             )
         elif name == "resnet20":
             model = ResNet20(in_channels, n_classes, filters, dropout, hp["dropout_dense"])
+        elif name == "cnn1d":
+            model = CNN1d(in_channels, n_classes, image_size, filters, dropout, hp["dropout_dense"])
         else:
             raise ValueError(f"unknown model {name!r}; known: {list(MODELS)}")
     model = model.to_empty(device="cpu")

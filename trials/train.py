@@ -18,6 +18,7 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -25,14 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from .data import DATASETS, device_data, split_indices
-from .hparams import HPARAMS, resolve_hparams
-from .models import Dropout, build_model
+from .hparams import HPARAMS, OPTIMIZERS, ignored_hparams, resolve_hparams
+from .models import MODELS, Dropout, build_model
 from .optim import make_optimizer, weight_decay_from_norm
 from .schedules import make_sgdr
 
-__all__ = ["TrialSpec", "TrialResult", "train_and_evaluate", "random_shift"]
+__all__ = ["TrialSpec", "TrialResult", "ResultStatus", "train_and_evaluate", "random_shift"]
 
-_AUTO_MODEL = {"digits": "cnn", "mnist": "cnn", "cifar10": "resnet20", "imagenet32": "resnet20"}
+_AUTO_MODEL = {"digits": "cnn", "mnist": "cnn", "cifar10": "resnet20", "imagenet32": "resnet20", "mnist1d": "cnn1d"}
 _EVAL_BATCH = 1024
 
 
@@ -50,8 +51,8 @@ class TrialSpec:
 
     dataset: str = "digits"  # one of trials.DATASETS: digits (bundled), mnist, cifar10, imagenet32
     data_dir: str | None = None  # folder with the dataset's published files (not used by digits)
-    model: str = "auto"  # "cnn", "resnet20", or "auto" (cnn for digits/mnist, resnet20 for 32x32)
-    optimizer: str = "adamw"  # "adamw" (torch AdamW) or "sgdw" (trials.optim.SGDW)
+    model: str = "auto"  # "cnn", "resnet20", "cnn1d", or "auto" (cnn: digits/mnist, resnet20: 32x32, cnn1d: mnist1d)
+    optimizer: str = "adamw"  # one of trials.OPTIMIZERS, used unless hparam "optimizer" is given
     epochs: int = 15  # training epochs (passes over the training split)
     batch_size: int = 64  # images per batch unless hparam log2_batch_size is given
     valid_fraction: float = 0.4  # share of the training pool for validation (digits: 600; lower for big sets)
@@ -65,9 +66,15 @@ class TrialSpec:
     fixed: dict = field(default_factory=dict)  # hyperparameter values not being tuned (names of HPARAMS)
 
     def __post_init__(self) -> None:
-        def bad(name, why):
-            raise ValueError(f"TrialSpec.{name}={getattr(self, name)!r}: {why}")
+        self._check_what()
+        self._check_how()
 
+    def _bad(self, name: str, why: str):
+        raise ValueError(f"TrialSpec.{name}={getattr(self, name)!r}: {why}")
+
+    def _check_what(self) -> None:
+        """Dataset, data_dir, model, optimizer and fixed hyperparameters (ValueError naming the field)."""
+        bad = self._bad
         if self.dataset not in DATASETS:
             bad("dataset", f"unknown dataset; known: {list(DATASETS)}")
         if self.data_dir is not None:
@@ -76,10 +83,19 @@ class TrialSpec:
                     self.data_dir = str(self.data_dir.__fspath__())
                 except AttributeError:
                     bad("data_dir", "must be a path string or None")
-        if self.model not in ("auto", "cnn", "resnet20"):
-            bad("model", "must be 'auto', 'cnn' or 'resnet20'")
-        if self.optimizer not in ("adamw", "sgdw"):
-            bad("optimizer", "must be 'adamw' or 'sgdw'")
+        if self.model not in ("auto", *MODELS):
+            bad("model", f"must be 'auto' or one of {list(MODELS)}")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"must be one of {list(OPTIMIZERS)}")
+        if not isinstance(self.fixed, dict):
+            bad("fixed", "must be a dict of hyperparameter values")
+        unknown = sorted(set(self.fixed) - set(HPARAMS))
+        if unknown:
+            bad("fixed", f"unknown hyperparameter(s) {unknown}; known: {sorted(HPARAMS)}")
+
+    def _check_how(self) -> None:
+        """Epochs, sizes, seeds, device and switches (ValueError naming the field)."""
+        bad = self._bad
         if not _int(self.epochs) or self.epochs < 1:
             bad("epochs", "must be an integer >= 1")
         if not _int(self.batch_size) or self.batch_size < 1:
@@ -106,11 +122,6 @@ class TrialSpec:
             isinstance(self.divergence_loss, float | int) and self.divergence_loss > 0
         ):
             bad("divergence_loss", "must be a number > 0")
-        if not isinstance(self.fixed, dict):
-            bad("fixed", "must be a dict of hyperparameter values")
-        unknown = sorted(set(self.fixed) - set(HPARAMS))
-        if unknown:
-            bad("fixed", f"unknown hyperparameter(s) {unknown}; known: {sorted(HPARAMS)}")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> TrialSpec:
@@ -126,16 +137,28 @@ class TrialSpec:
         return cls(**d)
 
     def resolved_model(self) -> str:
-        """The model name after ``"auto"``: ``"cnn"`` or ``"resnet20"``."""
+        """The model name after ``"auto"``: ``"cnn"``, ``"resnet20"`` or ``"cnn1d"``."""
         return _AUTO_MODEL[self.dataset] if self.model == "auto" else self.model
+
+
+class ResultStatus(str, Enum):
+    """``TrialResult.status``; a ``str`` enum, so it equals (and serializes as) its string."""
+
+    OK = "ok"  # trained to the end; objective = final validation error
+    DIVERGED = "diverged"  # training loss non-finite or above spec.divergence_loss; objective = majority-class error
+    FAILED = "failed"  # building or training raised; objective = NaN, reason = the exception
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
 class TrialResult:
-    """Outcome of one trial.  ``to_dict()`` gives a JSON-safe dict (NaN/inf become ``None``)."""
+    """Outcome of one trial.  Every field holds plain Python values (``float``, ``int``, ``str``,
+    lists and dicts of them); ``to_dict()`` gives a JSON-safe dict (NaN/inf become ``None``)."""
 
     objective: float  # validation error in [0, 1] of the final model (minimize); NaN when failed
-    status: str  # "ok", "diverged" (objective = error of the majority-class predictor), "failed"
+    status: ResultStatus  # ok, diverged (objective = error of the majority-class predictor), failed
     reason: str  # why it diverged/failed ("" when ok)
     curves: dict  # per completed epoch: train_loss (mean), valid_error, lr (at its last batch)
     test_error: float | None  # final test error, None when not computed / no usable model
@@ -143,27 +166,27 @@ class TrialResult:
     epochs_run: int  # completed epochs
     device: str  # torch device used, e.g. "cpu" or "cuda:0"
     torch_version: str  # torch.__version__
-    hparams: dict  # hyperparameters as used (aliases converted, defaults filled, None dropped)
+    hparams: dict  # hyperparameters as used (aliases converted, defaults filled, None dropped), with "optimizer"
     valid_size: int  # validation images
     train_size: int = 0  # training images (training pool minus validation)
     batch_size: int = 0  # images per batch used
     n_params: int = 0  # trainable parameters of the model (0 if it was not built)
+    ignored_hparams: dict = field(default_factory=dict)  # given but not applicable to the tuned optimizer choice
+
+    def __post_init__(self) -> None:
+        self.status = ResultStatus(self.status)
 
     def to_dict(self) -> dict:
         """Plain, JSON-serializable dict of all fields; non-finite floats become ``None``."""
-        return _json_safe(dataclasses.asdict(self))
+        d = dataclasses.asdict(self)
+        d["status"] = ResultStatus(self.status).value
+        d["objective"], d["test_error"] = _finite(self.objective), _finite(self.test_error)
+        d["curves"] = {k: [_finite(v) for v in vals] for k, vals in self.curves.items()}
+        return d
 
 
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
 
 
 def _device(name: str) -> torch.device:
@@ -212,8 +235,9 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
 
     ``hparams`` maps names of ``trials.HPARAMS`` to values (see ``trials.describe_hparams()``;
     missing ones take their defaults, ``spec.fixed`` supplies values not tuned).  Training: SGDR
-    (arXiv 1608.03983, Eq. (5)) stepped per batch over ``spec.epochs`` epochs, AdamW or SGDW with
-    decoupled weight decay (arXiv 1711.05101), cross-entropy with label smoothing, optional random
+    (arXiv 1608.03983, Eq. (5)) stepped per batch over ``spec.epochs`` epochs, one of
+    ``trials.OPTIMIZERS`` (hparam ``optimizer``, else ``spec.optimizer``) with decoupled weight
+    decay (arXiv 1711.05101), cross-entropy with label smoothing, optional random
     shifts and gradient-norm clipping.  The objective is the final model's error on the validation
     split (``spec.valid_fraction`` of the training pool, chosen by ``spec.split_seed``); the test
     split is only reported.  Both models run channels-last; on CUDA the forward pass uses bf16
@@ -252,7 +276,7 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
     curves: dict[str, list] = {"train_loss": [], "valid_error": [], "lr": []}
     result = TrialResult(
         objective=math.nan,
-        status="failed",
+        status=ResultStatus.FAILED,
         reason="",
         curves=curves,
         test_error=None,
@@ -261,6 +285,7 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
         device=str(device),
         torch_version=torch.__version__,
         hparams=used,
+        ignored_hparams=ignored_hparams(hparams, spec.fixed, spec.optimizer, model_name),
         valid_size=n_valid,
         train_size=n_train,
         batch_size=batch_size,
@@ -271,7 +296,7 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
     try:
         _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, constant_error, result)
     except Exception as exc:  # a trial never raises once training has started
-        result.status, result.objective, result.test_error = "failed", math.nan, None
+        result.status, result.objective, result.test_error = ResultStatus.FAILED, math.nan, None
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         result.reason = f"{tb} (in epoch {result.epochs_run + 1})"
     finally:
@@ -281,32 +306,48 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
     return result
 
 
+# oneDNN (torch 2.13 CPU) corrupts the heap in the backward pass of channels-last 2-D convolutions
+# with fewer than 8 channels (seen on AMD EPYC: "double free or corruption" at 2, 4 and 6 channels,
+# fine at 8 and more); such models train in the default (contiguous) layout on the CPU.
+_MIN_CPU_CHANNELS_LAST = 8
+
+
+def _memory_format(model: torch.nn.Module, cuda: bool) -> torch.memory_format:
+    """``torch.channels_last`` (faster convolutions on CUDA and, for these small maps, on the CPU
+    through oneDNN) unless on the CPU some 2-D convolution has fewer than 8 output channels; then
+    ``torch.contiguous_format``.  Never raises."""
+    if cuda:
+        return torch.channels_last
+    narrow = any(isinstance(m, torch.nn.Conv2d) and m.out_channels < _MIN_CPU_CHANNELS_LAST for m in model.modules())
+    return torch.contiguous_format if narrow else torch.channels_last
+
+
 def _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, constant_error, res) -> None:
     """The training loop; fills ``res`` in place (status, objective, curves, test error)."""
     cuda = device.type == "cuda"
     amp = cuda and spec.amp
-    memfmt = torch.channels_last  # faster convolutions on CUDA and, for these small maps, on CPU (oneDNN)
     model = build_model(
         spec.resolved_model(),
         data.channels,
         data.n_classes,
-        data.image_size,
+        data.x_train.shape[-1],  # image side (== height for square images), or the signal length (cnn1d)
         hp,
         torch.Generator().manual_seed(spec.seed),
     )
     res.n_params = sum(p.numel() for p in model.parameters())
+    memfmt = _memory_format(model, cuda)
     model = model.to(device=device, memory_format=memfmt)
     gen = torch.Generator(device=device).manual_seed(spec.seed + 1)
     for m in model.modules():
         if isinstance(m, Dropout):
             m.generator = gen
     opt = make_optimizer(
-        spec.optimizer,
+        hp["optimizer"],
         model,
         hp["lr"],
         hp["weight_decay"],
-        momentum=hp.get("momentum", 0.9),
-        betas=(hp.get("beta1", 0.9), hp.get("beta2", 0.999)),
+        momentum=hp.get("momentum"),  # present for sgdw only
+        betas=(hp["beta1"], hp["beta2"]) if "beta1" in hp else None,  # present for the Adam family only
         fused=True,
     )
     n_train = train_idx.shape[0]
@@ -342,7 +383,7 @@ def _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, cons
                 n_win = (b % check_every) + 1
                 mean_win = float(window.item()) / n_win
                 if not math.isfinite(mean_win) or mean_win > thr:
-                    res.status, res.objective = "diverged", constant_error
+                    res.status, res.objective = ResultStatus.DIVERGED, constant_error
                     why = "non-finite" if not math.isfinite(mean_win) else f"> divergence_loss={thr:g}"
                     res.reason = (
                         f"training loss {mean_win:.3g} ({why}) at epoch {epoch + 1}, batch {b + 1}; "
@@ -357,6 +398,8 @@ def _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, cons
         curves["valid_error"].append(valid_error)
         curves["lr"].append(last_lr)
         res.epochs_run = epoch + 1
-    res.status, res.objective, res.reason = "ok", curves["valid_error"][-1], ""
+    res.status, res.objective, res.reason = ResultStatus.OK, curves["valid_error"][-1], ""
     if spec.evaluate_test and data.y_test.shape[0] > 0:
-        res.test_error = _error_count(model, data.x_test, data.y_test, data, device, amp, memfmt) / data.y_test.shape[0]
+        res.test_error = _error_count(model, data.x_test, data.y_test, data, device, amp, memfmt) / int(
+            data.y_test.shape[0]
+        )

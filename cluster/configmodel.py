@@ -1,0 +1,227 @@
+"""The campaign config's sections as declarative pydantic v2 models: each key, type and default once.
+
+:func:`cluster.config.parse_config` validates a YAML mapping with :class:`CampaignModel` and turns
+pydantic's errors (``loc`` = the key path) into :class:`cluster.config.ConfigError`.  The section
+models are also the public config classes (``CampaignConfig.strategy`` is a
+:class:`StrategyConfig`, ...): frozen, unknown keys refused, numbers checked as YAML gives them
+(no string-to-number coercion; ``2.0`` is an integer, ``true`` is not a number).
+
+A validator that knows a more precise key than its own field raises :class:`KeyedError`; the
+message of any ``ValueError`` raised here is the ``ConfigError`` message (say what is wrong and
+how to fix it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator, model_validator
+
+from .space import Param, _show
+
+__all__ = [
+    "BudgetConfig",
+    "CampaignModel",
+    "FailuresConfig",
+    "KeyedError",
+    "RayConfig",
+    "ResourcesConfig",
+    "StrategyConfig",
+    "NAME_PATTERN",
+    "check_name",
+]
+
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
+_NAME_RULE = "letters, digits, '-', '_' or '.' (starting with a letter or digit)"
+
+
+class KeyedError(ValueError):
+    """A validation error at ``keys`` below the validated field (e.g. ``("lower",)`` under
+    ``space.lr``); its message is the ConfigError's."""
+
+    def __init__(self, keys: tuple[str, ...], message: str):
+        super().__init__(message)
+        self.keys = tuple(keys)
+        self.message = message
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"must be a number, got {_show(v)}")
+    if isinstance(v, float) and math.isnan(v):
+        raise ValueError("must not be NaN")
+    return float(v)
+
+
+def _integer(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
+        raise ValueError(f"must be an integer, got {_show(v)}")
+    return int(v)
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+Integer = Annotated[int, BeforeValidator(_integer)]
+
+
+def check_name(name: Any) -> str:
+    """``name`` if it is a valid campaign name, else ``ValueError`` saying the rule."""
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise ValueError(f"must be a non-empty name of {_NAME_RULE}, got {_show(name)}")
+    return name
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StrategyConfig(_Section):
+    """``strategy:`` section. ``sigma0`` is a fraction of every hyperparameter's (scaled) range.
+
+    ``name`` and ``restarts`` are names of :data:`esopt.registry.STRATEGIES` / ``RESTARTS``;
+    ``options`` are checked by :func:`esopt.registry.check_options` (strategy options,
+    :class:`esopt.Tolerances` names and, with ``restarts``, the wrapper's options).
+    ``stop_on_convergence``: ``false`` (default) = when the strategy's own termination criteria
+    fire before the budget, restart it IPOP-style (:mod:`cluster.continuation`) and go on until
+    the budget; ``true`` = end the campaign there, as esopt 0.1.0 did (journals written by 0.1.0
+    resume with ``true``, see :data:`cluster.config.LEGACY_DEFAULTS`).
+    """
+
+    name: str = "cmaes"
+    popsize: Integer | None = Field(None, ge=2)  # offspring per generation; None = 4 + floor(3 ln d)
+    sigma0: Number = Field(0.3, gt=0)  # initial step size, fraction of each range (unit cube), <= 1
+    seed: Integer = Field(0, ge=0)  # seed of the strategy's numpy Generator
+    restarts: str | None = None  # None, or a key of esopt.registry.RESTARTS ("ipop", "bipop")
+    max_restarts: Integer = Field(9, ge=0)  # with restarts only
+    options: dict[str, Any] = Field(default_factory=dict)  # strategy options / esopt.Tolerances names
+    stop_on_convergence: StrictBool = False  # true: the strategy's criteria end the campaign (0.1.0)
+
+    @field_validator("sigma0")
+    @classmethod
+    def _sigma0_fraction(cls, v: float) -> float:
+        if v > 1:
+            raise ValueError(f"is a fraction of each range and must be <= 1, got {_show(v)}")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        from esopt.registry import STRATEGIES
+
+        if v not in STRATEGIES:
+            raise ValueError(f"must be one of {sorted(STRATEGIES)} (esopt.registry.STRATEGIES), got {_show(v)}")
+        return v
+
+    @field_validator("restarts")
+    @classmethod
+    def _known_restarts(cls, v: str | None) -> str | None:
+        from esopt.registry import RESTARTS
+
+        if v is not None and v not in RESTARTS:
+            raise ValueError(f"must be null or one of {sorted(RESTARTS)} (esopt.registry.RESTARTS), got {_show(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _options_of_the_strategy(self) -> StrategyConfig:
+        from esopt.registry import check_options
+
+        try:
+            check_options(self.name, self.options, restarts=self.restarts)
+        except (TypeError, ValueError) as e:
+            raise KeyedError(("options",), f"{e}") from e
+        return self
+
+
+class BudgetConfig(_Section):
+    """``budget:`` section; the campaign stops at the first limit reached (None = no limit)."""
+
+    max_trials: Integer | None = Field(None, ge=1)  # evaluations (trials told to the strategy)
+    max_generations: Integer | None = Field(None, ge=1)  # tells
+    ftarget: Number | None = None  # stop when the best objective <= ftarget
+    max_time_s: Number | None = Field(None, gt=0)  # wall-clock seconds of the driver (summed over resumes)
+
+
+class ResourcesConfig(_Section):
+    """``resources:`` section: Ray resources of each trial."""
+
+    num_cpus: Number = Field(1.0, ge=0)  # CPUs per trial (also torch threads for CPU trials)
+    num_gpus: Number = Field(0.0, ge=0)  # GPUs per trial; fractions pack trials on one GPU (e.g. 0.25)
+    max_concurrent: Integer | None = Field(None, ge=1)  # trials running at once; None = what resources allow
+    timeout_s: Number | None = Field(None, gt=0)  # per-trial wall-clock limit in seconds; None = no limit
+    fresh_process: StrictBool | None = None  # run each trial in a new worker; None = yes iff num_gpus > 0
+
+    @field_validator("num_gpus")
+    @classmethod
+    def _whole_above_one(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(f"above 1 must be a whole number, got {_show(v)} (fractions up to 1 share one GPU)")
+        return v
+
+
+class FailuresConfig(_Section):
+    """``failures:`` section: what an exception in the objective does."""
+
+    # "penalty" (worst value of the generation, campaign goes on), "retry", "abort"
+    on_error: Literal["penalty", "retry", "abort"] = "penalty"
+    max_retries: Integer = Field(2, ge=0)  # retries of a trial (system failures always, exceptions with retry)
+
+
+class RayConfig(_Section):
+    """``ray:`` section."""
+
+    address: str | None = None  # None: start a local Ray instance; "auto" or "ray://host:port": join
+    num_cpus: Number | None = Field(None, ge=1)  # CPUs of a local instance; None = all of the machine's
+    num_gpus: Number | None = Field(None, ge=0)  # GPUs of a local instance; None = detected
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _address(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not v):
+            raise ValueError(f"must be null, 'auto', 'host:port' or 'ray://host:port', got {_show(v)}")
+        return v
+
+
+def _space(v: Any) -> dict[str, Param]:
+    if not isinstance(v, Mapping) or not v:
+        raise ValueError("is required: a mapping of hyperparameter name -> {lower, upper, ...}")
+    out = {}
+    for name, spec in v.items():
+        try:
+            out[str(name)] = Param.from_mapping(str(name), spec)
+        except ValueError as e:  # ParamError: its path is space.<name>[.<key>]
+            path = getattr(e, "path", f"space.{name}")
+            raise KeyedError(tuple(path.split(".")[1:]), getattr(e, "detail", str(e))) from e
+    return out
+
+
+def _objective(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"is required: 'module:function', got {_show(v)}")
+    if v.count(":") != 1 or not all(v.split(":")):
+        raise ValueError(f"must be 'module:function', got {_show(v)}")
+    return v
+
+
+class CampaignModel(_Section):
+    """The whole config (``name`` may be None here: :func:`cluster.config.parse_config` fills in
+    the file's stem).  ``space`` becomes ``{name: Param}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: Annotated[str, BeforeValidator(check_name)] | None = None
+    objective: Annotated[str, BeforeValidator(_objective)]
+    trial: dict[str, Any] = Field(default_factory=dict)
+    space: Annotated[dict[str, Param], BeforeValidator(_space)]
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    failures: FailuresConfig = Field(default_factory=FailuresConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    base_dir: str | None = None  # set by load_config: the config file's folder
+
+    @field_validator("trial", "strategy", "budget", "resources", "failures", "ray", mode="before")
+    @classmethod
+    def _null_is_empty(cls, v: Any) -> Any:
+        return {} if v is None else v
