@@ -1,7 +1,8 @@
 """esopt: evolution strategies for black-box minimization, with exact, pickle-free checkpoints.
 
 Public names: the strategies :class:`CMAES`, :class:`SepCMAES`, :class:`LMMAES`,
-:class:`CanonicalES`, the restart wrappers :class:`IPOP` and :class:`BIPOP`, :func:`minimize`,
+:class:`CanonicalES`, the mixed-variable :class:`CatCMAwM` (continuous, integer and categorical
+coordinates), the restart wrappers :class:`IPOP` and :class:`BIPOP`, :func:`minimize`,
 :func:`save` / :func:`load`, :class:`Tolerances`, the registry (:func:`build`,
 :func:`check_options`, :func:`register`, :class:`StrategyInfo`, :class:`OptionSpec`; see
 :mod:`esopt.registry`), and the module :mod:`esopt.testfunctions`.  Helpers shared with the other layers:
@@ -19,6 +20,7 @@ from .checkpoint import load, read_state, save
 from .cma import CMAES
 from .lmmaes import LMMAES
 from .minimize import minimize
+from .mixed import CatCMAwM
 from .registry import (
     RESTARTS,
     STRATEGIES,
@@ -39,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BIPOP",
     "CMAES",
+    "CatCMAwM",
     "IPOP",
     "LMMAES",
     "RESTARTS",

@@ -426,6 +426,22 @@ register(
         "canonical (mu/mu_W, lambda)-ES (Chrabaszcz, Loshchilov and Hutter 2018, Algorithm 1)",
     )
 )
+register(
+    StrategyInfo(
+        "catcmawm",
+        "esopt.mixed:CatCMAwM",
+        (
+            OptionSpec("integers", (list, tuple, np.ndarray), None, "coordinates that are integers (indices)"),
+            OptionSpec(
+                "categories",
+                (dict, list, tuple, np.ndarray),
+                None,
+                "categorical coordinates: {index: number of categories K >= 2} or (index, K) pairs",
+            ),
+        ),
+        "CatCMA with margin, continuous + integer + categorical (Hamano et al., GECCO 2024, arXiv 2405.09962)",
+    )
+)
 _WRAPPER_OPTIONS = (
     OptionSpec("max_restarts", int, 9, "restarts after the first run (large-regime ones for BIPOP)", minimum=0),
     OptionSpec("incpopsize", float, 2.0, "population size factor per restart", minimum=1),

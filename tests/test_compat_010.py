@@ -28,11 +28,18 @@ def continuations():
         return {k: np.array(z[k]) for k in z.files}
 
 
-def test_every_registered_strategy_and_wrapper_is_covered():
+# The strategies and wrappers that esopt 0.1.0 had (and so could have written checkpoints of);
+# strategies added later have no 0.1.0 files.
+STRATEGIES_010 = {"cmaes", "sepcmaes", "lmmaes", "canonical"}
+RESTARTS_010 = {"ipop", "bipop"}
+
+
+def test_every_strategy_and_wrapper_of_010_is_covered():
     cases = META["cases"].values()
-    assert {c["method"] for c in cases} == set(esopt.STRATEGIES)
-    assert {c["restarts"] for c in cases} - {None} == set(esopt.RESTARTS)
-    assert {(c["restarts"], c["method"]) for c in cases} >= {(r, m) for r in esopt.RESTARTS for m in esopt.STRATEGIES}
+    assert STRATEGIES_010 <= set(esopt.STRATEGIES) and RESTARTS_010 <= set(esopt.RESTARTS)
+    assert {c["method"] for c in cases} == STRATEGIES_010
+    assert {c["restarts"] for c in cases} - {None} == RESTARTS_010
+    assert {(c["restarts"], c["method"]) for c in cases} >= {(r, m) for r in RESTARTS_010 for m in STRATEGIES_010}
     assert META["esopt_version"] == "0.1.0"
 
 
