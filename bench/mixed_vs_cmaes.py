@@ -182,8 +182,15 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        commit = head.stdout.strip() + " + uncommitted changes"
+        git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", "esopt", "bench"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        commit = head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     lines = [
