@@ -297,23 +297,31 @@ class Campaign:
     # ------------------------------------------------------------------ strategy
     @staticmethod
     def _new_strategy_of(config: CampaignConfig, *, x0=None, popsize: int | None = None, seed: int | None = None):
-        """The config's strategy; ``x0`` (unit cube, (d,)), ``popsize`` and ``seed`` override the
-        config's (a restart).  Raises ConfigError if the strategy rejects its settings."""
+        """The config's strategy; ``x0`` ((d,), the space's coordinates: the unit cube, or with the
+        mixed strategy also integer and category-index coordinates, :mod:`cluster.space`),
+        ``popsize`` and ``seed`` override the config's (a restart).  With a mixed space the
+        strategy gets ``integers`` and ``categories`` from it, and a restart's ``x0`` is clipped
+        into the space's bounds (an integer coordinate's mean may drift past them).  Raises
+        ConfigError if the strategy rejects its settings."""
         import esopt
 
-        s = config.strategy
+        s, space = config.strategy, config.space
         opts = dict(s.options)
+        if space.mixed:
+            opts.update({k: v for k, v in (("integers", space.integers), ("categories", space.categories)) if v})
+            if x0 is not None:
+                x0 = np.clip(np.asarray(x0, dtype=float), *space.bounds)
         if s.restarts is not None:
             opts.setdefault("max_restarts", s.max_restarts)
         try:
             return esopt.build(
                 s.name,
-                config.space.x0 if x0 is None else x0,
+                space.x0 if x0 is None else x0,
                 s.sigma0,
                 restarts=s.restarts,
                 popsize=s.popsize if popsize is None else popsize,
                 seed=s.seed if seed is None else seed,
-                bounds=config.space.bounds,
+                bounds=space.bounds,
                 options=opts,
             )
         except (TypeError, ValueError) as e:

@@ -431,10 +431,11 @@ def _cmd_status(args) -> int:
 
     j = Journal(directory, readonly=True)
     try:
-        info = j.campaign_info() or {}
-        cfg = j.campaign_config()
-        trials, gens, best, failures = j.trials(), j.generations(), j.best_trial(), j.failure_counts()
-        restarted = _restarts(j)
+        with j.snapshot():  # one committed state: never a half-written generation
+            info = j.campaign_info() or {}
+            cfg = j.campaign_config()
+            trials, gens, best, failures = j.trials(), j.generations(), j.best_trial(), j.failure_counts()
+            restarted = _restarts(j)
     finally:
         j.close()
     out = [_driver_line({"name": cfg.name, **info}, directory)]

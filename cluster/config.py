@@ -7,12 +7,19 @@ Schema (key names are the contract; every key optional unless marked)::
     trial: {dataset: digits, epochs: 30}    # TrialSpec fields, only with trials:train_and_evaluate
     space:                                  # required; see cluster.space.Param
       lr: {lower: 3.0e-5, upper: 0.1, scale: log10}
+      T_0: {lower: 1, upper: 20, type: int}                  # integer
+      optimizer: {choices: [adamw, sgdw, radam, nadam]}      # categorical: the objective gets the choice
     strategy: {name: cmaes, popsize: null, sigma0: 0.3, seed: 0, restarts: null, max_restarts: 9, options: {},
                stop_on_convergence: false}
     budget: {max_trials: 64, max_generations: null, ftarget: null, max_time_s: null}
     resources: {num_cpus: 1, num_gpus: 0, max_concurrent: null, timeout_s: null, fresh_process: null}
     failures: {on_error: penalty, max_retries: 2}
     ray: {address: null, num_cpus: null, num_gpus: null}
+
+``strategy.name`` defaults to ``catcmawm`` (the mixed strategy, :class:`esopt.CatCMAwM`) when
+the space holds a ``type: int`` or a ``choices`` parameter, else to ``cmaes``; a categorical with
+another named strategy is a ConfigError at ``strategy.name``.  How each parameter maps into the
+strategy's coordinates: :mod:`cluster.space`.
 
 The sections, their types and defaults are declared once, as pydantic models, in
 :mod:`cluster.configmodel`.  Every error is a :class:`ConfigError` (a ``ValueError``) whose
@@ -40,6 +47,7 @@ from .configmodel import (
     ResourcesConfig,
     StrategyConfig,
     check_name,
+    mixed_strategies,
 )
 from .space import Space, _show
 
@@ -165,7 +173,7 @@ _SECTIONS = {
 def _known_keys(parent: str) -> list[str]:
     model = _SECTIONS.get(parent)
     if model is None:  # space.<name>
-        return ["lower", "upper", "scale", "type", "init"]
+        return ["lower", "upper", "scale", "type", "init", "choices"]
     return sorted(k for k in model.model_fields if k != "base_dir")
 
 
@@ -248,7 +256,7 @@ def parse_config(
     base = None if base is None else Path(base)
     if model.trial and model.objective != TRIALS_OBJECTIVE:
         raise ConfigError("trial", f"is only used with objective {TRIALS_OBJECTIVE!r}; remove it or change objective")
-    space = Space(list(model.space.values()))
+    space = Space(list(model.space.values()), mixed=model.strategy.name in mixed_strategies())
     if check_objective:
         import_callable(model.objective, "objective", base_dir=base)
         if model.objective == TRIALS_OBJECTIVE:

@@ -30,9 +30,32 @@ __all__ = [
     "RayConfig",
     "ResourcesConfig",
     "StrategyConfig",
+    "MIXED_STRATEGY",
     "NAME_PATTERN",
     "check_name",
+    "default_strategy",
+    "mixed_strategies",
 ]
+
+#: the strategy a campaign uses for a space with integers or categoricals when strategy.name is not given
+MIXED_STRATEGY = "catcmawm"
+_SPACE_OPTIONS = ("integers", "categories")  # set by the campaign from the space
+
+
+def mixed_strategies() -> list[str]:
+    """Names of the registered strategies that handle categoricals (a ``categories`` option), sorted."""
+    from esopt.registry import STRATEGIES
+
+    return sorted(n for n, info in STRATEGIES.items() if any(o.name == "categories" for o in info.options))
+
+
+def default_strategy(space: Any) -> str:
+    """``strategy.name`` when none is given: :data:`MIXED_STRATEGY` if the raw ``space`` mapping
+    holds a ``type: int`` or a ``choices`` parameter, else ``"cmaes"``."""
+    specs = space.values() if isinstance(space, Mapping) else ()
+    discrete = any(isinstance(v, Mapping) and ("choices" in v or v.get("type") == "int") for v in specs)
+    return MIXED_STRATEGY if discrete else "cmaes"
+
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _NAME_RULE = "letters, digits, '-', '_' or '.' (starting with a letter or digit)"
@@ -80,7 +103,12 @@ class _Section(BaseModel):
 class StrategyConfig(_Section):
     """``strategy:`` section. ``sigma0`` is a fraction of every hyperparameter's (scaled) range.
 
-    ``name`` and ``restarts`` are names of :data:`esopt.registry.STRATEGIES` / ``RESTARTS``;
+    ``name`` and ``restarts`` are names of :data:`esopt.registry.STRATEGIES` / ``RESTARTS``.
+    ``name`` may be left out (or null) in a campaign config: :class:`CampaignModel` then sets
+    :data:`MIXED_STRATEGY` (``"catcmawm"``) when the space holds an integer or a categorical, else
+    ``"cmaes"``; a categorical needs a strategy of :func:`mixed_strategies`.  With the mixed
+    strategy the campaign sets its ``integers``/``categories`` options from the space
+    (:attr:`cluster.space.Space.integers`, ``categories``): they are not config options;
     ``options`` are checked by :func:`esopt.registry.check_options` (strategy options,
     :class:`esopt.Tolerances` names and, with ``restarts``, the wrapper's options).
     ``stop_on_convergence``: ``false`` (default) = when the strategy's own termination criteria
@@ -127,6 +155,11 @@ class StrategyConfig(_Section):
     def _options_of_the_strategy(self) -> StrategyConfig:
         from esopt.registry import check_options
 
+        given = [k for k in _SPACE_OPTIONS if k in self.options]
+        if given and self.name in mixed_strategies():
+            raise KeyedError(
+                ("options", given[0]), "is set by the campaign from the space (type: int, choices); remove it"
+            )
         try:
             check_options(self.name, self.options, restarts=self.restarts)
         except (TypeError, ValueError) as e:
@@ -225,3 +258,36 @@ class CampaignModel(_Section):
     @classmethod
     def _null_is_empty(cls, v: Any) -> Any:
         return {} if v is None else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_strategy_name(cls, data: Any) -> Any:
+        """``strategy.name`` missing or null -> :func:`default_strategy` of the space."""
+        if not isinstance(data, Mapping):
+            return data
+        strategy = data.get("strategy")
+        if strategy is None:
+            strategy = {}
+        if isinstance(strategy, Mapping) and strategy.get("name") is None:
+            data = {**data, "strategy": {**strategy, "name": default_strategy(data.get("space"))}}
+        return data
+
+    @model_validator(mode="after")
+    def _categoricals_need_the_mixed_strategy(self) -> CampaignModel:
+        cats = [n for n, p in self.space.items() if p.is_categorical]
+        able = mixed_strategies()
+        if cats and self.strategy.name not in able:
+            raise KeyedError(
+                ("strategy", "name"),
+                f"{self.strategy.name!r} cannot handle the categorical space.{cats[0]} (choices); use one of "
+                f"{able} or leave strategy.name out (the default for such a space is {MIXED_STRATEGY!r})",
+            )
+        discrete = [n for n, p in self.space.items() if p.coordinate_kind(True) != "unit"]
+        if self.strategy.name in able and self.strategy.restarts is not None and discrete:
+            raise KeyedError(
+                ("strategy", "restarts"),
+                f"{self.strategy.restarts!r} cannot wrap {self.strategy.name!r} on a space with integer or categorical "
+                f"coordinates (space.{discrete[0]}): the restart wrapper checkpoints scalar options only; leave "
+                "restarts null (with stop_on_convergence: false the campaign restarts IPOP-style on convergence)",
+            )
+        return self

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,29 @@ class JournalReads:
 
     conn: sqlite3.Connection
     path: Path
+
+    @contextmanager
+    def snapshot(self) -> Iterator[JournalReads]:
+        """Read several methods from one committed state: ``with journal.snapshot(): ...``.
+
+        Every method below is one or a few ``SELECT`` statements, each reading the journal as last
+        committed when it runs; while a campaign writes, two calls may therefore see two different
+        states (``trials()`` before a tell, ``generations()`` after it: a told generation whose trials
+        are not all done).  Inside ``snapshot()`` every read sees the state committed when the first
+        one ran (one SQLite read transaction, ``BEGIN`` ... ``COMMIT``), i.e. never a half-written
+        generation.  A WAL reader never blocks the writer, but a long snapshot keeps the writer's
+        checkpoints from passing it, so the ``-wal`` file grows meanwhile: keep it short.  Nested
+        calls join the outer snapshot; a write method inside one raises ``sqlite3.OperationalError``.
+        """
+        c = self.conn
+        if c.in_transaction:
+            yield self
+            return
+        c.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            c.execute("COMMIT")
 
     def meta(self) -> dict[str, str]:
         """The ``meta`` table as a dict."""
@@ -93,7 +117,7 @@ class JournalReads:
         """Trials ordered by (generation, idx); all, or those of one generation.
 
         Each is a :class:`cluster.trialrow.TrialRow`: id, generation, idx, x (list of floats,
-        unit cube), params (dict, own units), status, objective (float|None), result
+        strategy coordinates, see ``TrialRow.x``), params (dict, own units), status, objective (float|None), result
         (dict|None), error, attempts, node_id, worker_id, started_at, finished_at (also readable
         as ``row["status"]`` until esopt 0.3).
         """

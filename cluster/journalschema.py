@@ -12,14 +12,18 @@ import json
 import os
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 from typing import Any
+
+from .journalwal import inspect_wal
 
 __all__ = [
     "SCHEMA_VERSION",
     "DB_NAME",
     "TABLES",
     "JournalError",
+    "JournalRecoveredWarning",
     "columns",
     "create_file",
     "create_journal",
@@ -79,6 +83,52 @@ class JournalError(ValueError):
 
     Raised before anything is written to the file.
     """
+
+
+class JournalRecoveredWarning(UserWarning):
+    """The journal's WAL ends in a torn (incomplete) transaction, which SQLite ignores on opening."""
+
+
+_CORRUPT_TODO = (
+    "Restore the campaign directory (campaign.db with its campaign.db-wal) from a copy, or start a new "
+    "campaign directory; `sqlite3 campaign.db 'PRAGMA integrity_check'` lists the damage"
+)
+
+
+def _check_wal(path: Path) -> None:
+    """Refuse a ``-wal`` file whose damage would make SQLite drop committed transactions; warn
+    about a torn tail, which SQLite's recovery drops as it should (:mod:`cluster.journalwal`).
+
+    A live writer appends to the WAL while it is read, so a verdict other than ``ok`` is confirmed
+    by a second reading 50 ms later (a frame being written is complete by then; real damage stays).
+    """
+    wal = Path(str(path) + "-wal")
+    try:
+        report = inspect_wal(wal)
+        if report.verdict != "ok":
+            time.sleep(0.05)
+            report = inspect_wal(wal)
+    except OSError as e:
+        raise JournalError(f"cannot read {wal}: {e}") from e
+    if report.verdict == "damaged":
+        lost = f"{report.lost_commits} committed transaction(s) after it" if report.lost_commits else "all of it"
+        raise JournalError(
+            f"{wal} is damaged ({report.detail}): SQLite would silently drop {lost}. Both files were left "
+            "untouched. Restore campaign.db and campaign.db-wal from a copy taken together, or start a new "
+            "campaign directory; to continue from what precedes the damage instead, open a copy of the "
+            "directory once with `sqlite3 campaign.db 'PRAGMA integrity_check'` (SQLite then keeps the "
+            "valid part of the WAL) and resume the copy"
+        )
+    if report.verdict == "torn":
+        warnings.warn(
+            JournalRecoveredWarning(
+                f"{wal} ends in a torn transaction ({report.detail}); SQLite ignores it and the journal opens "
+                f"at its last complete commit (WAL frame {report.committed}). Nothing a killed driver had "
+                "committed is lost; after an OS crash or power loss the last transitions may be, and "
+                "`esopt resume` re-runs them"
+            ),
+            stacklevel=4,
+        )
 
 
 def columns(table: str, *, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -179,7 +229,8 @@ def _check_header(path: Path) -> None:
         raise JournalError(f"cannot read {path}: {e}") from e
     if header != _SQLITE_HEADER:
         raise JournalError(
-            f"{path} is not an SQLite database (corrupt or not a campaign journal); it was left untouched"
+            f"{path} is not an SQLite database (corrupt or not a campaign journal); it was left untouched. "
+            + _CORRUPT_TODO
         )
 
 
@@ -188,9 +239,11 @@ def _check_integrity(conn: sqlite3.Connection, path: Path) -> set[str]:
         check = conn.execute("PRAGMA quick_check").fetchall()
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as e:
-        raise JournalError(f"{path} is corrupt ({e}); it was left untouched") from e
+        raise JournalError(f"{path} is corrupt ({e}); it was left untouched. {_CORRUPT_TODO}") from e
     if check != [("ok",)]:
-        raise JournalError(f"{path} is corrupt (integrity check: {check[0][0]}); it was left untouched")
+        raise JournalError(
+            f"{path} is corrupt (integrity check: {check[0][0]}); it was left untouched. {_CORRUPT_TODO}"
+        )
     if "meta" not in tables:
         raise JournalError(
             f"{path} is not an esopt campaign journal (no 'meta' table; tables: {sorted(tables)}); "
@@ -228,12 +281,16 @@ def _check_columns(conn: sqlite3.Connection, path: Path, tables: set[str]) -> No
 
 
 def validate_file(path: Path) -> dict[str, Any]:
-    """Check ``path`` without writing anything (header, ``PRAGMA quick_check``, tables, columns,
-    schema version) and return the stored config dict as written (not upgraded).
+    """Check ``path`` without writing anything (header, its ``-wal`` file, ``PRAGMA quick_check``,
+    tables, columns, schema version) and return the stored config dict as written (not upgraded).
 
-    Raises :class:`JournalError`, leaving the file byte-for-byte untouched.
+    Raises :class:`JournalError`, leaving the file and its ``-wal`` byte-for-byte untouched (with a
+    ``-wal`` file, SQLite rebuilds the ``-shm`` index of a journal whose writer died: that file is
+    SQLite's scratch space, derived from the WAL).  A WAL with a torn tail is accepted with a
+    :class:`JournalRecoveredWarning` (see :func:`_check_wal`).
     """
     _check_header(path)
+    _check_wal(path)
     conn = _read_only(path)
     try:
         tables = _check_integrity(conn, path)

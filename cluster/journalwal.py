@@ -11,8 +11,9 @@ the middle of the WAL, or in its header, makes SQLite drop *committed* transacti
 word.  :func:`inspect_wal` tells the two apart:
 
 ``ok``
-    every complete frame with the header's salts verifies (frames past the last commit are an
-    uncommitted transaction, which SQLite rolls back: nothing committed is lost).
+    every frame with the header's salts verifies, up to the end of the file or to the first frame
+    of an earlier cycle of the WAL (frames past the last commit are an uncommitted transaction,
+    which SQLite rolls back: nothing committed is lost).
 ``torn``
     the WAL ends inside a frame, or in frames that do not verify and are not followed by any
     frame of the same WAL that does: a torn tail.  SQLite recovers the last complete commit.
@@ -120,10 +121,12 @@ def _scan(data: bytes, page_size: int, ck: _Checksum, salts: tuple[int, int], se
     n = (len(data) - _HDR) // size
     valid = committed = 0
     s = seed
+    old_cycle = False  # the prefix ends at a frame of an earlier cycle of the WAL: its normal end
     for i in range(n):
         off = _HDR + i * size
         commit, fsalts, stored = _frame_fields(data, off)
         if fsalts != salts or ck(s, data[off : off + 8] + data[off + _FHDR : off + size]) != stored:
+            old_cycle = fsalts != salts
             break
         s, valid = stored, i + 1
         committed = valid if commit else committed
@@ -136,10 +139,17 @@ def _scan(data: bytes, page_size: int, ck: _Checksum, salts: tuple[int, int], se
     for i in range(valid + 1, n):
         off, prev = _HDR + i * size, _HDR + (i - 1) * size
         commit, fsalts, stored = _frame_fields(data, off)
-        if fsalts == salts and commit and ck(_frame_fields(data, prev)[2], data[off : off + 8] + data[off + _FHDR : off + size]) == stored:
+        if (
+            fsalts == salts
+            and commit
+            and ck(_frame_fields(data, prev)[2], data[off : off + 8] + data[off + _FHDR : off + size]) == stored
+        ):
             lost += 1
-    detail = f"frame {valid + 1} of {n} fails its checksum or salts"
-    return WalReport("damaged" if lost else "torn", n, valid, committed, lost, detail)
+    if lost:
+        return WalReport("damaged", n, valid, committed, lost, f"frame {valid + 1} of {n} fails its checksum or salts")
+    if old_cycle:
+        return WalReport("ok", n, valid, committed)
+    return WalReport("torn", n, valid, committed, 0, f"frame {valid + 1} of {n} fails its checksum")
 
 
 def inspect_wal(path: str | Path) -> WalReport:

@@ -70,7 +70,14 @@ def space_of(config: Any) -> Space:
     if isinstance(space, Space):
         return space
     if isinstance(config, Mapping) and isinstance(config.get("space"), Mapping):
-        return Space(config["space"])
+        from .configmodel import MIXED_STRATEGY, mixed_strategies
+
+        # a journal's config always names its strategy; a bare {"space": ...} is the unit cube
+        # unless it holds a categorical (which only the mixed strategy has)
+        strategy = config.get("strategy") if isinstance(config.get("strategy"), Mapping) else {}
+        cats = any(isinstance(v, Mapping) and "choices" in v for v in config["space"].values())
+        name = strategy.get("name") or (MIXED_STRATEGY if cats else "cmaes")
+        return Space(config["space"], mixed=name in mixed_strategies())
     raise ValueError(f"the journal's config has no search space: {type(config).__name__}")
 
 
@@ -284,7 +291,7 @@ def sigma_figure(generations: Sequence[Mapping], *, title: str | None = None, re
 
 
 def sampling_means(generations: Sequence[Mapping], space: Space) -> list[tuple[int, np.ndarray]]:
-    """``[(g, mean)]``: the unit-cube mean generation ``g`` was sampled from, shape ``(d,)`` each.
+    """``[(g, mean)]``: the mean generation ``g`` was sampled from (the space's coordinates), shape ``(d,)`` each.
 
     Generation 1 is sampled around ``space.x0``; generation ``g + 1`` around the mean the journal
     stored at the tell of generation ``g`` (so the last entry is the mean of the next, not yet
@@ -333,6 +340,32 @@ def _param_panel(ax, p, rows: Sequence[TrialRow], means: Sequence[tuple[int, Map
     ax.grid(alpha=0.3)
 
 
+def _categorical_panel(ax, p, rows: Sequence[TrialRow], best: TrialRow | None) -> None:
+    """A categorical's panel of :func:`plot_params`: per generation, the fraction of its sampled
+    trials (any status) that drew each choice, as stacked bars (legend: the choices)."""
+    sel = [t for t in rows if p.name in t.params]
+    gens = sorted({t.generation for t in sel})
+    counts = np.zeros((len(p.choices), len(gens)))
+    for t in sel:
+        j = p.index(t.params[p.name])
+        if j is not None:
+            counts[j, gens.index(t.generation)] += 1
+    frac = counts / np.maximum(counts.sum(axis=0), 1)
+    bottom, bars = np.zeros(len(gens)), []
+    for j, choice in enumerate(p.choices):
+        bars.append(ax.bar(gens, frac[j], bottom=bottom, width=0.8, color=f"C{j % 10}", label=f"_{choice}"))
+        bottom += frac[j]
+    if best is not None and p.index(best.params.get(p.name)) is not None:
+        ax.plot([best.generation], [1.04], "*", color="gold", ms=14, mec="k", label="best", clip_on=False)
+        ax.annotate(str(best.params[p.name]), (best.generation, 1.04), xytext=(8, -4), textcoords="offset points")
+    if gens:
+        ax.legend(bars, [str(c) for c in p.choices], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel(f"{p.name}\n(fraction per choice)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.grid(alpha=0.3, axis="y")
+
+
 def plot_params(
     trials: Sequence[TrialRow],
     generations: Sequence[Mapping],
@@ -354,16 +387,22 @@ def params_figure(
     and the mean each sampled generation was drawn from (:func:`sampling_means`, only for
     generations that were asked: the mean after the last tell is not drawn) decoded with ``space``
     (clipped into the bounds).  The best finished trial is starred.  One legend for all panels,
-    below them; ``title`` defaults to ``"hyperparameters per generation (own units)"``.
+    below them; ``title`` defaults to ``"hyperparameters per generation (own units)"``.  A
+    categorical's panel shows instead the fraction of each generation's trials that drew each
+    choice (stacked bars, :func:`_categorical_panel`).
     """
     fig = Figure(figsize=(8, 2.6 * space.dim), layout="constrained")
     axes = [fig.add_subplot(space.dim, 1, i + 1) for i in range(space.dim)]
     rows = [t for t in trials if isinstance(t.params, Mapping)]
     asked = {int(g["generation"]) for g in generations} | {t.generation for t in rows}
-    means = [(g, space.decode(np.clip(m, 0.0, 1.0))) for g, m in sampling_means(generations, space) if g in asked]
+    lo, up = space.bounds
+    means = [(g, space.decode(np.clip(m, lo, up))) for g, m in sampling_means(generations, space) if g in asked]
     best = _best_done(rows)
     for ax, p in zip(axes, space.params):
-        _param_panel(ax, p, rows, means, best)
+        if p.is_categorical:
+            _categorical_panel(ax, p, rows, best)
+        else:
+            _param_panel(ax, p, rows, means, best)
         if asked:
             ax.set_xlim(min(asked) - 0.5, max(asked) + 0.5)
         if not rows and not means:
@@ -474,10 +513,11 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> dict[s
 
     journal = Journal(directory, readonly=True)
     try:
-        config = journal.campaign_config()
-        trials = journal.trials()
-        generations = journal.generations()
-        restarted = [int(r["after_generation"]) for r in restarts(journal)]
+        with journal.snapshot():  # one committed state: never a half-written generation
+            config = journal.campaign_config()
+            trials = journal.trials()
+            generations = journal.generations()
+            restarted = [int(r["after_generation"]) for r in restarts(journal)]
     finally:
         journal.close()
     space, label, name = config.space, objective_label(config.objective), config.name

@@ -10,13 +10,33 @@ Their continuous range is widened by half a unit on each side (``[lower - 0.5, u
 the linear scale, the log of those on the log10 scale) so that every integer of ``[lower, upper]``
 owns an interval of the same width on the chosen scale.  Decoding rounds half to even and clips
 into ``[lower, upper]``.
+
+Mixed spaces (``Space(..., mixed=True)``, what a campaign with the mixed strategy
+:class:`esopt.CatCMAwM` uses; its ask() returns integers as integer values and categoricals as
+category indices):
+
+* a float keeps its unit coordinate in ``[0, 1]``;
+* a linear int gets an *integer coordinate* holding the integer itself, bounds ``[lower, upper]``
+  (its step size ``sigma0`` is then in units of that integer; the margin keeps every integer
+  coordinate moving, and the covariance adapts its scale);
+* a log10 int keeps its continuous unit coordinate, rounded at decode as above (an integer
+  coordinate cannot be log-spaced);
+* a categorical (``choices: [...]``) gets a *categorical coordinate* holding the index
+  ``0..K-1`` of the choice in ``choices``, bounds ``[0, K-1]``; decode returns the choice itself.
+
+Without ``mixed`` (cmaes and the other continuous strategies) the map is exactly the unit cube
+above, and a categorical is refused (only the mixed strategy handles one).
+
+Choices must be JSON scalars of one kind (all strings, all booleans, or all finite numbers: ints
+and floats may mix), at least two, no duplicates (``1`` and ``1.0`` are the same number), so that
+the journal stores them exactly.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,11 +46,28 @@ __all__ = ["Param", "ParamError", "Space"]
 _SCALES = ("linear", "log10")
 _SCALE_ALIASES = {"log": "log10"}  # the unit-cube map does not depend on the log's base
 _TYPES = ("float", "int")
-_FIELDS = ("lower", "upper", "scale", "type", "init")
+_FIELDS = ("lower", "upper", "scale", "type", "init", "choices")
+_NUMERIC_FIELDS = ("lower", "upper", "scale", "type")  # not with choices
 
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _choice_kind(v: Any) -> str | None:
+    """``"str"``, ``"bool"``, ``"number"`` for a journal-safe choice, else None."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        return "number"
+    return None
+
+
+def _same_choice(a: Any, b: Any) -> bool:
+    """``a == b`` without ``True == 1``."""
+    return _choice_kind(a) == _choice_kind(b) and a == b
 
 
 def _show(v: Any) -> str:
@@ -59,14 +96,18 @@ class Param:
     Attributes
     ----------
     name : str
-    lower, upper : float
+    lower, upper : float (None for a categorical)
         Bounds in the hyperparameter's own units (``lower < upper``; both > 0 on the log10
         scale; for ints, integers with ``lower >= 1`` on the log10 scale).
     scale : {"linear", "log10"}
         ``"log"`` is accepted as another name of ``"log10"`` (stored as ``"log10"``).
     type : {"float", "int"}
-    init : float or None
-        Starting value in own units (default: the centre of the scaled range).
+    init : float, or a choice, or None
+        Starting value in own units (default: the centre of the scaled range); for a
+        categorical one of ``choices`` (default: the first).
+    choices : tuple or None
+        A categorical: its values (str, bool or finite numbers, one kind, >= 2, no duplicates);
+        ``lower``, ``upper`` must then be None and ``scale``, ``type`` their defaults.
 
     Raises
     ------
@@ -75,13 +116,17 @@ class Param:
     """
 
     name: str
-    lower: float
-    upper: float
+    lower: float | None = None
+    upper: float | None = None
     scale: str = "linear"
     type: str = "float"
-    init: float | None = None
+    init: Any = None
+    choices: tuple | None = None
 
     def __post_init__(self):
+        if self.choices is not None:
+            self._check_categorical()
+            return
         # "log" (the name trials.HParam used) is the same scale: the unit-cube map ignores the base
         if isinstance(self.scale, str) and self.scale in _SCALE_ALIASES:
             object.__setattr__(self, "scale", _SCALE_ALIASES[self.scale])
@@ -98,6 +143,45 @@ class Param:
 
     def _fail(self, key: str, detail: str) -> None:
         raise ParamError(f"space.{self.name}.{key}", detail)
+
+    @property
+    def is_categorical(self) -> bool:
+        """True for a ``choices`` parameter."""
+        return self.choices is not None
+
+    def _check_categorical(self) -> None:
+        c = self.choices
+        if isinstance(c, (str, bytes, Mapping)) or not isinstance(c, Sequence):
+            self._fail("choices", f"must be a list of at least two values, got {_show(c)}")
+        c = tuple(v.item() if isinstance(v, np.generic) else v for v in c)
+        object.__setattr__(self, "choices", c)
+        if len(c) < 2:
+            self._fail(
+                "choices", f"must hold at least two values, got {len(c)}; a constant belongs in trial: or the objective"
+            )
+        for v in c:
+            if _choice_kind(v) is None:
+                self._fail(
+                    "choices", f"must be strings, numbers or booleans (journaled as JSON), got {_show(v)} in {list(c)}"
+                )
+        kinds = sorted({_choice_kind(v) for v in c})
+        if len(kinds) > 1:
+            self._fail("choices", f"must all be of one kind (strings, numbers or booleans), got {kinds} in {list(c)}")
+        dup = [v for i, v in enumerate(c) if any(_same_choice(v, w) for w in c[:i])]
+        if dup:
+            self._fail("choices", f"has duplicates {dup} in {list(c)}; list each choice once")
+        for key, default in zip(_NUMERIC_FIELDS, (None, None, "linear", "float")):
+            if getattr(self, key) != default:
+                self._fail(key, "cannot be given together with choices (a categorical has no range, scale or type)")
+        if self.init is not None and self.index(self.init) is None:
+            self._fail("init", f"{_show(self.init)} is not one of the choices {list(c)}")
+
+    def index(self, value: Any) -> int | None:
+        """Position of ``value`` in ``choices`` (None if absent; ``True`` is not ``1``)."""
+        for i, v in enumerate(self.choices or ()):
+            if _same_choice(v, value.item() if isinstance(value, np.generic) else value):
+                return i
+        return None
 
     def _check_choices(self) -> None:
         if self.scale not in _SCALES:
@@ -140,13 +224,24 @@ class Param:
         """
         where = f"space.{name}"
         if not isinstance(spec, Mapping):
-            raise ParamError(where, f"must be a mapping with lower and upper, got {_show(spec)}")
+            raise ParamError(where, f"must be a mapping with lower and upper (or choices), got {_show(spec)}")
         unknown = sorted(set(spec) - set(_FIELDS))
         if unknown:
             detail = f"unknown key; known keys of {where}: {list(_FIELDS)}"
             raise ParamError(
                 f"{where}.{unknown[0]}", detail, f"{where}: unknown key(s) {unknown}; known: {', '.join(_FIELDS)}"
             )
+        if "choices" in spec:
+            both = [k for k in _NUMERIC_FIELDS if k in spec]
+            if both:
+                raise ParamError(
+                    f"{where}.{both[0]}",
+                    "cannot be given together with choices (a categorical has no range, scale or type); remove it",
+                )
+            choices = spec["choices"]
+            if isinstance(choices, (list, tuple)):
+                choices = tuple(choices)
+            return cls(name=str(name), choices=choices, init=spec.get("init"))
         for key in ("lower", "upper"):
             if key not in spec:
                 raise ParamError(f"{where}.{key}", "is required")
@@ -181,6 +276,24 @@ class Param:
         """Initial unit coordinate: ``init`` if given, else the centre (0.5)."""
         return 0.5 if self.init is None else self.to_unit(self.init)
 
+    def coordinate_kind(self, mixed: bool) -> str:
+        """``"unit"``, ``"integer"`` or ``"categorical"``: this parameter's coordinate (module docstring)."""
+        if self.is_categorical:
+            return "categorical"
+        if mixed and self.type == "int" and self.scale == "linear":
+            return "integer"
+        return "unit"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Config mapping (JSON/YAML-safe): ``{choices[, init]}`` or ``{lower, upper, scale, type[, init]}``."""
+        if self.is_categorical:
+            d: dict[str, Any] = {"choices": list(self.choices)}
+        else:
+            d = {"lower": self.lower, "upper": self.upper, "scale": self.scale, "type": self.type}
+        if self.init is not None:
+            d["init"] = self.init
+        return d
+
 
 class Space:
     """An ordered set of :class:`Param`; the search space of a campaign.
@@ -189,14 +302,18 @@ class Space:
     ----------
     params : sequence of Param, or mapping name -> dict of Param fields
         E.g. ``{"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}}``.
+    mixed : bool
+        The coordinates of the mixed strategy (integer and categorical coordinates, see the
+        module docstring) instead of the unit cube.
 
     Raises
     ------
     ValueError
-        Empty space, duplicate names, unknown field names, or invalid bounds.
+        Empty space, duplicate names, unknown field names, invalid bounds, or a categorical
+        without ``mixed`` (:class:`ParamError` at ``space.<name>.choices``).
     """
 
-    def __init__(self, params: Sequence[Param] | Mapping[str, Mapping[str, Any]]):
+    def __init__(self, params: Sequence[Param] | Mapping[str, Mapping[str, Any]], *, mixed: bool = False):
         if isinstance(params, Mapping):
             params = [Param.from_mapping(name, spec) for name, spec in params.items()]
         params = list(params)
@@ -206,7 +323,17 @@ class Space:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"space has duplicate names {dup}")
+        if not mixed:
+            for p in params:
+                if p.is_categorical:
+                    raise ParamError(
+                        f"space.{p.name}.choices",
+                        "needs the mixed strategy (strategy.name: catcmawm): the unit cube has no categorical "
+                        "coordinate",
+                    )
         self.params: tuple[Param, ...] = tuple(params)
+        self.mixed = bool(mixed)
+        self.kinds: tuple[str, ...] = tuple(p.coordinate_kind(self.mixed) for p in self.params)
 
     @property
     def names(self) -> list[str]:
@@ -219,50 +346,91 @@ class Space:
         return len(self.params)
 
     @property
+    def integers(self) -> list[int]:
+        """Indices of the integer coordinates (``mixed`` linear ints; the strategy's ``integers``)."""
+        return [i for i, k in enumerate(self.kinds) if k == "integer"]
+
+    @property
+    def categories(self) -> dict[int, int]:
+        """``{index: K}`` of the categorical coordinates (the strategy's ``categories``)."""
+        return {i: len(p.choices) for i, (p, k) in enumerate(zip(self.params, self.kinds)) if k == "categorical"}
+
+    @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(zeros(d), ones(d))``: the box handed to the strategy."""
-        return np.zeros(self.dim), np.ones(self.dim)
+        """The box handed to the strategy, two ``(d,)`` arrays: ``[0, 1]`` on unit coordinates,
+        ``[lower, upper]`` on integer ones, ``[0, K-1]`` on categorical ones."""
+        lo, up = np.zeros(self.dim), np.ones(self.dim)
+        for i, (p, k) in enumerate(zip(self.params, self.kinds)):
+            if k == "integer":
+                lo[i], up[i] = p.lower, p.upper
+            elif k == "categorical":
+                up[i] = len(p.choices) - 1
+        return lo, up
+
+    def _to_coordinate(self, i: int, value: Any) -> float:
+        p, k = self.params[i], self.kinds[i]
+        if k == "categorical":
+            j = p.index(value)
+            if j is None:
+                raise ValueError(f"{p.name}={_show(value)} is not one of the choices {list(p.choices)}")
+            return float(j)
+        if k == "integer":
+            return float(value)
+        return p.to_unit(value)
+
+    def _from_coordinate(self, i: int, u: float) -> Any:
+        p, k = self.params[i], self.kinds[i]
+        if k == "categorical":
+            return p.choices[int(min(max(round(u), 0), len(p.choices) - 1))]
+        if k == "integer":
+            return int(min(max(round(u), p.lower), p.upper))
+        return p.from_unit(u)
 
     @property
     def x0(self) -> np.ndarray:
-        """Initial vector, shape ``(d,)``, in ``[0, 1]``."""
-        return np.array([p.x0 for p in self.params])
+        """Initial vector, shape ``(d,)``: ``init`` (or the centre of the range / the first
+        choice) in the strategy's coordinates (``[0, 1]`` without ``mixed``)."""
+        out = []
+        for i, (p, k) in enumerate(zip(self.params, self.kinds)):
+            if k == "categorical":
+                out.append(0.0 if p.init is None else self._to_coordinate(i, p.init))
+            elif k == "integer":
+                out.append((p.lower + p.upper) / 2 if p.init is None else float(p.init))
+            else:
+                out.append(p.x0)
+        return np.array(out, dtype=float)
 
     def encode(self, params: Mapping[str, float]) -> np.ndarray:
-        """Dict of values in own units -> vector ``(d,)`` in unit coordinates.
+        """Dict of values in own units (choices themselves) -> vector ``(d,)`` in the strategy's
+        coordinates (unit coordinates without ``mixed``).
 
-        Raises ``ValueError`` for missing or unknown names.
+        Raises ``ValueError`` for missing or unknown names, or a value not among a categorical's choices.
         """
         missing = [n for n in self.names if n not in params]
         extra = sorted(set(params) - set(self.names))
         if missing or extra:
             raise ValueError(f"params do not match the space: missing {missing}, unknown {extra}")
-        return np.array([p.to_unit(params[p.name]) for p in self.params])
+        return np.array([self._to_coordinate(i, params[p.name]) for i, p in enumerate(self.params)], dtype=float)
 
     def decode(self, x: Sequence[float]) -> dict[str, float | int]:
-        """Vector ``(d,)`` -> dict of plain Python floats/ints in own units (ints rounded)."""
+        """Vector ``(d,)`` -> dict of plain Python values in own units (ints rounded; a categorical's
+        index rounded, clipped into ``0..K-1`` and replaced by the choice itself)."""
         x = np.asarray(x, dtype=float)
         if x.shape != (self.dim,):
             raise ValueError(f"vector must have shape ({self.dim},), got {x.shape}")
-        return {p.name: p.from_unit(u) for p, u in zip(self.params, x)}
+        return {p.name: self._from_coordinate(i, u) for i, (p, u) in enumerate(zip(self.params, x))}
 
     def decode_many(self, X: np.ndarray) -> list[dict[str, float | int]]:
         """``(k, d)`` array -> list of ``k`` dicts."""
         return [self.decode(row) for row in np.asarray(X, dtype=float)]
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """``{name: {lower, upper, scale, type[, init]}}`` (JSON/YAML-safe)."""
-        out = {}
-        for p in self.params:
-            d = asdict(p)
-            d.pop("name")
-            if d["init"] is None:
-                d.pop("init")
-            out[p.name] = d
-        return out
+        """``{name: {lower, upper, scale, type[, init]} or {choices[, init]}}`` (JSON/YAML-safe;
+        ``mixed`` is not part of it: it follows from the strategy)."""
+        return {p.name: p.to_dict() for p in self.params}
 
     def __repr__(self) -> str:
-        return f"Space({self.to_dict()!r})"
+        return f"Space({self.to_dict()!r}{', mixed=True' if self.mixed else ''})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self.params == other.params
+        return isinstance(other, Space) and self.params == other.params and self.mixed == other.mixed

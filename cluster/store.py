@@ -32,7 +32,14 @@ Opening an existing file checks it before anything can write to it: the SQLite h
 integrity check (``PRAGMA quick_check``) and the schema are read through a read-only connection
 (``immutable=1`` when no ``-wal`` file exists, so not even -wal/-shm files are created), and a
 corrupt file, a foreign database or a newer schema raise :class:`JournalError` with the
-file left byte-for-byte untouched.
+file left byte-for-byte untouched.  A ``-wal`` file is checked first (:mod:`cluster.journalwal`):
+one whose damage would make SQLite silently drop committed transactions (a bad frame followed by
+valid commits, a bad header) is refused; one that ends in a torn transaction is opened at its last
+complete commit, as SQLite's recovery does, with a :class:`JournalRecoveredWarning`.
+
+Readers: each read method is one or a few statements, each seeing the last committed state; to
+read several from one state while a campaign writes (never a half-written generation), read inside
+:meth:`Journal.snapshot`.
 """
 
 from __future__ import annotations
@@ -47,13 +54,21 @@ from typing import Any
 from esopt.jsonutil import json_default
 
 from .journalread import JournalReads
-from .journalschema import DB_NAME, SCHEMA_VERSION, JournalError, create_journal, validate_file
+from .journalschema import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    JournalError,
+    JournalRecoveredWarning,
+    create_journal,
+    validate_file,
+)
 from .journalwrite import JournalWrites, finite_or_none
 from .trialrow import TrialRow
 
 __all__ = [
     "Journal",
     "JournalError",
+    "JournalRecoveredWarning",
     "TrialRow",
     "SCHEMA_VERSION",
     "DB_NAME",

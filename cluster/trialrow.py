@@ -41,7 +41,9 @@ class TrialRow(Mapping):
     id, generation, idx : int
         Journal id; generation (from 1); row in the population (from 0).
     x : list of float, length d
-        The candidate in the strategy's unit cube (exact float round trip).
+        The candidate in the strategy's coordinates (exact float round trip): the unit cube for
+        continuous strategies; with ``catcmawm``, integers and category indices for integer and
+        categorical hyperparameters (:class:`cluster.space.Space`).
     params : dict
         Decoded hyperparameters in their own units.
     status : TrialStatus

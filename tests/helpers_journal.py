@@ -13,9 +13,9 @@ each its own commit, in the same order::
 The candidates come from a real :class:`esopt.CMAES` (``seed``) on the sphere in the unit cube; the
 objective is the sphere value, so a run is deterministic given the seed.
 
-Run as a script (``python tests/helpers_journal.py DIR GENERATIONS [--kill]``) it creates ``DIR`` and
-writes the generations; with ``--kill`` it then SIGKILLs itself, leaving the committed transitions in
-``campaign.db-wal`` (no checkpoint, as after a driver crash).
+Run as a script (``python tests/helpers_journal.py DIR GENERATIONS [--kill] ...``, see :func:`main`) it
+creates ``DIR`` and writes the generations; with ``--kill`` it then SIGKILLs itself, leaving the committed
+transitions in ``campaign.db-wal`` (no checkpoint, as after a driver crash).
 """
 
 from __future__ import annotations
@@ -47,6 +47,20 @@ CONFIG = {
 }
 
 
+def sched_times() -> tuple[float, float]:
+    """``(seconds on a CPU, seconds runnable but waiting for a CPU)`` of the calling thread so far.
+
+    From Linux's ``/proc/thread-self/schedstat``; where that file is missing, ``(time.thread_time(),
+    0.0)``.  Wall time minus both is the time the thread was not runnable (blocked on I/O or a lock).
+    """
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            cpu_ns, wait_ns = fh.read().split()[:2]
+        return int(cpu_ns) / 1e9, int(wait_ns) / 1e9
+    except (OSError, ValueError):
+        return time.thread_time(), 0.0
+
+
 def create(directory: str | os.PathLike) -> Journal:
     """A new journal in ``directory`` with :data:`CONFIG` (normalized by ``parse_config``)."""
     return Journal.create(directory, name=CONFIG["name"], config=parse_config(CONFIG).raw, driver_pid=os.getpid())
@@ -57,22 +71,27 @@ def write_generations(
     n_generations: int,
     *,
     seed: int = 0,
-    on_commit: Callable[[float], None] | None = None,
+    on_commit: Callable[[float, float, float], None] | None = None,
     first: int = 1,
+    es: CMAES | None = None,
 ) -> CMAES:
     """Journal ``n_generations`` generations (numbered from ``first``) as the campaign does.
 
-    ``on_commit(seconds)`` is called with the wall time of every journal write (one commit each),
-    measured with ``time.perf_counter``.  Returns the strategy after the last tell.
+    ``on_commit(seconds, cpu_seconds, runqueue_seconds)`` is called after every journal write (one
+    commit each) with its wall time (``time.perf_counter``) and the time this thread spent in it on a
+    CPU and waiting for one (:func:`sched_times`).
+    ``es`` continues a strategy returned by an earlier call (default: a new one from ``seed``).
+    Returns the strategy after the last tell.
     """
-    es = CMAES(np.full(2, 0.5), 0.2, popsize=POPSIZE, seed=seed)
-    best = None
+    es = CMAES(np.full(2, 0.5), 0.2, popsize=POPSIZE, seed=seed) if es is None else es
+    best = float(es.result.f) if np.isfinite(es.result.f) else None
 
     def timed(fn, *args, **kwargs):
-        t0 = time.perf_counter()
+        t0, (c0, q0) = time.perf_counter(), sched_times()
         out = fn(*args, **kwargs)
         if on_commit is not None:
-            on_commit(time.perf_counter() - t0)
+            c1, q1 = sched_times()
+            on_commit(time.perf_counter() - t0, c1 - c0, q1 - q0)
         return out
 
     for g in range(first, first + n_generations):
@@ -100,11 +119,35 @@ def write_generations(
     return es
 
 
+def journal_state(journal: Journal) -> tuple[int, int, int]:
+    """``(generations asked, generations told, trials done)`` as the journal reads now."""
+    c = journal.conn
+    asked, told = c.execute("SELECT COUNT(*), COUNT(told_at) FROM generations").fetchone()
+    done = c.execute("SELECT COUNT(*) FROM trials WHERE status='done'").fetchone()[0]
+    return int(asked), int(told), int(done)
+
+
 def main(argv: list[str]) -> None:
-    """``DIR GENERATIONS [--kill]``: create the journal, write, then close (or SIGKILL with ``--kill``)."""
+    """``DIR GENERATIONS [--kill] [--log FILE] [--sql STATEMENT]``.
+
+    Create the journal and write the generations; ``--log`` appends one line per commit,
+    ``"<WAL size in bytes> <asked> <told> <done>"`` (the WAL is append-only until a checkpoint);
+    ``--sql`` runs one more statement as its own journal commit; then close, or SIGKILL with ``--kill``.
+    """
     directory, n = Path(argv[0]), int(argv[1])
+    opt = {k: argv[i + 1] for i, k in enumerate(argv) if k in ("--log", "--sql")}
     journal = create(directory)
-    write_generations(journal, n)
+    log = open(opt["--log"], "w") if "--log" in opt else None  # noqa: SIM115 - closed below or by the kill
+    wal = Path(str(journal.path) + "-wal")
+
+    def record(_seconds: float, _cpu: float, _runq: float) -> None:
+        if log is not None:
+            log.write(f"{wal.stat().st_size} {' '.join(map(str, journal_state(journal)))}\n")
+            log.flush()
+
+    write_generations(journal, n, on_commit=record)
+    if "--sql" in opt:
+        journal._write([(opt["--sql"], ())])  # noqa: SLF001 - a test writes a row the API has no method for
     if "--kill" in argv:
         os.kill(os.getpid(), signal.SIGKILL)
     journal.close()

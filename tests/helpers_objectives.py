@@ -130,6 +130,21 @@ def flat(params: dict) -> float:
     return 0.5
 
 
+#: category penalties of :func:`mixed_choice`: only "radam" reaches the optimum 0
+MIXED_PENALTY = {"adamw": 0.6, "sgdw": 1.0, "radam": 0.0, "nadam": 0.4}
+
+
+def mixed_choice(params: dict) -> float:
+    """``(x - 0.3)^2 + 0.05 (n - 4)^2 + MIXED_PENALTY[opt]``: float ``x``, int ``n``, categorical
+    ``opt`` (the choice itself; a ``TypeError`` for an index or anything else not a choice name);
+    logs every call (params, pid, time).  Optimum 0 at x = 0.3, n = 4, opt = "radam"."""
+    opt = params["opt"]
+    if not isinstance(opt, str) or opt not in MIXED_PENALTY:
+        raise TypeError(f"opt must be one of {sorted(MIXED_PENALTY)}, got {opt!r}")
+    _log(params=params, pid=os.getpid(), t=time.time())
+    return (float(params["x"]) - 0.3) ** 2 + 0.05 * (params["n"] - 4) ** 2 + MIXED_PENALTY[opt]
+
+
 # --------------------------------------------------------------------------------------------
 # A campaign driver run as a subprocess by tests/test_resume_kill.py:
 #   python tests/helpers_objectives.py '{"dir": ..., "config": {...} | null, "pause": ["trial", 3, 2] | null,

@@ -52,8 +52,10 @@ def test_issue_example_parses(tmp_path):
 
 
 def test_defaults():
-    cfg = parse_config(BASE)
-    assert cfg.strategy.name == "cmaes" and cfg.strategy.sigma0 == 0.3 and cfg.strategy.seed == 0
+    continuous = {**BASE, "space": {"lr": BASE["space"]["lr"]}}
+    assert parse_config(continuous).strategy.name == "cmaes"  # all-continuous space: cmaes
+    cfg = parse_config(BASE)  # an int in the space and no strategy.name: the mixed strategy (issue 15)
+    assert cfg.strategy.name == "catcmawm" and cfg.strategy.sigma0 == 0.3 and cfg.strategy.seed == 0
     assert cfg.resources.num_cpus == 1.0 and cfg.resources.num_gpus == 0.0
     assert cfg.failures.on_error == "penalty" and cfg.failures.max_retries == 2
     assert cfg.budget.max_trials is None and cfg.ray.address is None
@@ -327,3 +329,85 @@ def test_log_is_an_alias_of_log10_and_errors_show_plain_numbers():
     with pytest.raises(ConfigError) as exc:
         parse_config(_with("space.lr", {"lower": np.float64(1.0), "upper": np.float64(0.5)}))
     assert exc.value.path == "space.lr.lower" and "np.float64" not in str(exc.value)
+
+
+# ------------------------------------------------------------------------------- mixed spaces (issue 15)
+OPT = {"choices": ["adamw", "sgdw", "radam", "nadam"]}
+
+
+def _mixed(**space):
+    return {**BASE, "space": {"lr": BASE["space"]["lr"], **space}}
+
+
+def test_categorical_defaults_to_the_mixed_strategy_and_round_trips():
+    cfg = parse_config(_mixed(opt=OPT, k=BASE["space"]["k"]))
+    assert cfg.strategy.name == "catcmawm" and cfg.space.mixed
+    assert cfg.space.categories == {1: 4} and cfg.space.integers == [2]
+    assert cfg.raw["strategy"]["name"] == "catcmawm" and cfg.raw["space"]["opt"] == OPT
+    assert parse_config(cfg.raw) == cfg
+    # null is the same as leaving it out; naming it explicitly is the same config
+    assert parse_config({**_mixed(opt=OPT, k=BASE["space"]["k"]), "strategy": {"name": None}}) == cfg
+    assert parse_config({**_mixed(opt=OPT, k=BASE["space"]["k"]), "strategy": {"name": "catcmawm"}}) == cfg
+    # a named continuous strategy keeps the unit cube for ints (today's rounding)
+    named = parse_config({**BASE, "strategy": {"name": "cmaes"}})
+    assert not named.space.mixed and named.space.bounds[1].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("name", ["cmaes", "sepcmaes", "lmmaes", "canonical"])
+def test_a_categorical_with_a_continuous_strategy_names_the_ones_that_can(name):
+    with pytest.raises(ConfigError) as e:
+        parse_config({**_mixed(opt=OPT), "strategy": {"name": name}})
+    assert e.value.path == "strategy.name"
+    assert str(e.value).startswith(f"strategy.name: {name!r} cannot handle the categorical space.opt")
+    assert "['catcmawm']" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "spec,path,message",
+    [
+        ({"choices": []}, "space.opt.choices", "must hold at least two values, got 0"),
+        ({"choices": ["a"]}, "space.opt.choices", "must hold at least two values, got 1"),
+        ({"choices": ["a", "b", "a"]}, "space.opt.choices", "has duplicates ['a']"),
+        ({"choices": [1, 1.0]}, "space.opt.choices", "has duplicates [1.0]"),
+        ({"choices": ["a", 1]}, "space.opt.choices", "must all be of one kind"),
+        ({"choices": [True, 1]}, "space.opt.choices", "must all be of one kind"),
+        ({"choices": [[1], [2]]}, "space.opt.choices", "must be strings, numbers or booleans"),
+        ({"choices": [{"a": 1}, 2]}, "space.opt.choices", "must be strings, numbers or booleans"),
+        ({"choices": [None, 2]}, "space.opt.choices", "must be strings, numbers or booleans"),
+        ({"choices": [float("inf"), 2]}, "space.opt.choices", "must be strings, numbers or booleans"),
+        ({"choices": "adamw"}, "space.opt.choices", "must be a list of at least two values"),
+        ({"choices": ["a", "b"], "lower": 0}, "space.opt.lower", "cannot be given together with choices"),
+        ({"choices": ["a", "b"], "scale": "log10"}, "space.opt.scale", "cannot be given together with choices"),
+        ({"choices": ["a", "b"], "type": "int"}, "space.opt.type", "cannot be given together with choices"),
+        ({"choices": ["a", "b"], "init": "c"}, "space.opt.init", "'c' is not one of the choices ['a', 'b']"),
+        ({"choices": [1, 2], "init": True}, "space.opt.init", "True is not one of the choices"),
+    ],
+)
+def test_bad_choices_name_the_key_path(spec, path, message):
+    with pytest.raises(ConfigError) as e:
+        parse_config(_mixed(opt=spec))
+    assert e.value.path == path and str(e.value).startswith(path + ":") and message in str(e.value)
+
+
+def test_mixed_choices_of_numbers_and_booleans_are_accepted():
+    cfg = parse_config(_mixed(w={"choices": [1, 2.5, 4]}, nesterov={"choices": [True, False], "init": False}))
+    assert cfg.space.decode([0.5, 1.0, 1.0]) == {"lr": cfg.space.params[0].from_unit(0.5), "w": 2.5, "nesterov": False}
+    assert cfg.space.x0.tolist()[1:] == [0.0, 1.0]  # the first choice, or init's index
+
+
+def test_space_options_of_the_mixed_strategy_are_not_config_options():
+    for key in ("integers", "categories"):
+        with pytest.raises(ConfigError) as e:
+            parse_config({**_mixed(opt=OPT), "strategy": {"options": {key: [1]}}})
+        assert e.value.path == f"strategy.options.{key}" and "set by the campaign from the space" in str(e.value)
+
+
+@pytest.mark.parametrize("restarts", ["ipop", "bipop"])
+def test_restart_wrappers_are_refused_on_a_mixed_space(restarts):
+    with pytest.raises(ConfigError) as e:
+        parse_config({**_mixed(opt=OPT), "strategy": {"restarts": restarts}})
+    assert e.value.path == "strategy.restarts" and "cannot wrap 'catcmawm'" in str(e.value)
+    # all-continuous with catcmawm named: nothing to pass through the wrapper, accepted
+    assert (
+        parse_config({**_mixed(), "strategy": {"name": "catcmawm", "restarts": restarts}}).strategy.restarts == restarts
+    )

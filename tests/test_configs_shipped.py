@@ -60,7 +60,8 @@ def test_campaign_configs_validate_and_their_bounds_are_valid_hyperparameters(na
     spec = trials.TrialSpec.from_dict(cfg.trial)
     for p in cfg.space.params:
         hp = trials.HPARAMS[p.name]
-        for v in (p.lower, p.upper):  # both ends are values the trial accepts
+        # both ends (every choice of a categorical) are values the trial accepts
+        for v in p.choices if p.is_categorical else (p.lower, p.upper):
             hp.check(v)
     assert cfg.budget.max_trials % cfg.strategy.popsize == 0  # whole generations
     assert spec.seed is not None and cfg.strategy.seed is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import re
 import struct
@@ -331,3 +332,51 @@ def test_report_of_a_real_campaign(campaign_dir, tmp_path):
 def test_report_default_out_is_inside_the_campaign(campaign_dir):
     files = report.write_report(campaign_dir)
     assert all(p.parent == campaign_dir / "report" and p.stat().st_size > 0 for p in files.values())
+
+
+# ------------------------------------------------------------------------------- categoricals (issue 15)
+MIXED = Space({**SPACE.to_dict(), "opt": {"choices": ["adamw", "sgdw", "radam"]}}, mixed=True)
+MIXED_OPTS = {(1, 0): "sgdw", (1, 1): "adamw", (1, 2): "sgdw", (2, 0): "radam", (2, 1): "radam", (2, 2): "sgdw"}
+MIXED_GENERATIONS = [  # generation 2 was sampled around the int's mean 30, past its bounds: drawn clipped to 20
+    {**GENERATIONS[0], "mean": [0.5, 30.0, 1.0]},
+    {**GENERATIONS[1], "mean": [1.7, 12.0, 2.0]},
+]
+
+
+def _with_opt(t: TrialRow) -> TrialRow:
+    return dataclasses.replace(t, params={**t.params, "opt": MIXED_OPTS[t.generation, t.idx]}, x=[0.5, 3.0, 0.0])
+
+
+def test_params_figure_shows_a_categoricals_frequencies_per_generation(tmp_path):
+    rows = [_with_opt(t) for t in TRIALS]
+    fig = report.params_figure(rows, MIXED_GENERATIONS, MIXED)
+    lr_ax, t0_ax, opt_ax = fig.axes[:3]
+    # numeric panels as before; x0's centre 10.5 rounds half to even, the mean 30 is clipped into [1, 20]
+    assert list(_mean_line(t0_ax).get_ydata()) == [10, 20]
+    # one stacked bar per generation and choice: the fraction of that generation's trials (any status)
+    heights = {c: [p.get_height() for p in box.patches] for box, c in zip(opt_ax.containers, MIXED.params[2].choices)}
+    assert heights == {
+        "adamw": pytest.approx([1 / 3, 0.0]),
+        "sgdw": pytest.approx([2 / 3, 1 / 3]),
+        "radam": pytest.approx([0.0, 2 / 3]),
+    }
+    bottoms = [p.get_y() for p in opt_ax.containers[2].patches]  # radam stacked on adamw + sgdw
+    assert bottoms == pytest.approx([1.0, 1 / 3])
+    assert [t.get_text() for t in opt_ax.get_legend().get_texts()] == ["adamw", "sgdw", "radam"]
+    best = [ln for ln in opt_ax.get_lines() if ln.get_label() == "best"]
+    assert len(best) == 1 and list(best[0].get_xdata()) == [2]  # best trial (2, 1) drew radam
+    assert "sampling mean" not in [ln.get_label() for ln in opt_ax.get_lines()]
+    assert png_size(report.plot_params(rows, MIXED_GENERATIONS, MIXED, tmp_path / "p.png")) == (800, 780)
+    # trials.csv: the choice itself, by name
+    path = report.write_trials_csv(rows, MIXED.names, tmp_path / "t.csv")
+    with open(path) as fh:
+        table = list(csv.DictReader(fh))
+    assert [(int(r["generation"]), int(r["idx"]), r["opt"]) for r in table] == sorted(
+        (g, i, o) for (g, i), o in MIXED_OPTS.items()
+    )
+
+
+def test_space_of_a_mixed_raw_config():
+    raw = {"space": MIXED.to_dict(), "strategy": {"name": "catcmawm"}}
+    assert report.space_of(raw) == MIXED and report.space_of({"space": MIXED.to_dict()}) == MIXED
+    assert report.space_of({"space": SPACE.to_dict(), "strategy": {"name": "cmaes"}}) == SPACE

@@ -151,3 +151,51 @@ def test_param_errors_carry_the_key_path_and_a_plain_message():
         assert "np.float64" not in str(exc.value)
     p = Param.from_mapping("a", {"lower": np.float64(0.5), "upper": np.int64(3)})
     assert type(p.lower) is float and type(p.upper) is int  # plain Python numbers: to_dict is JSON-safe
+
+
+# ------------------------------------------------------------------------------- mixed spaces (issue 15)
+MIXED = {**SPACE, "opt": {"choices": ["adamw", "sgdw", "radam", "nadam"]}}
+
+
+def test_mixed_coordinates_integers_categories_and_bounds():
+    s = Space(MIXED, mixed=True)
+    assert s.kinds == ("unit", "unit", "integer", "unit", "categorical")  # a log10 int stays a unit coordinate
+    assert s.integers == [2] and s.categories == {4: 4}
+    lo, up = s.bounds
+    assert lo.tolist() == [0.0, 0.0, 1.0, 0.0, 0.0] and up.tolist() == [1.0, 1.0, 20.0, 1.0, 3.0]
+    assert s.x0.tolist() == [0.5, 0.5, 10.5, 0.5, 0.0]  # centre of the int's range, the first choice
+    unit = Space(SPACE)
+    x = np.array([0.2, 0.7, 13.0, 0.9, 2.0])
+    d = s.decode(x)
+    assert d["T_0"] == 13 and isinstance(d["T_0"], int) and d["opt"] == "radam"
+    assert {k: d[k] for k in ("lr", "momentum", "width")} == {
+        k: v for k, v in unit.decode([0.2, 0.7, 0.5, 0.9]).items() if k != "T_0"
+    }
+    assert s.encode(d)[2:].tolist() == [13.0, pytest.approx(0.9, abs=0.01), 2.0]
+    # out-of-range coordinates are rounded and clipped, as for ints
+    assert s.decode([0.0, 0.0, 25.4, 0.0, 3.6])["T_0"] == 20 and s.decode([0.0, 0.0, 0.0, 0.0, -0.7])["opt"] == "adamw"
+    with pytest.raises(ValueError, match=r"opt='lion' is not one of the choices"):
+        s.encode({**d, "opt": "lion"})
+
+
+def test_a_categorical_needs_the_mixed_coordinates_and_init_sets_x0():
+    with pytest.raises(ValueError, match=r"space\.opt\.choices needs the mixed strategy"):
+        Space(MIXED)
+    s = Space(
+        {"flag": {"choices": [True, False], "init": False}, "k": {"lower": 2, "upper": 5, "type": "int", "init": 3}},
+        mixed=True,
+    )
+    assert s.x0.tolist() == [1.0, 3.0]
+    assert s.to_dict() == {
+        "flag": {"choices": [True, False], "init": False},
+        "k": {"lower": 2, "upper": 5, "scale": "linear", "type": "int", "init": 3},
+    }
+    assert Space(s.to_dict(), mixed=True) == s and Space(s.to_dict(), mixed=True) != Space({"k": s.to_dict()["k"]})
+
+
+def test_without_mixed_the_unit_cube_is_unchanged():
+    s, m = Space(SPACE), Space(SPACE, mixed=False)
+    assert s == m and s.integers == [] and s.categories == {} and s.to_dict() == Space(s.to_dict()).to_dict()
+    x = np.array([0.13, 0.77, 0.41, 0.59])
+    assert s.decode(x) == {p.name: p.from_unit(u) for p, u in zip(s.params, x)}
+    assert s.encode(s.decode(x)).tolist() == [p.to_unit(v) for p, v in zip(s.params, s.decode(x).values())]
