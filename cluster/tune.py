@@ -57,6 +57,7 @@ from esopt.registry import strategy_class
 from .continuation import describe_stop, restart_after_convergence
 from .penalty import penalize
 from .space import Space
+from .tuneasync import AsyncQueue, Candidate
 from .tunespace import TuneSpace, as_tune_space, convert_search_space
 
 __all__ = ["ESSearcher", "TuneSpace", "convert_search_space"]
@@ -72,6 +73,7 @@ _EXTRA_KEY = "tune.subclass_attributes"  # pickle (uint8) of a subclass's own at
 #: Criteria that end the search even without ``stop_on_convergence`` (a budget, or the target).
 _FINAL_CRITERIA = BUDGET_CRITERIA | {"ftarget"}
 _KNOWN_ID = "esopt-known-{}"  # pseudo trial id of a row holding a known result
+_SCHEDULING = ("sync", "async")
 
 
 def _metric_value(result: Mapping[str, Any] | None, metric: str) -> float | None:
@@ -140,6 +142,14 @@ class ESSearcher(Searcher):
     stop_on_convergence : bool
         False (default): restart when the strategy's convergence criteria fire, until the
         budget.  True: end the search then (``Searcher.FINISHED``), the behaviour of esopt 0.1.0.
+    scheduling : {"sync", "async"}
+        ``"sync"`` (default; esopt 0.1.0's behaviour, bit-exact): generation by generation,
+        :meth:`suggest` returns None while a generation waits for its results.  ``"async"``:
+        no generation barrier (:mod:`cluster.tuneasync`): a config whenever Tune asks while
+        budget remains, results told ``popsize`` at a time in completion order, rows sampled
+        from an older distribution told as injected solutions (clipped, arXiv 1110.4181), no
+        finished trial dropped; ``max_concurrent_trials`` above ``popsize`` keeps every slot
+        busy.  (Named ``scheduling`` because ``mode`` is Tune's min/max.)
     **strategy_options
         Strategy options, termination thresholds and restart-wrapper options as one flat mapping
         (``esopt.check_options``), e.g. ``tolfun=1e-6`` or ``tolerances={"tolfun": 1e-6}``.
@@ -183,6 +193,7 @@ class ESSearcher(Searcher):
         points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
         evaluated_rewards: Sequence[float] | None = None,
         stop_on_convergence: bool = False,
+        scheduling: str = "sync",
         **strategy_options,
     ):
         before = set(self.__dict__)  # a subclass's attributes set before this call are its own
@@ -201,6 +212,8 @@ class ESSearcher(Searcher):
         if max_trials is not None and not _is_int(max_trials, 1):
             raise ValueError(f"max_trials must be a positive int or None, got {max_trials!r}")
         points, rewards = _check_warm_start(points_to_evaluate, evaluated_rewards, stop_on_convergence)
+        if scheduling not in _SCHEDULING:
+            raise ValueError(f"scheduling must be 'sync' or 'async', got {scheduling!r}")
         reserved = sorted({"x0", "bounds"} & set(strategy_options))
         if reserved:
             raise ValueError(
@@ -216,6 +229,7 @@ class ESSearcher(Searcher):
         self._points = points
         self._rewards = rewards
         self._stop_on_convergence = stop_on_convergence
+        self._scheduling = scheduling
         self._strategy_options = flat_options
         self._max_concurrent: int | None = None
         self._num_samples: int | None = None  # Tune's num_samples, once set_search_properties told it
@@ -244,6 +258,7 @@ class ESSearcher(Searcher):
         self._n_told = 0  # evaluations told to the strategy, over all restarts
         self._restart_log: list[dict[str, Any]] = []  # one entry per restart after convergence
         self._stop: dict = {}
+        self._queue = AsyncQueue()  # scheduling="async" only
 
     def _setup(self, tspace: TuneSpace) -> None:
         where = "points_to_evaluate"
@@ -360,14 +375,22 @@ class ESSearcher(Searcher):
 
     @property
     def pending_trial_ids(self) -> tuple[str, ...]:
-        """Trial ids of the current generation handed out and not yet complete."""
+        """Trial ids handed out and not yet complete (sync: of the current generation)."""
+        if self._scheduling == "async":
+            return tuple(self._queue.out)
         return tuple(t for t in self._rows if t not in self._results)
 
     @property
     def completed_trial_ids(self) -> tuple[str, ...]:
         """Trial ids of the current generation whose results are buffered (not told yet; known
-        results included under pseudo ids ``esopt-known-<k>``)."""
+        results included under pseudo ids ``esopt-known-<k>``).  Async: always ``()``, see
+        :attr:`n_finished_untold`."""
         return tuple(self._results)
+
+    @property
+    def n_finished_untold(self) -> int:
+        """Async: finished results (and known ones) waiting for the next tell (< popsize)."""
+        return len(self._queue.done)
 
     @property
     def stop_reason(self) -> dict:
@@ -396,6 +419,8 @@ class ESSearcher(Searcher):
         self._check_ready()
         if self._max_trials is not None and self._n_suggested >= self._max_trials:
             return Searcher.FINISHED
+        if self._scheduling == "async":
+            return self._suggest_async(trial_id)
         while self._X is None:
             if self._stop:
                 return Searcher.FINISHED
@@ -409,6 +434,57 @@ class ESSearcher(Searcher):
         self._rows[trial_id] = row
         self._n_suggested += 1
         return self._tspace.to_config(self._configs[row])
+
+    def _suggest_async(self, trial_id: str) -> dict | str | None:
+        if self._stop:
+            return Searcher.FINISHED
+        q = self._queue
+        if self._max_concurrent is not None and len(q.out) >= self._max_concurrent:
+            return None
+        self._flush_known()
+        if self._pending_points:
+            point = self._pending_points.pop(0)  # handed out exactly as given, told as injected
+            cand = Candidate(self._encode(point), point, self._generation)
+        else:
+            if not q.supply:
+                self._ask_async()
+            cand = q.supply.pop(0)
+        q.out[trial_id] = cand
+        self._n_suggested += 1
+        return self._tspace.to_config(cand.config)
+
+    def _encode(self, point: dict[str, Any]) -> list[float]:
+        return [float(t) for t in np.clip(self._tspace.space.encode(point), 0.0, 1.0)]
+
+    def _ask_async(self) -> None:
+        X = np.array(self._strategy.ask(), dtype=float)
+        self._queue.refill(X, [self._tspace.decode(x) for x in X], self._generation)
+
+    def _flush_known(self) -> None:
+        # known results (evaluated_rewards, add_evaluated_point) join the finished ones
+        while self._known:
+            point, value = self._known.pop(0)
+            self._queue.done.append((Candidate(self._encode(point), point, self._generation), value))
+
+    def _complete_async(self, trial_id: str, value: float | None) -> None:
+        cand = self._queue.out.pop(trial_id, None)
+        if cand is None:
+            logger.debug("ESSearcher: ignoring result of trial %s (not handed out)", trial_id)
+            return
+        self._queue.done.append((cand, value))
+        self._tell_async()
+
+    def _tell_async(self) -> None:
+        q = self._queue
+        while not self._stop and len(q.done) >= self.popsize:
+            if q.pending_ask is None:
+                self._ask_async()  # the tell needs a pending ask; its rows become the supply again
+            n = self.popsize
+            X, values = q.population(n)
+            f = np.array([np.nan if v is None else (-v if self._mode == "max" else v) for v in values])
+            failed = ~np.isfinite(f)
+            self._strategy.tell(X, penalize(f, failed))
+            self._after_tell(n)
 
     def _check_ready(self) -> None:
         if self._tspace is None:
@@ -496,7 +572,10 @@ class ESSearcher(Searcher):
         v = None if error else _reward(value, "add_evaluated_point value")
         self._known.append((point, v))
         self._n_known += 1
-        if self._X is not None:
+        if self._scheduling == "async":
+            self._flush_known()
+            self._tell_async()
+        elif self._X is not None:
             self._place_known()
             self._maybe_tell()
 
@@ -507,10 +586,14 @@ class ESSearcher(Searcher):
         told the penalty of :func:`cluster.penalty.penalize`.  Trial ids not handed out in the
         current generation (e.g. re-runs of older trials after a restore) are ignored.
         """
+        value = None if error else _metric_value(result, self._metric)
+        if self._scheduling == "async":
+            self._complete_async(trial_id, value)
+            return
         if trial_id not in self._rows:
             logger.debug("ESSearcher: ignoring result of trial %s (not in the current generation)", trial_id)
             return
-        self._results[trial_id] = None if error else _metric_value(result, self._metric)
+        self._results[trial_id] = value
         self._maybe_tell()
 
     def _maybe_tell(self) -> None:
@@ -535,6 +618,9 @@ class ESSearcher(Searcher):
         self._strategy.tell(self._X, penalize(f, failed))
         self._X, self._configs = None, []
         self._next, self._rows, self._results = 0, {}, {}
+        self._after_tell(n)
+
+    def _after_tell(self, n: int) -> None:
         self._generation += 1
         self._n_told += n
         stop = to_jsonable(dict(self._strategy.stop()))
@@ -649,6 +735,9 @@ class ESSearcher(Searcher):
             "stop": self._stop,
             "generation": self._generation,
         }
+        if self._scheduling == "async":  # absent in sync checkpoints: those stay as before
+            meta["scheduling"] = "async"
+            meta["async"] = self._queue.to_json()
         state[_META_KEY] = json.dumps(to_jsonable(meta))
         if self._X is not None:
             state[_X_KEY] = self._X
@@ -694,6 +783,11 @@ class ESSearcher(Searcher):
             )
         if self._mode and meta["mode"] and meta["mode"] != self._mode:
             raise ValueError(f"{where} was written with mode={meta['mode']!r}, this searcher has mode={self._mode!r}")
+        if meta.get("scheduling", "sync") != self._scheduling:
+            raise ValueError(
+                f"{where} was written with scheduling={meta.get('scheduling', 'sync')!r}, "
+                f"this searcher has scheduling={self._scheduling!r}"
+            )
         X = state.pop(_X_KEY, None)
         tspace = self._checkpoint_space(meta, where)
         if "class" in state:
@@ -716,6 +810,7 @@ class ESSearcher(Searcher):
             "_pending_points": list(meta["pending_points"]),
             "_stop": dict(meta["stop"]),
             "_generation": int(meta["generation"]),
+            "_queue": AsyncQueue.from_json(meta["async"]) if "async" in meta else AsyncQueue(),
             **_version2_fields(meta, strategy),
         }
 

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import EvolutionStrategy, param_field, state_field
+from .injection import clip_factors
 from .weights import log_weights, mueff
 
 __all__ = ["CanonicalES", "CanonicalParams", "CanonicalState"]
@@ -173,7 +174,15 @@ class CanonicalES(EvolutionStrategy):
         return Y
 
     def _noise(self, Y: np.ndarray, rows: np.ndarray, injected: np.ndarray | None) -> np.ndarray:
-        """``eps`` of the population rows ``rows`` (stored draws, or ``(y - theta)/sigma`` if injected)."""
+        """``eps`` (len(rows), n) of the population rows ``rows``: the stored draws, or for injected
+        rows ``(y - theta) / sigma`` with its length clipped to ``sqrt(n) + 2n/(n+2)``.
+
+        The mean step of Algorithm 1 (Chrabaszcz et al., arXiv 1802.08842) is ``sum w_j eps_j``;
+        an injected row has no stored draw, so its ``eps`` is recovered from the candidate.  A
+        draw ``eps ~ N(0, I)`` has length ``chi_n`` (mean about ``sqrt(n - 1/2)``, sd about
+        0.7), so the bound, Hansen's ``c_y`` for injected CMA-ES steps (arXiv 1110.4181, Sec. 2;
+        :mod:`esopt.injection`) with the identity metric, keeps fair samples intact and bounds a
+        wild one's pull on the mean (and on ``ps`` with ``csa=True``)."""
         st = self.state
         if self.params.mirrored:
             stored = np.where((rows % 2 == 0)[:, None], 1.0, -1.0) * st.E[rows // 2]
@@ -181,7 +190,13 @@ class CanonicalES(EvolutionStrategy):
             stored = st.E[rows]
         if injected is None:
             return stored
-        return np.where(injected[rows][:, None], (Y[rows] - st.mean) / st.sigma, stored)
+        inj = injected[rows]
+        if not inj.any():
+            return stored
+        eps = (Y[rows][inj] - st.mean) / st.sigma
+        out = np.array(stored, dtype=float)
+        out[inj] = clip_factors(eps, self.n)[:, None] * eps
+        return out
 
     def _update(self, Y: np.ndarray, f: np.ndarray, order: np.ndarray, injected: np.ndarray | None) -> None:
         p, st = self.params, self.state

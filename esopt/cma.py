@@ -40,6 +40,7 @@ from scipy.linalg.lapack import dsyevd as _dsyevd
 from . import cmaconst
 from .base import EvolutionStrategy, param_field, state_field
 from .cmaconst import MAX_DELTA_LOG_SIGMA, SIGMA_CAP_FACTOR, expected_norm
+from .injection import clip_factors
 from .weights import finalize_negative_weights, recombination_weights
 
 __all__ = [
@@ -316,6 +317,8 @@ class CMAES(EvolutionStrategy):
     def _update(self, Y: np.ndarray, f: np.ndarray, order: np.ndarray, injected: np.ndarray | None) -> None:
         n, p, st = self.n, self.params, self.state
         mu, sigma, mean = p.mu, st.sigma, st.mean
+        if injected is not None:
+            Y = self._clip_injected(Y, injected)
         zs = self._pending_z(Y, injected)[order]
         ys = Y[order]
         ys -= mean
@@ -336,6 +339,19 @@ class CMAES(EvolutionStrategy):
         st.Z = self._no_Z
         if self.countiter - st.eigen_iter >= p.lazy_gap:
             self._eigendecompose()
+
+    def _clip_injected(self, Y: np.ndarray, injected: np.ndarray) -> np.ndarray:
+        """``Y`` (popsize, n) with each injected step ``x - m`` shortened so that its Mahalanobis
+        length ``|C^{-1/2} (x - m)| / sigma`` is at most ``sqrt(n) + 2n/(n+2)`` (Hansen, arXiv
+        1110.4181, Sec. 2; :mod:`esopt.injection`); ``C^{-1/2} = B D^-1 B^T`` of the sampling
+        eigendecomposition, so ``|C^{-1/2} y| = |D^-1 B^T y|``.  A new array; rows told as asked
+        are unchanged."""
+        st = self.state
+        Y = np.array(Y, dtype=float)
+        steps = Y[injected] - st.mean
+        alpha = clip_factors((steps / st.sigma) @ st.B / st.D, self.n)
+        Y[injected] = st.mean + alpha[:, None] * steps
+        return Y
 
     def _pending_z(self, Y: np.ndarray, injected: np.ndarray | None) -> np.ndarray:
         """The ``z`` of each row of ``Y``: the draw kept from ``ask`` or, for ``injected`` rows,

@@ -64,6 +64,7 @@ from scipy.linalg.blas import dgemm, sgemm
 from scipy.linalg.lapack import dtrtrs
 
 from .base import EvolutionStrategy, param_field, state_field
+from .injection import clip_factors
 from .weights import log_weights, mueff
 
 __all__ = ["LMMAES", "LMMAParams", "LMMAState"]
@@ -425,11 +426,33 @@ class LMMAES(EvolutionStrategy):
         ``T_j^-1 = (I - c M_j M_j^T / (1 - c + c |M_j|^2)) / (1 - c)``.
         """
         Z = np.array(D, dtype=np.float64)
-        k, cd, M = self.n_vectors_used, self.params.cd, self.state.M
+        # called from _update, after the base class counted this generation: the candidates were
+        # sampled with min(countiter - 1, m) vectors (n_vectors_used is one ahead by now)
+        k, cd, M = min(self.countiter - 1, self.params.m), self.params.cd, self.state.M
         for j in reversed(range(k)):
             c, v = cd[j], M[j].astype(np.float64)
             Z = (Z - np.outer(Z @ v, v) * (c / (1.0 - c + c * float(v @ v)))) / (1.0 - c)
         return Z
+
+    def _clip_injected(self, Y: np.ndarray, injected: np.ndarray) -> np.ndarray:
+        """``Y`` (popsize, n) with each injected step shortened so that the LM-MA-ES ``z`` it
+        stands for has length at most ``sqrt(n) + 2n/(n+2)``.
+
+        LM-MA-ES (Loshchilov, Glasmachers and Beyer, arXiv 1705.06693, Algorithm 1) adapts from
+        the draws ``z_i`` (lines 5-8: ``d_i = T(z_i)``), which an injected row does not have.
+        The transform ``T`` is linear and invertible, so its ``z = T^-1((x - m) / sigma)`` is
+        recovered exactly (:meth:`_inverse_transform`) rather than clipping in a surrogate
+        metric: ``|z|`` is then the Mahalanobis length in the metric the algorithm samples
+        with, and Hansen's clipping of injected steps (arXiv 1110.4181, Sec. 2;
+        :mod:`esopt.injection`) applies to it as to CMA-ES; ``x - m`` is scaled by the same
+        factor (``T(alpha z) = alpha d``).  A new array; rows told as asked are unchanged.
+        """
+        st = self.state
+        Y = np.array(Y)
+        steps = Y[injected].astype(np.float64) - st.mean
+        alpha = clip_factors(self._inverse_transform(steps / st.sigma), self.n)
+        Y[injected] = (st.mean + alpha[:, None] * steps).astype(Y.dtype)
+        return Y
 
     # ----- update ------------------------------------------------------------------------------
     def _weights_on_draws(self, wfull: np.ndarray) -> np.ndarray:
@@ -489,6 +512,8 @@ class LMMAES(EvolutionStrategy):
     def _update(self, Y: np.ndarray, f: np.ndarray, order: np.ndarray, injected: np.ndarray | None) -> None:
         p, st = self.params, self.state
         best = order[: p.mu]
+        if injected is not None:
+            Y = self._clip_injected(Y, injected)
         zw = self._recombined_z(Y, best, injected)
         st.mean = self._recombined_mean(Y, best)  # line 12
         # line 13

@@ -45,6 +45,7 @@ import numpy as np
 
 from . import cmaconst
 from .base import EvolutionStrategy, param_field, state_field
+from .injection import clip_factors
 from .weights import mueff as _mueff
 from .weights import recombination_weights
 
@@ -190,6 +191,8 @@ class SepCMAES(EvolutionStrategy):
 
     def _update(self, Y: np.ndarray, f: np.ndarray, order: np.ndarray, injected: np.ndarray | None) -> None:
         n, p, st = self.n, self.params, self.state
+        if injected is not None:
+            Y = self._clip_injected(Y, injected)
         y = (Y[order[: p.mu]] - st.mean) / st.sigma  # y_{i:lambda}
         y_w = p.weights @ y
         st.mean = st.mean + st.sigma * y_w  # Eq. (41)
@@ -212,6 +215,18 @@ class SepCMAES(EvolutionStrategy):
             st.sigma = float(st.sigma * np.exp((p.cs / p.damps) * (np.linalg.norm(st.ps) / p.chiN - 1)))
         else:  # Eq. (44), clipped and capped
             st.sigma = cmaconst.csa_sigma(st.sigma, ps2**0.5, p.chiN, p.cs / p.damps, p.sigma_cap)
+
+    def _clip_injected(self, Y: np.ndarray, injected: np.ndarray) -> np.ndarray:
+        """``Y`` (popsize, n) with each injected step shortened to the Mahalanobis length
+        ``|(x - m) / (sigma sqrt(C))| <= sqrt(n) + 2n/(n+2)`` in the diagonal metric (Hansen, arXiv
+        1110.4181, Sec. 2, with ``C^{-1/2} = diag(C)^{-1/2}``; :mod:`esopt.injection`).  A new
+        array; rows told as asked are unchanged."""
+        st = self.state
+        Y = np.array(Y, dtype=float)
+        steps = Y[injected] - st.mean
+        alpha = clip_factors(steps / (st.sigma * np.sqrt(st.C)), self.n)
+        Y[injected] = st.mean + alpha[:, None] * steps
+        return Y
 
     def _search_view_parts(self) -> dict[str, Any]:
         st = self.state

@@ -40,9 +40,11 @@ def test_the_writer_is_never_blocked_by_readers(runs):
     assert loaded["generations"] > 20 and lat["n"] == 15 * loaded["generations"]  # 15 commits per generation
     # A reader can only block the writer through SQLite's locks, and busy_timeout=0 turns any lock wait
     # into an error (the run raises): that part is exact.  The blocked time measured here also holds
-    # disk stalls of the shared machine: one non-checkpoint commit blocked for 737 ms was seen once in 6
-    # loaded runs, with no lock wait possible.  So one such stall is tolerated, two are a failure.
-    assert lat["nockpt_blocked_over"] <= 1, f"readers: {lat}, alone: {base}"
+    # disk stalls and fsyncs of the shared 2-core machine (a full-suite run saw 3 of 8,085 commits
+    # blocked 100-148 ms, with no lock wait possible; a quiet run none).  So: no systematic blocking,
+    # at most 0.1% of the commits over 100 ms, none over 1 s.
+    assert lat["nockpt_blocked_over"] <= max(1, 0.001 * lat["n"]), f"readers: {lat}, alone: {base}"
+    assert lat["nockpt_blocked_max_ms"] < 1000, f"readers: {lat}, alone: {base}"
     assert lat["p99_ms"] < 100, f"with readers: {lat} (alone: {base})"
     assert lat["checkpoints"] >= 1  # the run is long enough to exercise SQLite's auto-checkpoint
     # readers' read transactions hold checkpoints back, so the WAL grows past SQLite's 1000-page

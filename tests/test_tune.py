@@ -803,3 +803,90 @@ def test_ray_fixture_never_joins_another_cluster(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["1", "1", "False", "None"]  # its own 1-CPU instance, env set then restored
+
+
+# ------------------------------------------------------------------------------------------------
+# scheduling="async" (issue 13 item 4)
+# ------------------------------------------------------------------------------------------------
+def drive_async(s, n_trials: int, rng: np.random.Generator, lag: int = 5) -> list[str]:
+    """Suggest ``n_trials`` configs, completing a random outstanding trial whenever ``lag`` are out
+    (results in an order unrelated to the suggestion order); returns the trial ids completed."""
+    out, completed = {}, []
+    for i in range(n_trials):
+        config = s.suggest(f"t{i}")
+        assert isinstance(config, dict)  # never None just because a generation is incomplete
+        out[f"t{i}"] = config
+        while len(out) >= lag or (i == n_trials - 1 and out):
+            tid = sorted(out)[int(rng.integers(len(out)))]
+            s.on_trial_complete(tid, {"loss": loss(out.pop(tid))})
+            completed.append(tid)
+    return completed
+
+
+def test_async_suggests_whenever_asked_and_tells_every_finished_trial():
+    s = make(scheduling="async")
+    configs = [s.suggest(f"t{i}") for i in range(10)]  # 10 > popsize = 4: nobody waits
+    assert all(isinstance(c, dict) for c in configs)
+    assert len({key(c) for c in configs}) == 10
+    for i in (3, 0, 7, 9, 1, 2, 8, 5, 4):  # completion order
+        s.on_trial_complete(f"t{i}", {"loss": loss(configs[i])})
+    assert s.n_told == 8 and s.generation == 2 and s.n_finished_untold == 1
+    assert s.strategy.countevals == 8 and s.pending_trial_ids == ("t6",)
+    s.on_trial_complete("t6", {"loss": loss(configs[6])})
+    assert s.n_finished_untold == 2 and s.n_told == 8  # told once 4 are in
+
+
+def test_async_first_tell_is_the_completed_rows_of_the_ask():
+    # the first popsize results of the first ask, in any completion order, keep their rows:
+    # the strategy sees exactly what a synchronous tell of that ask gives (bit-for-bit)
+    s, es = make(scheduling="async"), twin()
+    configs = [s.suggest(f"t{i}") for i in range(4)]
+    X = es.ask()
+    for i in (2, 0, 3, 1):
+        s.on_trial_complete(f"t{i}", {"loss": loss(configs[i])})
+    space = convert_search_space(PARAM_SPACE)
+    es.tell(X, [loss(space.to_config(space.decode(x))) for x in X])
+    assert np.array_equal(s.strategy.mean, es.mean) and s.strategy.sigma == es.sigma
+
+
+def test_async_save_restore_is_exact(tmp_path):
+    a = make(scheduling="async")
+    drive_async(a, 13, np.random.default_rng(0))
+    extra = {f"u{i}": a.suggest(f"u{i}") for i in range(3)}  # outstanding trials and a supply
+    a.save(tmp_path / "s.npz")
+    b = make(scheduling="async")
+    b.restore(tmp_path / "s.npz")
+    assert b.pending_trial_ids == a.pending_trial_ids and b.n_finished_untold == a.n_finished_untold
+    for s in (a, b):
+        for tid, config in extra.items():
+            s.on_trial_complete(tid, {"loss": loss(config)})
+    ca = drive_async(a, 9, np.random.default_rng(1))
+    cb = drive_async(b, 9, np.random.default_rng(1))
+    assert ca == cb and a.n_told == b.n_told
+    assert np.array_equal(a.strategy.mean, b.strategy.mean) and a.strategy.sigma == b.strategy.sigma
+    with pytest.raises(ValueError, match="scheduling"):
+        make().restore(tmp_path / "s.npz")  # a sync searcher refuses an async checkpoint
+
+
+def test_async_restart_tells_results_sampled_before_it_to_the_new_run():
+    # a flat objective makes the criteria fire; trials handed out before the restart finish
+    # after it and are told to the new run as injected rows (none dropped)
+    s = make(scheduling="async", tolflatfitness=1)
+    outstanding = {f"t{i}": s.suggest(f"t{i}") for i in range(7)}
+    for tid in ("t0", "t1", "t2", "t3"):
+        s.on_trial_complete(tid, {"loss": 1.0})
+        outstanding.pop(tid)
+    assert len(s.restart_history) == 1 and s.popsize == 8
+    old = len(outstanding)
+    for tid in list(outstanding):
+        s.on_trial_complete(tid, {"loss": 1.0})
+    assert s.n_finished_untold == old and s.n_told == 4
+    more = {f"n{i}": s.suggest(f"n{i}") for i in range(8 - old)}
+    for tid, config in more.items():
+        s.on_trial_complete(tid, {"loss": 1.0 + config["x"] ** 2})
+    assert s.n_told == 12 and s.n_finished_untold == 0  # the old results were told to the new run
+
+
+def test_bad_scheduling_raises():
+    with pytest.raises(ValueError, match="scheduling must be"):
+        make(scheduling="eager")
