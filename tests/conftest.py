@@ -47,8 +47,8 @@ class _LocalRay:
         for k, v in {"RAY_USAGE_STATS_ENABLED": "0", **(env or {})}.items():
             self._saved_env.setdefault(k, os.environ.get(k))
             os.environ[k] = str(v)
-        kwargs = {**DEFAULT_INIT, **init_kwargs, "address": "local", "include_dashboard": False}
-        ray.init(**kwargs)
+        kwargs = {**DEFAULT_INIT, **init_kwargs, "include_dashboard": False}
+        ray.init(address="local", **kwargs)
         self.started = True
         return ray.cluster_resources()
 

@@ -232,33 +232,10 @@ def test_injected_population_sets_the_mean(config):
     np.testing.assert_allclose(es.result.mean, target, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
-def test_minimize_runs_every_method(config):
+def _minimize_sphere(config, options: dict):
+    """``esopt.minimize`` of the vectorized sphere from ``linspace(0.2, 1, N)``, sigma0 0.5, seed 1."""
     restarts, method = config
-    res = esopt.minimize(
-        sphere,
-        np.linspace(0.2, 1.0, N),
-        0.5,
-        method=method,
-        vectorized=True,
-        seed=1,
-        restarts=restarts,
-        options={"maxfevals": 300},
-    )
-    assert res.nfev >= 300 and res.fun < sphere(np.linspace(0.2, 1.0, N))
-    assert res.fun == pytest.approx(sphere(res.x))
-
-
-@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
-def test_minimize_converges_on_the_sphere(config):
-    """Every method reaches f <= 1e-8 on the 6-d sphere well within 5000 evaluations (700-900
-    measured); a strategy whose step size is fixed by default (canonical ES, as in its paper) is
-    run with its step-size adaptation option ``csa``."""
-    restarts, method = config
-    options = {"ftarget": 1e-8, "maxfevals": 5000}
-    if "csa" in STRATEGIES[method].option_names:
-        options["csa"] = True
-    res = esopt.minimize(
+    return esopt.minimize(
         sphere,
         np.linspace(0.2, 1.0, N),
         0.5,
@@ -268,5 +245,23 @@ def test_minimize_converges_on_the_sphere(config):
         restarts=restarts,
         options=options,
     )
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_minimize_runs_every_method(config):
+    res = _minimize_sphere(config, {"maxfevals": 300})
+    assert res.nfev >= 300 and res.fun < sphere(np.linspace(0.2, 1.0, N))
+    assert res.fun == pytest.approx(sphere(res.x))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_minimize_converges_on_the_sphere(config):
+    """Every method reaches f <= 1e-8 on the 6-d sphere well within 5000 evaluations (700-900
+    measured); a strategy whose step size is fixed by default (canonical ES, as in its paper) is
+    run with its step-size adaptation option ``csa``."""
+    options = {"ftarget": 1e-8, "maxfevals": 5000}
+    if "csa" in STRATEGIES[config[1]].option_names:
+        options["csa"] = True
+    res = _minimize_sphere(config, options)
     assert res.success and "ftarget" in res.stop
     assert res.fun <= 1e-8 and np.all(np.abs(res.x) < 1e-3)
