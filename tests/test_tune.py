@@ -784,7 +784,7 @@ def test_add_evaluated_trials_of_an_experiment(reference):
 
 def test_ray_fixture_never_joins_another_cluster(tmp_path):
     """conftest's Ray fixtures start a private instance even where RAY_ADDRESS names a dead cluster
-    (as a stale ``ray start`` leaves ``/tmp/ray/ray_current_cluster``: a bare ``ray.init`` call without an address would join it)."""
+    (as a stale ``ray start`` leaves ``/tmp/ray/ray_current_cluster``: ``ray.init`` without an address joins it)."""
     conftest = str(Path(__file__).with_name("conftest.py"))
     script = (
         "import importlib.util, sys\n"
