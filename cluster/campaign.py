@@ -64,7 +64,7 @@ __all__ = ["Campaign", "CampaignLocked", "CampaignResult", "LOCK_NAME", "restart
 
 log = logging.getLogger(__name__)
 
-_DONE, _FAILED = TrialStatus.DONE.value, TrialStatus.FAILED.value
+_DONE, _FAILED, _STOPPED = TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.STOPPED.value
 _RERUN = {TrialStatus.PENDING.value, TrialStatus.RUNNING.value, TrialStatus.CANCELLED.value}
 _MAX_REASONS = 5  # distinct failure reasons named in an all-failed message
 
@@ -125,13 +125,20 @@ class _Batch:
 
 
 class _Clock:
-    """The campaign's elapsed time: ``base`` seconds of earlier runs plus this run's wall time."""
+    """The campaign's elapsed time: ``base`` seconds of earlier runs plus this run's time on
+    ``now`` (wall-clock seconds; a simulated cluster's virtual clock, :meth:`use`)."""
 
     def __init__(self, base: float | None):
-        self.base, self.t0 = float(base or 0.0), time.time()
+        self.base, self.now = float(base or 0.0), time.time
+        self.t0 = self.now()
+
+    def use(self, now) -> None:
+        """Count this run's time on the clock ``now`` (a callable returning seconds) from here on."""
+        self.base, self.now = self(), now
+        self.t0 = now()
 
     def __call__(self) -> float:
-        return self.base + time.time() - self.t0
+        return self.base + self.now() - self.t0
 
 
 def _call(progress: Any, name: str, *args: Any) -> None:
@@ -143,11 +150,19 @@ def _call(progress: Any, name: str, *args: Any) -> None:
 class _Listener:
     """Journals every executor transition at once and forwards it to the progress object."""
 
-    def __init__(self, journal: Journal, progress: Any, generation: int, counts: dict[str, int]):
+    def __init__(
+        self, journal: Journal, progress: Any, generation: int, counts: dict[str, int], now=time.time, fidelity=None
+    ):
         self.journal, self.progress, self.generation, self.counts = journal, progress, generation, counts
+        self.now = now  # the executor's clock (virtual in a simulated cluster)
+        self.fidelity = fidelity  # cluster.fidelitydriver.FidelityTracker, or None
 
     def submitted(self, tasks, errors) -> None:
-        self.journal.mark_submitted([t.trial_id for t in tasks], errors=errors)
+        if self.fidelity is not None:
+            for t, err in zip(tasks, errors):
+                if err is not None:  # a retry restarts from step 0
+                    self.fidelity.prepare_rerun(t)
+        self.journal.mark_submitted([t.trial_id for t in tasks], errors=errors, now=self.now())
         for err in errors:
             if err is None:  # a retry (err set) was counted as running already
                 self.counts["pending"] -= 1
@@ -157,7 +172,26 @@ class _Listener:
         self.journal.mark_started(task.trial_id, node_id=node_id, worker_id=worker_id, started_at=started_at)
         _call(self.progress, "on_trial_started", self.generation, task.trial_id)
 
-    def finished(self, outcome) -> None:
+    def started_many(self, events) -> None:
+        """Several starts at once, ``(task, node_id, worker_id, started_at)`` each, in one commit."""
+        self.journal.mark_started_many([(t.trial_id, n, w, at) for t, n, w, at in events])
+        for t, *_ in events:
+            _call(self.progress, "on_trial_started", self.generation, t.trial_id)
+
+    def reported(self, task, step, value, at) -> bool:
+        """A report of a multi-fidelity trial: journaled, then decided (False: stop it)."""
+        return self.fidelity.reported(task, step, value, self.now() if at is None else at)
+
+    def ignored_stop(self, task):
+        """The outcome of a stopped trial that kept on training and was cancelled."""
+        return self.fidelity.ignored_stop(task)
+
+    def convert(self, outcome):
+        """The outcome as journaled: ``stopped`` after a fidelity stop (see FidelityTracker.outcome)."""
+        return outcome if self.fidelity is None else self.fidelity.outcome(outcome)
+
+    def finished(self, outcome, finish_seq: int | None = None) -> None:
+        outcome = self.convert(outcome)
         self.journal.finish_trial(
             outcome.task.trial_id,
             status=str(outcome.status),
@@ -167,9 +201,10 @@ class _Listener:
             node_id=outcome.node_id,
             worker_id=outcome.worker_id,
             finished_at=outcome.finished_at,
+            finish_seq=finish_seq,
         )
         self.counts["running"] -= 1
-        key = {_DONE: "done", _FAILED: "failed"}.get(str(outcome.status), "pending")
+        key = {_DONE: "done", _FAILED: "failed", _STOPPED: "done"}.get(str(outcome.status), "pending")
         self.counts[key] += 1
         if self.progress is not None and hasattr(self.progress, "on_trial_finished"):
             self.progress.on_trial_finished(
@@ -291,6 +326,8 @@ class Campaign:
         self.address = address if address is not None else config.ray.address
         self.objective = objective
         self.executor = None  # the RayExecutor of the last run (for inspection)
+        self.executor_factory = None  # callable(campaign) -> executor without Ray (cluster.simulate)
+        self._fidelity = None  # cluster.fidelitydriver.FidelityTracker while a multi-fidelity run runs
         self._created_dirs: list[Path] | None = None  # set by __init__: the campaign is new
         self._refused = False  # set when a run finds that no Ray node can provide ``resources``
 
@@ -342,8 +379,25 @@ class Campaign:
                 f"{self.journal.path}: the strategy state of generation {last_g} cannot be loaded ({e})"
             ) from e
 
+    @property
+    def _async(self) -> bool:
+        """``scheduler.mode == "async"`` (journals written before that key existed: sync)."""
+        return self.config.scheduler.mode == "async"
+
+    def _restore_async(self) -> _Search:
+        """The search of an asynchronous journal: the strategy after the last tell, the trials told
+        (``told_generation`` set) and the best of every done trial, told or not."""
+        from .asyncdriver import told_count
+
+        strategy, last_g = self._load_strategy()
+        rows = self.journal.trials()
+        done_f = [r.objective for r in rows if r.status == _DONE and r.objective is not None]
+        return _Search(strategy, last_g, told_count(rows), min(done_f) if done_f else None)
+
     def _restore(self) -> _Search:
         """The search as the journal left it: strategy, what was told, the open generation."""
+        if self._async:
+            return self._restore_async()
         strategy, last_g = self._load_strategy()
         told = [r for r in self.journal.trials() if r["generation"] <= last_g]
         done_f = [r["objective"] for r in told if r["status"] == _DONE and r["objective"] is not None]
@@ -387,6 +441,9 @@ class Campaign:
             stop["ftarget"] = b.ftarget
         if b.max_time_s is not None and elapsed >= b.max_time_s:
             stop["max_time_s"] = b.max_time_s
+        cap = getattr(b, "max_resource", None)
+        if cap is not None and self._fidelity is not None and self._fidelity.resource_used >= cap:
+            stop["max_resource"] = cap
         return stop
 
     @staticmethod
@@ -472,6 +529,7 @@ class Campaign:
             return self._result(CampaignStatus.DONE.value, info["message"] or "done", info["stop"] or {})
         clock = _Clock(info["elapsed_s"])
         try:
+            self._fidelity = self._fidelity_tracker()
             search = self._restore()  # JournalError here leaves the file untouched
         except BaseException:
             self._lock.release()
@@ -482,9 +540,11 @@ class Campaign:
             stop = {} if search.open_gen is not None else self._decide(search, clock(), progress)
             if stop:
                 return self._finish(stop, clock())
-            session = self._connect()
+            if self.executor_factory is None:
+                session = self._connect()
             self.journal.set_campaign(status=CampaignStatus.RUNNING.value, message=None, driver_pid=os.getpid())
             executor = self.executor = self._executor()
+            clock.use(executor.now)
             return self._loop(search, executor, session, progress, clock, info["status"] == CampaignStatus.FAILED)
         except KeyboardInterrupt:
             return self._interrupted(executor, clock())
@@ -495,6 +555,15 @@ class Campaign:
             _disconnect(session, ray_was_up)
             self._lock.release()
             self._discard_if_refused()
+
+    def _fidelity_tracker(self):
+        """ASHA with its rungs rebuilt from the journal, or None without a ``fidelity`` section."""
+        fidelity = getattr(self.config, "fidelity", None)
+        if fidelity is None:
+            return None
+        from .fidelitydriver import FidelityTracker
+
+        return FidelityTracker(self.journal, fidelity)
 
     def _connect(self):
         """Connect to Ray (or start it) and check that some node can run a trial.
@@ -525,11 +594,26 @@ class Campaign:
         return session
 
     def _executor(self):
+        if self.executor_factory is not None:
+            return self.executor_factory(self)
         from .executor import RayExecutor
 
-        return RayExecutor(self.objective, self.config.resources, self.config.failures)
+        return RayExecutor(
+            self.objective,
+            self.config.resources,
+            self.config.failures,
+            max_concurrent=self.config.scheduler.max_concurrent,
+            reporting=self._fidelity is not None,
+        )
 
     def _loop(self, search: _Search, executor, session, progress: Any, clock: _Clock, rerun_failed: bool):
+        if self._async:
+            from .asyncdriver import AsyncLoop
+
+            result = AsyncLoop(self, search, executor, clock, progress, rerun_failed).run()
+            if session is not None:
+                session.refresh_record()
+            return result
         first = search.generation + 1
         while True:
             if search.open_gen is None:
@@ -537,14 +621,17 @@ class Campaign:
             else:
                 batch = self._reopen_generation(search, rerun_failed)
             _call(progress, "on_generation_start", batch.generation, len(batch.X))
-            abort = executor.run(batch.tasks, _Listener(self.journal, progress, batch.generation, batch.counts))
+            listener = _Listener(
+                self.journal, progress, batch.generation, batch.counts, now=executor.now, fidelity=self._fidelity
+            )
+            abort = executor.run(batch.tasks, listener)
             if abort is not None:
                 return self._failed(abort, clock())
             rows = self._tell(search, batch, clock())
             _call(progress, "on_generation_end", batch.generation, search.best)
             if batch.generation == first and session is not None:
                 session.refresh_record()
-            if all(r["status"] != _DONE for r in rows):
+            if all(r["status"] == _FAILED for r in rows):
                 return self._failed(self._all_failed_message(batch.generation, rows), clock())
             stop = self._decide(search, clock(), progress)
             if stop:
@@ -575,6 +662,9 @@ class Campaign:
             for r in rows
             if r["status"] in rerun
         ]
+        if self._fidelity is not None:
+            for t in tasks:
+                self._fidelity.prepare_rerun(t)
         counts = {
             "done": sum(r["status"] == _DONE for r in rows),
             "failed": sum(r["status"] == _FAILED and _FAILED not in rerun for r in rows),
@@ -590,8 +680,13 @@ class Campaign:
             [r["objective"] if r["status"] == _DONE and r["objective"] is not None else np.nan for r in rows],
             dtype=float,
         )
-        failed = np.array([r["status"] != _DONE for r in rows])
-        search.strategy.tell(batch.X, penalize(f, failed))
+        failed = np.array([r["status"] not in (_DONE, _STOPPED) for r in rows])
+        told = f
+        if self._fidelity is not None:  # (highest rung reached, value there), lexicographic
+            told = self._fidelity.fitness(
+                [r.id for r in rows], [None if x else r.objective for r, x in zip(rows, failed)]
+            )
+        search.strategy.tell(batch.X, penalize(told, failed))
         good = f[~failed]
         if good.size:
             search.best = float(good.min()) if search.best is None else min(search.best, float(good.min()))
@@ -608,10 +703,11 @@ class Campaign:
         )
         return rows
 
-    def _all_failed_message(self, generation: int, rows: list) -> str:
+    def _all_failed_message(self, generation: int, rows: list, *, by_journal: bool = True) -> str:
         """``"8 of 8 trials of generation 1 failed: ValueError: ... (8 trials)"``, each distinct
-        reason with its count, most frequent first."""
-        counts_of = getattr(self.journal, "failure_counts", None)
+        reason with its count, most frequent first (counted over ``rows``, or with ``by_journal``
+        over the journal's trials of ``generation``)."""
+        counts_of = getattr(self.journal, "failure_counts", None) if by_journal else None
         if counts_of is not None:
             counts = Counter(counts_of(generation))
         else:

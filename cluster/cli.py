@@ -21,7 +21,8 @@ each trial's full error is the journal's ``error`` column).  ``status``/``report
 given a config file instead of a campaign directory say so and list that config's directories
 under ``runs/``.
 
-Exit codes: 0 the campaign is done, 1 it failed (or another driver holds its directory),
+Exit codes: 0 the campaign is done, 1 it failed (or another driver holds its directory, or the
+journal's disk is full: free space and ``esopt resume DIR``),
 2 bad config, journal or arguments (the message names the key path; no traceback),
 130 interrupted (Ctrl-C; ``esopt resume DIR`` continues it).
 """
@@ -29,6 +30,7 @@ Exit codes: 0 the campaign is done, 1 it failed (or another driver holds its dir
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import re
 import shlex
@@ -185,6 +187,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("directory", metavar="DIR")
     rp.add_argument("--out", metavar="OUT", default=None, help="output directory (default: DIR/report)")
+    from .simulate import add_parser as add_simulate
+
+    add_simulate(sub)
     return p
 
 
@@ -192,18 +197,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``esopt`` command line on ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
     Expected failures become messages on stderr and exit codes (see the module docstring): bad
-    config / journal / directory -> 2, another driver or an unreachable Ray cluster -> 1,
-    Ctrl-C -> 130.  ``--help``, ``--version`` and usage errors raise ``SystemExit`` (argparse).
+    config / journal / directory -> 2, another driver, an unreachable Ray cluster or a full disk
+    under the journal (:class:`cluster.journalwrite.JournalFullError`, "no space left on device
+    while journaling ...") -> 1, Ctrl-C -> 130.  ``--help``, ``--version`` and usage errors raise
+    ``SystemExit`` (argparse).
     Anything else is a bug and propagates with its traceback.
     """
     args = _parser().parse_args(argv)
     from .config import ConfigError
+    from .journalwrite import JournalFullError
     from .store import JournalError
 
     try:
-        return {"tune": _cmd_tune, "resume": _cmd_resume, "status": _cmd_status, "report": _cmd_report}[args.command](
-            args
-        )
+        from .simulate import cmd_simulate
+
+        commands = {"tune": _cmd_tune, "resume": _cmd_resume, "status": _cmd_status, "report": _cmd_report}
+        return {**commands, "simulate": cmd_simulate}[args.command](args)
     except ConfigError as e:
         _err(f"bad config: {e}")
         return EXIT_CONFIG
@@ -216,9 +225,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConnectionError as e:
         _err(f"cannot reach the Ray cluster: {e}")
         return EXIT_FAILED
+    except JournalFullError as e:  # the journal keeps every earlier commit: resume once there is room
+        _err(str(e))
+        return EXIT_FAILED
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EFBIG):
+            raise
+        _err(_full_message(e, args))  # e.g. the lock's pid file of a resume on a disk still full
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _full_message(e: OSError, args) -> str:
+    """One line for an ``ENOSPC``/``EFBIG`` outside the journal's transactions (lock file, records)."""
+    where = f" writing {e.filename}" if e.filename else ""
+    directory = getattr(args, "dir", None) or getattr(args, "directory", None) or "DIR"
+    head = "file size limit (ulimit -f) reached" if e.errno == errno.EFBIG else "no space left on device"
+    return f"{head}{where}: free space and run `esopt resume {shlex.quote(str(directory))}`"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,7 +447,7 @@ def _restarts(journal) -> list[str]:
 
 
 #: the order ``esopt status`` lists trial counts in
-_STATUS_ORDER = ("done", "running", "pending", "failed", "cancelled")
+_STATUS_ORDER = ("done", "stopped", "running", "pending", "failed", "cancelled")
 
 
 def _cmd_status(args) -> int:
@@ -436,6 +461,7 @@ def _cmd_status(args) -> int:
             cfg = j.campaign_config()
             trials, gens, best, failures = j.trials(), j.generations(), j.best_trial(), j.failure_counts()
             restarted = _restarts(j)
+            reports = j.reports() if cfg.fidelity is not None else None
     finally:
         j.close()
     out = [_driver_line({"name": cfg.name, **info}, directory)]
@@ -444,7 +470,7 @@ def _cmd_status(args) -> int:
     s = cfg.strategy
     limits = ", ".join(f"{k}={_fmt(v)}" for k, v in cfg.budget.model_dump().items() if v is not None) or "none"
     popsize = gens[-1]["popsize"] if gens else s.popsize if s.popsize is not None else "default"
-    out.append(f"strategy {s.name} (popsize {popsize}, seed {s.seed}); budget {limits}")
+    out.append(f"strategy {s.name} (popsize {popsize}, seed {s.seed}); budget {limits}; scheduler {cfg.scheduler.mode}")
     told = [g for g in gens if g.get("told_at") is not None]
     gline = f"generations: {len(gens)} asked, {len(told)} told"
     if gens and gens[-1].get("sigma") is not None:
@@ -455,6 +481,10 @@ def _cmd_status(args) -> int:
     for t in trials:
         counts[str(t.status)] += 1
     out.append("trials: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if cfg.fidelity is not None:
+        from .fidelityreport import fidelity_status_lines
+
+        out += fidelity_status_lines(trials, cfg.fidelity, max_resource=cfg.budget.max_resource, reports=reports)
     out += _failure_lines(failures, counts["done"] + counts["failed"], directory)
     if best is not None:
         params = " ".join(f"{k}={_fmt(v)}" for k, v in _ordered(best.params, cfg).items())

@@ -11,10 +11,18 @@ Schema (key names are the contract; every key optional unless marked)::
       optimizer: {choices: [adamw, sgdw, radam, nadam]}      # categorical: the objective gets the choice
     strategy: {name: cmaes, popsize: null, sigma0: 0.3, seed: 0, restarts: null, max_restarts: 9, options: {},
                stop_on_convergence: false}
-    budget: {max_trials: 64, max_generations: null, ftarget: null, max_time_s: null}
+    budget: {max_trials: 64, max_generations: null, ftarget: null, max_time_s: null, max_resource: null}
     resources: {num_cpus: 1, num_gpus: 0, max_concurrent: null, timeout_s: null, fresh_process: null}
     failures: {on_error: penalty, max_retries: 2}
+    scheduler: {mode: async, max_concurrent: null}       # async (default) or sync; see cluster.asyncdriver
+    fidelity: {resource: epochs, min: 1, max: 16, eta: 3}  # optional: stop poor trials at rungs (ASHA)
     ray: {address: null, num_cpus: null, num_gpus: null}
+
+``fidelity`` (absent or null: off) stops trials at the rungs ``min * eta**k`` below ``max`` and
+``max`` by asynchronous successive halving (:class:`cluster.configmodel.FidelityConfig`,
+:mod:`cluster.fidelity`); the objective must take a keyword parameter ``report``; ``max`` is its
+last step (with ``trials:train_and_evaluate``: ``trial.epochs``, filled in when left out).
+``budget.max_resource`` (only with ``fidelity``) caps the steps all trials together consume.
 
 ``strategy.name`` defaults to ``catcmawm`` (the mixed strategy, :class:`esopt.CatCMAwM`) when
 the space holds a ``type: int`` or a ``choices`` parameter, else to ``cmaes``; a categorical with
@@ -42,9 +50,11 @@ from .configmodel import (
     BudgetConfig,
     CampaignModel,
     FailuresConfig,
+    FidelityConfig,
     KeyedError,
     RayConfig,
     ResourcesConfig,
+    SchedulerConfig,
     StrategyConfig,
     check_name,
     mixed_strategies,
@@ -56,8 +66,10 @@ __all__ = [
     "CampaignConfig",
     "ConfigError",
     "FailuresConfig",
+    "FidelityConfig",
     "RayConfig",
     "ResourcesConfig",
+    "SchedulerConfig",
     "StrategyConfig",
     "load_config",
     "parse_config",
@@ -72,7 +84,15 @@ TRIALS_OBJECTIVE = "trials:train_and_evaluate"
 
 #: Keys added after esopt 0.1.0, with the value a journal that lacks them gets (its old behaviour):
 #: a 0.1.0 campaign resumes as it ran, stopping when the strategy's own criteria fire.
-LEGACY_DEFAULTS: dict[tuple[str, str], Any] = {("strategy", "stop_on_convergence"): True}
+#: A journal without a ``scheduler`` section was written before asynchronous campaigns: it resumes
+#: synchronously, generation by generation, as it was started.
+LEGACY_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("strategy", "stop_on_convergence"): True,
+    ("scheduler", "mode"): "sync",
+}
+
+#: The config sections that are pydantic models (:mod:`cluster.configmodel`), in journal order.
+SECTIONS = ("strategy", "budget", "resources", "failures", "scheduler", "ray")
 
 
 class ConfigError(ValueError):
@@ -101,7 +121,9 @@ class CampaignConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     failures: FailuresConfig = field(default_factory=FailuresConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    fidelity: FidelityConfig | None = None  # multi-fidelity (successive halving) when set
     base_dir: Path | None = field(default=None, compare=False)
 
     @property
@@ -113,8 +135,10 @@ class CampaignConfig:
             "objective": self.objective,
             "trial": dict(self.trial),
             "space": self.space.to_dict(),
-            **{k: getattr(self, k).model_dump() for k in ("strategy", "budget", "resources", "failures", "ray")},
+            **{k: getattr(self, k).model_dump() for k in SECTIONS},
         }
+        if self.fidelity is not None:  # absent when off: journals of campaigns without it are unchanged
+            out["fidelity"] = self.fidelity.model_dump()
         if self.base_dir is not None:
             out["base_dir"] = str(self.base_dir)
         return out
@@ -166,7 +190,9 @@ _SECTIONS = {
     "budget": BudgetConfig,
     "resources": ResourcesConfig,
     "failures": FailuresConfig,
+    "scheduler": SchedulerConfig,
     "ray": RayConfig,
+    "fidelity": FidelityConfig,
 }
 
 
@@ -258,11 +284,27 @@ def parse_config(
         raise ConfigError("trial", f"is only used with objective {TRIALS_OBJECTIVE!r}; remove it or change objective")
     space = Space(list(model.space.values()), mixed=model.strategy.name in mixed_strategies())
     if check_objective:
-        import_callable(model.objective, "objective", base_dir=base)
+        fn = import_callable(model.objective, "objective", base_dir=base)
         if model.objective == TRIALS_OBJECTIVE:
             _check_trials(dict(model.trial), space, check_data=check_data)
-    fields = {k: getattr(model, k) for k in ("objective", "strategy", "budget", "resources", "failures", "ray")}
-    return CampaignConfig(name=name, space=space, trial=dict(model.trial), base_dir=base, **fields)
+        _check_reports(fn, model)
+    fields = {k: getattr(model, k) for k in ("objective", *SECTIONS)}
+    return CampaignConfig(
+        name=name, space=space, trial=dict(model.trial), base_dir=base, fidelity=model.fidelity, **fields
+    )
+
+
+def _check_reports(fn: Callable[..., Any], model: CampaignModel) -> None:
+    """``fidelity`` needs an objective that takes ``report`` (:func:`cluster.fidelity.accepts_report`)."""
+    from .fidelity import accepts_report
+
+    if model.fidelity is not None and not accepts_report(fn):
+        raise ConfigError(
+            "fidelity",
+            f"needs an objective that reports progress, but {model.objective} takes no keyword parameter 'report' "
+            "(def f(params, report=None): ... call report(step, value) after each step and stop when it returns "
+            "False); remove fidelity: to train every trial to the end",
+        )
 
 
 def _resolve_name(name: str | None, default_name: str | None) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "BudgetConfig",
     "CampaignModel",
     "FailuresConfig",
+    "FidelityConfig",
     "KeyedError",
     "RayConfig",
     "ResourcesConfig",
@@ -94,6 +95,20 @@ def check_name(name: Any) -> str:
     if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
         raise ValueError(f"must be a non-empty name of {_NAME_RULE}, got {_show(name)}")
     return name
+
+
+def _trial_epochs(trial: Any) -> int | None:
+    """``trial.epochs`` of a ``trial:`` mapping (``trials.TrialSpec``'s default when absent); None
+    when it is not an integer (``trials.TrialSpec`` reports that)."""
+    trial = trial if isinstance(trial, Mapping) else {}
+    if "epochs" not in trial:
+        try:
+            from trials.train import TrialSpec  # only here: a trials config without epochs
+        except Exception:  # noqa: BLE001 - without torch the default cannot be read: fidelity.max is then required
+            return None
+        return int(TrialSpec.epochs)
+    v = trial["epochs"]
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 class _Section(BaseModel):
@@ -174,6 +189,7 @@ class BudgetConfig(_Section):
     max_generations: Integer | None = Field(None, ge=1)  # tells
     ftarget: Number | None = None  # stop when the best objective <= ftarget
     max_time_s: Number | None = Field(None, gt=0)  # wall-clock seconds of the driver (summed over resumes)
+    max_resource: Number | None = Field(None, gt=0)  # with fidelity: total steps (e.g. epochs) of all trials together
 
 
 class ResourcesConfig(_Section):
@@ -199,6 +215,68 @@ class FailuresConfig(_Section):
     # "penalty" (worst value of the generation, campaign goes on), "retry", "abort"
     on_error: Literal["penalty", "retry", "abort"] = "penalty"
     max_retries: Integer = Field(2, ge=0)  # retries of a trial (system failures always, exceptions with retry)
+
+
+class FidelityConfig(_Section):
+    """``fidelity:`` section: multi-fidelity campaigns with asynchronous successive halving.
+
+    The objective reports ``(step, value)`` as it trains (a keyword parameter ``report``,
+    :func:`cluster.fidelity.accepts_report`; ``trials:train_and_evaluate`` reports its validation
+    error after every epoch) and trials are stopped at the rungs ``min * eta**k`` below ``max``
+    (and ``max``) unless among the best ``1/eta`` recorded there (:class:`cluster.fidelity.ASHA`;
+    Li et al., arXiv 1810.05934; Ray Tune's ``ASHAScheduler``).  ``max`` is the full budget, the
+    objective's last step: with ``trials:train_and_evaluate`` it is ``trial.epochs`` (set from it
+    when left out; another value is an error), for other objectives it is required.  The section
+    is off when absent or null (``fidelity: {}`` turns it on with the defaults).  The campaign's
+    best counts only trials that reached ``max``.
+    """
+
+    resource: str = "epochs"  # name of the step unit (labels in status and report), e.g. epochs, iterations
+    min: Integer = Field(1, ge=1)  # first rung, in steps (Ray Tune's grace_period)
+    max: Integer | None = Field(None, ge=1)  # full budget: the objective's last step (trials: trial.epochs)
+    eta: Number = Field(3.0, gt=1)  # reduction factor: the best 1/eta of each rung go on (Ray Tune: 4)
+
+    @field_validator("resource")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name the step unit, e.g. 'epochs'")
+        return v
+
+    @model_validator(mode="after")
+    def _integer_rungs(self) -> FidelityConfig:
+        from .fidelity import rungs
+
+        if self.max is None:
+            return self
+        if self.min >= self.max:
+            raise KeyedError(("min",), f"must be < fidelity.max ({self.max}, the full budget), got {self.min}")
+        try:
+            rungs(self.min, self.max, self.eta)
+        except ValueError as e:
+            raise KeyedError(("eta",), f"{e} (min {self.min}, eta {self.eta:g})") from None
+        return self
+
+    @property
+    def rungs(self) -> list[int]:
+        """The rungs, increasing steps ending at ``max`` (:func:`cluster.fidelity.rungs`); [] while ``max`` is unset."""
+        from .fidelity import rungs
+
+        return [] if self.max is None else rungs(self.min, self.max, self.eta)
+
+
+class SchedulerConfig(_Section):
+    """``scheduler:`` section: how trials are scheduled onto the cluster's slots.
+
+    ``async`` (the default): a slot that frees starts the next candidate at once, results are told
+    in completion order ``popsize`` at a time, stale samples as injected solutions (no generation
+    barrier, :mod:`cluster.asyncdriver`).  ``sync``: one generation at a time, every trial of it
+    finished before the tell (esopt 0.1's behaviour, bit-exact; journals written before this section
+    existed resume so).
+    """
+
+    mode: Literal["async", "sync"] = "async"
+    max_concurrent: Integer | None = Field(None, ge=1)  # trials running at once; None = all the cluster fits
 
 
 class RayConfig(_Section):
@@ -251,10 +329,12 @@ class CampaignModel(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     failures: FailuresConfig = Field(default_factory=FailuresConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    fidelity: FidelityConfig | None = None  # None (or null): every trial runs to the end
     base_dir: str | None = None  # set by load_config: the config file's folder
 
-    @field_validator("trial", "strategy", "budget", "resources", "failures", "ray", mode="before")
+    @field_validator("trial", "strategy", "budget", "resources", "failures", "scheduler", "ray", mode="before")
     @classmethod
     def _null_is_empty(cls, v: Any) -> Any:
         return {} if v is None else v
@@ -271,6 +351,52 @@ class CampaignModel(_Section):
         if isinstance(strategy, Mapping) and strategy.get("name") is None:
             data = {**data, "strategy": {**strategy, "name": default_strategy(data.get("space"))}}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fidelity_max_of_trials(cls, data: Any) -> Any:
+        """With ``trials:train_and_evaluate``, ``fidelity.max`` missing or null -> the trial's epochs."""
+        from .config import TRIALS_OBJECTIVE
+
+        if not isinstance(data, Mapping) or data.get("objective") != TRIALS_OBJECTIVE:
+            return data
+        fid = data.get("fidelity")
+        if not isinstance(fid, Mapping) or fid.get("max") is not None:
+            return data
+        epochs = _trial_epochs(data.get("trial"))
+        return data if epochs is None else {**data, "fidelity": {**fid, "max": epochs}}
+
+    @model_validator(mode="after")
+    def _fidelity_budget(self) -> CampaignModel:
+        from .config import TRIALS_OBJECTIVE
+
+        fid, budget = self.fidelity, self.budget
+        if fid is None:
+            if budget.max_resource is not None:
+                raise KeyedError(
+                    ("budget", "max_resource"),
+                    "needs a fidelity: section (its resource is the unit of max_resource); add fidelity: "
+                    "{resource: epochs, min: 1, max: ...} or remove max_resource",
+                )
+            return self
+        trials = self.objective == TRIALS_OBJECTIVE
+        if fid.max is None:
+            why = "the trial's last epoch: give trial.epochs (an integer)" if trials else "the objective's last step"
+            raise KeyedError(("fidelity", "max"), f"is required: {why}")
+        epochs = _trial_epochs(self.trial) if trials else None
+        if epochs is not None and fid.max != epochs:
+            raise KeyedError(
+                ("fidelity", "max"),
+                f"must equal trial.epochs ({epochs}), the last epoch {TRIALS_OBJECTIVE} reports; leave it out to "
+                "take trial.epochs, or change trial.epochs",
+            )
+        if budget.max_resource is not None and budget.max_resource < fid.max:
+            raise KeyedError(
+                ("budget", "max_resource"),
+                f"must be >= fidelity.max ({fid.max} {fid.resource}): one trial at the full budget uses that much, "
+                f"got {budget.max_resource:g}",
+            )
+        return self
 
     @model_validator(mode="after")
     def _categoricals_need_the_mixed_strategy(self) -> CampaignModel:

@@ -50,6 +50,7 @@ from .status import FailureKind, TrialStatus
 __all__ = ["TrialTask", "TrialOutcome", "RayExecutor", "ExecutorListener", "check_feasible"]
 
 _WAIT_S = 0.5  # longest single ray.wait, so that Ctrl-C is handled promptly
+_IGNORED_STOPS = 3  # reports a stopped trial may still send (the decision arrives late) before it is cancelled
 
 
 @dataclass
@@ -62,6 +63,9 @@ class TrialTask:
     params: dict
     attempts: int = 0
     last_error: str | None = None  # why the previous attempt failed (retries), journaled at resubmission
+    # when an attempt interrupted by a driver kill had started (journal time): a simulated cluster,
+    # which does not die with the driver, lets it run on from then; Ray re-runs it from scratch
+    started_at: float | None = None
 
 
 @dataclass
@@ -99,10 +103,10 @@ class ExecutorListener(Protocol):
     def finished(self, outcome: TrialOutcome) -> None: ...
 
 
-def _run_objective(objective: Objective, params: dict, node_id: str, worker_id: str) -> dict:
+def _run_objective(objective: Objective, params: dict, node_id: str, worker_id: str, report=None) -> dict:
     t0 = time.time()
     try:
-        out = objective(params)
+        out = objective(params) if report is None else objective(params, report=report)
         out["kind"] = "result"
     except Exception as e:  # noqa: BLE001 - every objective error is recorded, not raised
         out = {"kind": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
@@ -119,6 +123,50 @@ def _trial_task(objective: Objective, params: dict):
     node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
     yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
     yield _run_objective(objective, params, node_id, worker_id)
+
+
+class _StopBoard:
+    """The trials the driver has stopped (a Ray actor, multi-fidelity): workers ask it from their
+    objective's ``report`` callback; the driver adds a trial once it has journaled the report
+    that decided it."""
+
+    def __init__(self):
+        self.stopped: set[int] = set()
+
+    def stop(self, trial_id: int) -> None:
+        self.stopped.add(int(trial_id))
+
+    def is_stopped(self, trial_id: int) -> bool:
+        return int(trial_id) in self.stopped
+
+
+def _trial_task_reporting(objective: Objective, params: dict, trial_id: int, board: Any):
+    """The streaming Ray task of a multi-fidelity trial: "start", then one "report" message per
+    ``report(step, value)`` of the objective (which runs in a thread of the task), then the result.
+    ``report`` returns False once the driver has put the trial on the ``board``."""
+    import queue
+    import threading
+
+    import ray
+
+    ctx = ray.get_runtime_context()
+    node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
+    yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
+    messages: queue.Queue = queue.Queue()
+
+    def report(step, value) -> bool:
+        messages.put({"kind": "report", "step": step, "value": value, "at": time.time()})
+        return not ray.get(board.is_stopped.remote(trial_id))
+
+    def run() -> None:
+        messages.put(_run_objective(objective, params, node_id, worker_id, report=report))
+
+    threading.Thread(target=run, daemon=True).start()
+    while True:
+        msg = messages.get()
+        yield msg
+        if msg["kind"] != "report":
+            return
 
 
 def _trial_task_plain(objective: Objective, params: dict) -> dict:
@@ -179,6 +227,14 @@ class RayExecutor:
         Picklable objective (see :mod:`cluster.objective`).
     resources, failures : ResourcesConfig, FailuresConfig
         The config sections (see module docstring for the semantics).
+    reporting : bool, optional
+        Multi-fidelity: the objective gets a ``report`` callback; each report comes to
+        ``listener.reported(task, step, value, at)``, whose False stops the trial (the worker's
+        ``report`` returns False from then on; a trial that reports :data:`_IGNORED_STOPS` more times
+        after that is cancelled).  Needs streaming.
+    max_concurrent : int, optional
+        At most this many trials running at once (``scheduler.max_concurrent``), besides
+        ``resources.max_concurrent``; None: as many as the cluster fits.
     streaming : bool, optional
         Use streaming-generator tasks that report their start (default, except over Ray Client,
         which does not support them).  Without streaming, a trial counts as started when it is
@@ -195,6 +251,8 @@ class RayExecutor:
         failures: FailuresConfig,
         *,
         streaming: bool | None = None,
+        max_concurrent: int | None = None,
+        reporting: bool = False,
     ):
         import ray
 
@@ -215,35 +273,86 @@ class RayExecutor:
         if streaming is None:
             streaming = not _client_mode()
         self.streaming = bool(streaming)
-        if self.streaming:
+        self.reporting = bool(reporting)
+        if self.reporting and not self.streaming:
+            raise ValueError(
+                "multi-fidelity (fidelity section) needs streaming tasks, which Ray Client does not support"
+            )
+        self._board = ray.remote(num_cpus=0)(_StopBoard).remote() if self.reporting else None
+        self._stops_ignored: dict[int, int] = {}
+        if self.reporting:
+            self._remote = ray.remote(**opts)(_trial_task_reporting)
+        elif self.streaming:
             self._remote = ray.remote(**opts)(_trial_task)  # max_calls is not accepted by .options()
         else:
             opts.pop("num_returns")
             self._remote = ray.remote(**opts)(_trial_task_plain)
         self._running: dict[Any, _Running] = {}
-        self.limit = resources.max_concurrent or math.inf
+        self._queue: deque[TrialTask] = deque()  # submitted by the campaign, waiting for a slot
+        caps = [c for c in (resources.max_concurrent, max_concurrent) if c is not None]
+        self.max_concurrent = min(caps) if caps else None
+        self.limit = self.max_concurrent or math.inf
         self.max_running_seen = 0  # most trials in flight at once (for tests/benchmarks)
 
     # ------------------------------------------------------------------ public
     def run(self, tasks: Sequence[TrialTask], listener: ExecutorListener) -> str | None:
-        """Run ``tasks`` to completion, reporting every transition to ``listener``.
+        """Run ``tasks`` to completion, reporting every transition to ``listener`` (a synchronous
+        generation: :meth:`start` then :meth:`wait` until nothing is left).
 
         Returns None when every task ended ``done``/``failed``, or the abort reason when a
         failure under ``on_error: abort`` stopped the run (the other running trials are then
         cancelled and reported ``cancelled``; tasks not yet submitted are left untouched).
         ``KeyboardInterrupt`` propagates; call :meth:`cancel_all` then.
         """
+        self.start(tasks, listener)
+        while self.busy:
+            reason = self.wait(listener)
+            if reason is not None:
+                return reason
+        return None
+
+    def start(self, tasks: Sequence[TrialTask], listener: ExecutorListener) -> None:
+        """Queue ``tasks`` and submit as many as :attr:`limit` allows now (the rest as trials end,
+        in :meth:`wait`); each submission is reported to ``listener.submitted`` first."""
+        if not self._running and not self._queue:
+            self.limit = self.max_concurrent or math.inf
+            if not self.streaming and self.resources.timeout_s is not None:
+                self.limit = min(self.limit, _capacity(self.resources))
+        self._queue.extend(tasks)
+        self._submit(self._queue, listener)
+
+    @property
+    def busy(self) -> bool:
+        """True while a trial runs or waits in the queue (retries, or more tasks than slots)."""
+        return bool(self._running or self._queue)
+
+    @property
+    def n_active(self) -> int:
+        """Trials submitted and not finished, plus those queued (retries waiting for a slot)."""
+        return len(self._running) + len(self._queue)
+
+    def capacity(self) -> int:
+        """Trials the connected cluster can run at once with ``resources`` (``ray.cluster_resources()``),
+        capped by ``resources.max_concurrent``; >= 1."""
+        cap = _capacity(self.resources)
+        return int(min(cap, self.max_concurrent or cap))
+
+    @staticmethod
+    def now() -> float:
+        """The clock the executor reports times in (Unix seconds)."""
+        return time.time()
+
+    def wait(self, listener: ExecutorListener) -> str | None:
+        """Wait (at most ``_WAIT_S`` seconds) for trials to start or end, report them, resubmit
+        retries, cancel expired ones and submit queued tasks into freed slots.
+
+        Returns None, or the abort reason after a failure under ``on_error: abort`` (every other
+        running trial is then cancelled and reported ``cancelled``)."""
         import ray
 
-        queue: deque[TrialTask] = deque(tasks)
-        self.limit = self.resources.max_concurrent or math.inf
-        if not self.streaming and self.resources.timeout_s is not None:
-            self.limit = min(self.limit, _capacity(self.resources))
-        while queue or self._running:
-            self._submit(queue, listener)
-            refs = list(self._running)
-            timeout = self._next_timeout()
-            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        refs = list(self._running)
+        if refs:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=self._next_timeout())
             if ready:
                 more, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
                 ready = list(dict.fromkeys([*ready, *more]))
@@ -251,14 +360,15 @@ class RayExecutor:
                 outcome = self._receive(gen, listener)
                 if outcome is None:
                     continue
-                reason = self._handle(outcome, queue, listener)
+                reason = self._handle(outcome, self._queue, listener)
                 if reason is not None:
                     self.cancel_all(listener, reason="cancelled: campaign aborted")
                     return reason
-            reason = self._expire(queue, listener)
+            reason = self._expire(self._queue, listener)
             if reason is not None:
                 self.cancel_all(listener, reason="cancelled: campaign aborted")
                 return reason
+        self._submit(self._queue, listener)
         return None
 
     def cancel_all(self, listener: ExecutorListener | None = None, *, reason: str = "cancelled") -> list[TrialTask]:
@@ -269,6 +379,7 @@ class RayExecutor:
         import ray
 
         cancelled = []
+        self._queue.clear()
         for gen, run in list(self._running.items()):
             try:
                 ray.cancel(gen, force=True)
@@ -294,7 +405,10 @@ class RayExecutor:
         listener.submitted(batch, errors)  # journaled (status running) before Ray sees them
         for task in batch:
             task.attempts += 1
-            gen = self._remote.remote(self.objective, task.params)
+            if self.reporting:
+                gen = self._remote.remote(self.objective, task.params, task.trial_id, self._board)
+            else:
+                gen = self._remote.remote(self.objective, task.params)
             run = self._running[gen] = _Running(task)
             if not self.streaming:
                 self._mark_started(run)
@@ -335,8 +449,33 @@ class RayExecutor:
         if msg.get("kind") == "start":
             listener.started(task, msg.get("node_id"), msg.get("worker_id"), self._mark_started(run))
             return None
+        if msg.get("kind") == "report":
+            return self._report(gen, task, msg, listener)
         del self._running[gen]
         return self._outcome(task, msg)
+
+    def _report(self, gen: Any, task: TrialTask, msg: dict, listener: ExecutorListener) -> TrialOutcome | None:
+        """A report of a running trial: the listener journals it and decides; a stopped trial goes on
+        the board, and one that keeps reporting is cancelled (its outcome: the listener's
+        ``ignored_stop(task)``)."""
+        import ray
+
+        tid = task.trial_id
+        if tid in self._stops_ignored:
+            self._stops_ignored[tid] += 1
+            listener.reported(task, msg["step"], msg["value"], msg.get("at"))
+            if self._stops_ignored[tid] > _IGNORED_STOPS:
+                try:
+                    ray.cancel(gen, force=True)
+                except Exception:  # noqa: BLE001
+                    pass
+                del self._running[gen]
+                return listener.ignored_stop(task)
+            return None
+        if not listener.reported(task, msg["step"], msg["value"], msg.get("at")):
+            self._board.stop.remote(tid)
+            self._stops_ignored[tid] = 0
+        return None
 
     @staticmethod
     def _outcome(task: TrialTask, msg: dict) -> TrialOutcome:

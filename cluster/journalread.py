@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["JournalReads"]
 
 TRIAL_STATUSES = tuple(s.value for s in TrialStatus)
-_TRIAL_SELECT = ", ".join(TRIAL_COLUMNS)
 _INFO_COLUMNS = tuple(columns("campaign", exclude=("id", "config_json")))
 
 
@@ -33,6 +32,16 @@ class JournalReads:
 
     conn: sqlite3.Connection
     path: Path
+    _select_cache: str | None = None
+
+    @property
+    def _trial_select(self) -> str:
+        """The ``SELECT`` list of :data:`TRIAL_COLUMNS`; a column an older journal lacks (read
+        without migrating it, e.g. by ``esopt status``) reads as NULL."""
+        if self._select_cache is None:
+            have = {r[1] for r in self.conn.execute("PRAGMA table_info(trials)")}
+            self._select_cache = ", ".join(c if c in have else f"NULL AS {c}" for c in TRIAL_COLUMNS)
+        return self._select_cache
 
     @contextmanager
     def snapshot(self) -> Iterator[JournalReads]:
@@ -121,7 +130,7 @@ class JournalReads:
         (dict|None), error, attempts, node_id, worker_id, started_at, finished_at (also readable
         as ``row["status"]`` until esopt 0.3).
         """
-        q = f"SELECT {_TRIAL_SELECT} FROM trials"
+        q = f"SELECT {self._trial_select} FROM trials"
         args: tuple = ()
         if generation is not None:
             q += " WHERE generation=?"
@@ -130,7 +139,7 @@ class JournalReads:
 
     def trial(self, trial_id: int) -> TrialRow:
         """One trial by id (raises ``KeyError`` if absent)."""
-        r = self.conn.execute(f"SELECT {_TRIAL_SELECT} FROM trials WHERE id=?", (int(trial_id),)).fetchone()
+        r = self.conn.execute(f"SELECT {self._trial_select} FROM trials WHERE id=?", (int(trial_id),)).fetchone()
         if r is None:
             raise KeyError(trial_id)
         return TrialRow.from_row(r)
@@ -165,7 +174,7 @@ class JournalReads:
     def best_trial(self) -> TrialRow | None:
         """The done trial with the smallest objective (ties: lowest id), or None."""
         r = self.conn.execute(
-            f"SELECT {_TRIAL_SELECT} FROM trials WHERE status='done' AND objective IS NOT NULL "
+            f"SELECT {self._trial_select} FROM trials WHERE status='done' AND objective IS NOT NULL "
             "ORDER BY objective, id LIMIT 1"
         ).fetchone()
         return None if r is None else TrialRow.from_row(r)
@@ -182,3 +191,16 @@ class JournalReads:
             "SELECT generation, state FROM generations WHERE told_at IS NOT NULL ORDER BY generation DESC LIMIT 1"
         ).fetchone()
         return (0, None) if r is None else (int(r[0]), bytes(r[1]) if r[1] is not None else None)
+
+    def reports(self, trial_id: int | None = None) -> list[tuple[int, int, float]]:
+        """The reports of objectives that take ``report`` (multi-fidelity), all or of one trial:
+        ``(trial_id, step, value)`` in the order they were journaled (each before the decision that
+        used it, so :meth:`cluster.fidelity.ASHA.from_reports` replays them in this order).  Empty
+        for a journal without a ``reports`` table (schema 1, read without migrating it)."""
+        c = self.conn
+        if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='reports'").fetchone() is None:
+            return []
+        q, args = "SELECT trial_id, step, value FROM reports", ()
+        if trial_id is not None:
+            q, args = q + " WHERE trial_id=?", (int(trial_id),)
+        return [(int(t), int(s), float(v)) for t, s, v in c.execute(q + " ORDER BY rowid", args)]

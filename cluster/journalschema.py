@@ -27,10 +27,12 @@ __all__ = [
     "columns",
     "create_file",
     "create_journal",
+    "migrate",
+    "required_columns",
     "validate_file",
 ]
 
-SCHEMA_VERSION = 1  # esopt 0.1.0 wrote version 1; nothing in the tables has changed since
+SCHEMA_VERSION = 2  # 0.1.0 wrote 1; 2 added the columns and table of ADDED_IN_2 (migrated on resume)
 DB_NAME = "campaign.db"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -62,6 +64,11 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("worker_id", "TEXT"),
         ("started_at", "REAL"),
         ("finished_at", "REAL"),
+        ("told_generation", "INTEGER"),  # the tell that included it (1-based), NULL while untold
+        ("told_pos", "INTEGER"),  # its row in that tell's (popsize, d) array
+        ("finish_seq", "INTEGER"),  # completion order (1, 2, ...) over the campaign
+        ("rung", "INTEGER"),  # with fidelity: index of the highest rung it reached (0 = first)
+        ("resource", "REAL"),  # with fidelity: the last step it reported (resource consumed)
     ),
     "generations": (
         ("generation", "INTEGER PRIMARY KEY"),
@@ -73,8 +80,20 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("best_objective", "REAL"),
         ("state", "BLOB"),
     ),
+    "reports": (  # intermediate results of objectives that take ``report`` (multi-fidelity)
+        ("trial_id", "INTEGER"),
+        ("step", "INTEGER"),
+        ("value", "REAL"),
+        ("reported_at", "REAL"),
+    ),
 }
-_CONSTRAINTS = {"trials": ("UNIQUE(generation, idx)",)}
+#: What schema version 2 added to version 1: (table, column) pairs; a table with all columns
+#: listed is a new table.  :func:`migrate` adds them to a version-1 journal on resume.
+ADDED_IN_2: dict[str, tuple[str, ...]] = {
+    "trials": ("told_generation", "told_pos", "finish_seq", "rung", "resource"),
+    "reports": ("trial_id", "step", "value", "reported_at"),
+}
+_CONSTRAINTS = {"trials": ("UNIQUE(generation, idx)",), "reports": ("PRIMARY KEY(trial_id, step)",)}
 _INDEXES = ("CREATE INDEX trials_status ON trials(status)",)
 
 
@@ -136,13 +155,47 @@ def columns(table: str, *, exclude: tuple[str, ...] = ()) -> list[str]:
     return [name for name, _ in TABLES[table] if name not in exclude]
 
 
+def _create_table(table: str) -> str:
+    parts = [f"{name} {decl}" for name, decl in TABLES[table]] + list(_CONSTRAINTS.get(table, ()))
+    return f"CREATE TABLE {table}({', '.join(parts)});"
+
+
 def schema_sql() -> str:
     """The ``CREATE TABLE``/``CREATE INDEX`` script of a new journal."""
-    stmts = []
-    for table, cols in TABLES.items():
-        parts = [f"{name} {decl}" for name, decl in cols] + list(_CONSTRAINTS.get(table, ()))
-        stmts.append(f"CREATE TABLE {table}({', '.join(parts)});")
-    return "\n".join(stmts + [s + ";" for s in _INDEXES])
+    return "\n".join([_create_table(t) for t in TABLES] + [s + ";" for s in _INDEXES])
+
+
+def required_columns(table: str, version: int) -> list[str]:
+    """The columns a journal of schema ``version`` has in ``table`` (empty: not in that version)."""
+    added = ADDED_IN_2.get(table, ()) if version < 2 else ()
+    return [c for c in columns(table) if c not in added]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring a writable journal to :data:`SCHEMA_VERSION` in one transaction (columns and tables
+    of :data:`ADDED_IN_2`, ``meta.schema_version``); returns the version it had.  A version-1
+    journal's trials get NULL in the new columns (their meaning: told with their generation,
+    esopt 0.1's synchronous semantics)."""
+    version = int(conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+    if version >= SCHEMA_VERSION:
+        return version
+    have = {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in ADDED_IN_2}
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, cols in ADDED_IN_2.items():
+            if not have[table]:
+                conn.execute(_create_table(table))
+                continue
+            decl = dict(TABLES[table])
+            for c in cols:
+                if c not in have[table]:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {c} {decl[c]}")
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return version
 
 
 def create_file(path: Path, *, name: str, config_json: str, driver_pid: int | None, esopt_version: str) -> None:
@@ -270,12 +323,15 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-def _check_columns(conn: sqlite3.Connection, path: Path, tables: set[str]) -> None:
+def _check_columns(conn: sqlite3.Connection, path: Path, tables: set[str], version: int) -> None:
     for table in TABLES:
+        need = required_columns(table, version)
+        if not need:
+            continue
         if table not in tables:
             raise JournalError(f"{path} is not an esopt campaign journal (no {table!r} table)")
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        missing = sorted(set(columns(table)) - have)
+        missing = sorted(set(need) - have)
         if missing:
             raise JournalError(f"{path}: table {table!r} lacks columns {missing}; not an esopt journal of this version")
 
@@ -294,8 +350,8 @@ def validate_file(path: Path) -> dict[str, Any]:
     conn = _read_only(path)
     try:
         tables = _check_integrity(conn, path)
-        _check_version(conn, path)
-        _check_columns(conn, path, tables)
+        version = _check_version(conn, path)
+        _check_columns(conn, path, tables, version)
         row = conn.execute("SELECT config_json FROM campaign WHERE id=1").fetchone()
         if row is None:
             raise JournalError(f"{path} has no campaign row; it is incomplete")

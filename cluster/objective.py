@@ -169,17 +169,20 @@ class Objective:
             fields["device"] = "cpu"
         return trials.TrialSpec.from_dict(fields)
 
-    def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def __call__(self, params: Mapping[str, Any], report: Callable[[int, float], Any] | None = None) -> dict[str, Any]:
         """Evaluate ``params`` (dict in own units) and return the normalized dict.
 
-        Exceptions of the objective propagate (the executor records them).
+        ``report`` (multi-fidelity) is passed on as the keyword ``report`` (the config check made
+        sure the function takes it: :func:`cluster.fidelity.accepts_report`).  Exceptions of the
+        objective propagate (the executor records them).
         """
         n = _threads(self.num_cpus)
         if _PINNED != [n]:
             pin_threads(n)
             _PINNED[:] = [n]
         fn = self.load()
-        value = fn(dict(params), self.spec()) if self.uses_trials else fn(dict(params))
+        extra = {} if report is None else {"report": report}
+        value = fn(dict(params), self.spec(), **extra) if self.uses_trials else fn(dict(params), **extra)
         return normalize_result(value)
 
 

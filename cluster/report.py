@@ -12,11 +12,16 @@
   distribution each generation was sampled from, in the hyperparameter's own units (log axis for
   ``scale: log10``), one legend for all panels;
 - ``trials.csv``: one row per trial (every status), hyperparameters in their own units, times in
-  ISO-8601 UTC (columns: :func:`write_trials_csv`).
+  ISO-8601 UTC (columns: :func:`write_trials_csv`);
+- ``curves.png`` (multi-fidelity campaigns, a ``fidelity`` section or journaled reports): every
+  trial's reported value against the step, stopped trials grey, the rungs marked
+  (:func:`cluster.fidelityreport.curves_figure`).
 
 Evaluations are numbered in the order the strategy sees them, ``(generation, idx)``, counting
-finished trials of both statuses ``done`` and ``failed`` (a failed trial used up budget too); so the
-numbering is the same after a resume as in an uninterrupted campaign.  Figures are drawn with
+finished trials of the statuses ``done``, ``stopped`` and ``failed`` (a failed or stopped trial used
+up budget too); so the numbering is the same after a resume as in an uninterrupted campaign.  A
+trial stopped at a rung shows its value there (grey); the best so far counts only ``done`` trials
+(with ``fidelity``: those that reached the full budget).  Figures are drawn with
 matplotlib's Agg canvas directly (no ``pyplot``, no global backend change).
 """
 
@@ -56,7 +61,7 @@ __all__ = [
 ]
 
 REPORT_FILES = ("objective.png", "sigma.png", "params.png", "trials.csv")
-_FINISHED = (TrialStatus.DONE, TrialStatus.FAILED)
+_FINISHED = (TrialStatus.DONE, TrialStatus.FAILED, TrialStatus.STOPPED)
 
 
 def space_of(config: Any) -> Space:
@@ -87,8 +92,14 @@ def _objective(t: TrialRow) -> float:
     return np.nan if v is None else v
 
 
+def _stopped_value(t: TrialRow) -> float:
+    """A stopped trial's value at its rung (its journaled objective), else NaN."""
+    v = finite_or_none(t.objective) if t.status is TrialStatus.STOPPED else None
+    return np.nan if v is None else v
+
+
 def _evaluations(trials: Sequence[TrialRow]) -> list[TrialRow]:
-    """Finished trials (done or failed) in ``(generation, idx)`` order."""
+    """Finished trials (done, stopped or failed) in ``(generation, idx)`` order."""
     rows = [t for t in trials if t.status in _FINISHED]
     return sorted(rows, key=lambda t: (t.generation, t.idx))
 
@@ -108,9 +119,11 @@ def objective_curves(trials: Sequence[TrialRow]) -> dict[str, np.ndarray]:
     """The data of ``objective.png``.
 
     Returns a dict of arrays over the ``k`` finished evaluations in ``(generation, idx)`` order:
-    ``evaluation`` (1..k), ``objective`` (NaN for failed trials), ``best`` (best so far, NaN before
-    the first done trial), ``failed`` (bool), and over generations with a done trial
-    ``median_at`` (evaluation number of the generation's last evaluation) and ``median``.
+    ``evaluation`` (1..k), ``objective`` (NaN for failed and stopped trials), ``best`` (best so
+    far, NaN before the first done trial), ``failed`` (bool), ``stopped`` (stopped at a rung,
+    multi-fidelity) with ``stopped_value`` (its value there, NaN for the others), and over
+    generations with a done trial ``median_at`` (evaluation number of the generation's last
+    evaluation) and ``median``.
     """
     evals = _evaluations(trials)
     n = np.arange(1, len(evals) + 1)
@@ -129,6 +142,8 @@ def objective_curves(trials: Sequence[TrialRow]) -> dict[str, np.ndarray]:
         "objective": f,
         "best": best,
         "failed": np.array([t.status is TrialStatus.FAILED for t in evals], dtype=bool),
+        "stopped": np.array([t.status is TrialStatus.STOPPED for t in evals], dtype=bool),
+        "stopped_value": np.array([_stopped_value(t) for t in evals], dtype=float),
         "median_at": np.array(at, dtype=int),
         "median": np.array(med, dtype=float),
     }
@@ -151,6 +166,9 @@ def no_success_text(trials: Sequence[TrialRow]) -> str:
     to run; the reasons are in ``trials.csv``'s ``error`` column and in ``esopt status DIR``)."""
     if not trials:
         return "no trial yet"
+    n_stopped = sum(t.status is TrialStatus.STOPPED for t in trials)
+    if n_stopped:  # multi-fidelity: stopped at rungs, none at the full budget yet
+        return f"{n_stopped} trial{'s' if n_stopped > 1 else ''} stopped early, none at the full budget yet"
     n_failed = sum(t.status is TrialStatus.FAILED for t in trials)
     unfinished = sum(t.status in (TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.CANCELLED) for t in trials)
     if n_failed == 0:
@@ -193,6 +211,9 @@ def objective_figure(trials: Sequence[TrialRow], *, label: str = "objective", ti
     c = objective_curves(trials)
     n, f = c["evaluation"], c["objective"]
     ok = np.isfinite(f)
+    stop = np.isfinite(c["stopped_value"])
+    if stop.any():
+        ax.plot(n[stop], c["stopped_value"][stop], "x", color="0.7", ms=4, label="stopped (value at its rung)")
     if ok.any():
         ax.plot(n[ok], f[ok], ".", color="0.55", ms=5, label="evaluation")
         shown = np.isfinite(c["best"])
@@ -217,7 +238,7 @@ def objective_figure(trials: Sequence[TrialRow], *, label: str = "objective", ti
     ax.set_xlabel("evaluation (in (generation, index) order)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.grid(alpha=0.3)
-    if ok.any() or c["failed"].any():
+    if ok.any() or c["failed"].any() or stop.any():
         ax.legend(loc="upper right")
     fig.tight_layout()
     return fig
@@ -447,7 +468,9 @@ def write_trials_csv(trials: Sequence[TrialRow], names: Sequence[str], path: str
     - ``wall_time_s``: the objective's own measurement, when its result reports one
       (``trials:train_and_evaluate``: seconds from its call to its return, data loading included);
       empty for objectives that report none;
-    - ``error``: why the trial failed (the journal's ``error`` column).
+    - ``error``: why the trial failed (the journal's ``error`` column);
+    - ``rung``, ``resource`` (multi-fidelity): index of the highest rung the trial reached (0 = the
+      first) and the last step it reported; empty without ``fidelity``.
 
     Returns ``path``.
     """
@@ -468,6 +491,8 @@ def write_trials_csv(trials: Sequence[TrialRow], names: Sequence[str], path: str
         "duration_s",
         "wall_time_s",
         "error",
+        "rung",
+        "resource",
     ]
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -492,6 +517,8 @@ def write_trials_csv(trials: Sequence[TrialRow], names: Sequence[str], path: str
                     _duration(t),
                     result.get("wall_time_s"),
                     t.error,
+                    t.rung,
+                    t.resource,
                 ]
             )
     return path
@@ -501,7 +528,8 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> dict[s
     """Write the report files of the campaign in ``directory`` into ``out`` (default ``directory/report``).
 
     Opens the journal read-only (safe while a campaign runs).  Returns ``{file name: path}`` for
-    :data:`REPORT_FILES`.
+    :data:`REPORT_FILES`, plus ``curves.png`` for a campaign with a ``fidelity`` section or
+    journaled reports (:func:`cluster.fidelityreport.plot_curves`).
 
     Raises
     ------
@@ -518,12 +546,13 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> dict[s
             trials = journal.trials()
             generations = journal.generations()
             restarted = [int(r["after_generation"]) for r in restarts(journal)]
+            reports = journal.reports()
     finally:
         journal.close()
     space, label, name = config.space, objective_label(config.objective), config.name
     out = Path(directory) / "report" if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return {
+    files = {
         "objective.png": plot_objective(
             trials, out / "objective.png", label=label, title=f"{name}: {label} per evaluation"
         ),
@@ -535,3 +564,18 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> dict[s
         ),
         "trials.csv": write_trials_csv(trials, space.names, out / "trials.csv"),
     }
+    fid = config.fidelity
+    if fid is not None or reports:
+        from .fidelityreport import plot_curves
+
+        unit = fid.resource if fid is not None else "step"
+        files["curves.png"] = plot_curves(
+            reports,
+            trials,
+            fid.rungs if fid is not None else [],
+            out / "curves.png",
+            label=label,
+            resource=unit,
+            title=f"{name}: {label} against {unit}",
+        )
+    return files

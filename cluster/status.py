@@ -36,14 +36,15 @@ class TrialStatus(str, Enum):
     DONE = "done"  # finished with a finite objective
     FAILED = "failed"  # finished without a usable objective (``error`` starts with its FailureKind)
     CANCELLED = "cancelled"  # stopped by the driver (Ctrl-C, abort); re-run on resume
+    STOPPED = "stopped"  # stopped early by the fidelity scheduler at a rung (``trials.rung``); final
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def finished(self) -> bool:
-        """True for ``done``, ``failed`` and ``cancelled`` (the statuses ``finish_trial`` writes)."""
-        return self in (TrialStatus.DONE, TrialStatus.FAILED, TrialStatus.CANCELLED)
+        """True for ``done``, ``failed``, ``stopped`` and ``cancelled`` (the statuses ``finish_trial`` writes)."""
+        return self in (TrialStatus.DONE, TrialStatus.FAILED, TrialStatus.STOPPED, TrialStatus.CANCELLED)
 
 
 class FailureKind(str, Enum):

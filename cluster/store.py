@@ -60,6 +60,7 @@ from .journalschema import (
     JournalError,
     JournalRecoveredWarning,
     create_journal,
+    migrate,
     validate_file,
 )
 from .journalwrite import JournalWrites, finite_or_none
@@ -172,6 +173,8 @@ class Journal(JournalReads, JournalWrites):
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            migrate(conn)  # a journal of an older schema gets the new columns (NULL) before any write
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 

@@ -58,7 +58,16 @@ class TrialRow(Mapping):
     node_id, worker_id : str or None
         Ray ids of where it (last) ran.
     started_at, finished_at : float or None
-        Unix seconds (driver clock).
+        Unix seconds (driver clock; the virtual clock in a simulated campaign).
+    told_generation, told_pos : int or None
+        The tell (1-based) whose ``(popsize, d)`` array held it, and its row there; None while
+        untold (and in journals of esopt 0.1, where a trial was told with its ``generation`` at row
+        ``idx``).  In an asynchronous campaign ``generation`` is the generation whose distribution
+        produced the candidate, which may be older than ``told_generation``.
+    finish_seq : int or None
+        Completion order over the campaign (1, 2, ...).
+    rung, resource : int, float or None
+        With ``fidelity``: the highest rung reached (0 = first) and the last step reported.
     """
 
     id: int
@@ -75,6 +84,11 @@ class TrialRow(Mapping):
     worker_id: str | None
     started_at: float | None
     finished_at: float | None
+    told_generation: int | None = None
+    told_pos: int | None = None
+    finish_seq: int | None = None
+    rung: int | None = None
+    resource: float | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | tuple) -> TrialRow:

@@ -85,23 +85,31 @@ class AsyncQueue:
         Rows of the pending ask (``asked``, (popsize, d)) whose own candidate is among them keep
         their row; the others fill the remaining rows in completion order.  Call after
         :meth:`refill` (a pending ask of ``popsize`` rows is needed)."""
+        X, values, _ = self.population_rows(popsize)
+        return X, values
+
+    def population_rows(self, popsize: int) -> tuple[np.ndarray, list[float | None], list[int]]:
+        """As :meth:`population`, plus ``rows``: the row of ``X`` that each of the first ``popsize``
+        finished results (in completion order) was given."""
         batch, self.done = self.done[:popsize], self.done[popsize:]
         X = np.array(self.asked, dtype=float)
         values: list[float | None] = [None] * popsize
+        rows: list[int] = [-1] * len(batch)
         free = set(range(popsize))
         rest = []
-        for cand, value in batch:
+        for i, (cand, value) in enumerate(batch):
             if cand.ask == self.pending_ask and cand.row in free:
                 free.discard(cand.row)
-                values[cand.row] = value
+                values[cand.row], rows[i] = value, cand.row
             else:
-                rest.append((cand, value))
-        for row, (cand, value) in zip(sorted(free), rest):
+                rest.append(i)
+        for row, i in zip(sorted(free), rest):
+            cand, value = batch[i]
             X[row] = cand.x
-            values[row] = value
+            values[row], rows[i] = value, row
         self.pending_ask, self.asked = None, None
         self.supply = []
-        return X, values
+        return X, values, rows
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -130,6 +130,71 @@ def flat(params: dict) -> float:
     return 0.5
 
 
+TIME_SCALE_ENV = "ESOPT_TEST_SLEEP_FACTOR"
+
+
+def trial_duration(params: dict) -> float:
+    """A deterministic, heavy-tailed duration in seconds for ``params``: ``exp(0.8 N)`` with ``N``
+    the standard normal quantile of a hash of the params (log-normal, median 1 s)."""
+    import hashlib
+    from statistics import NormalDist
+
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).digest()
+    u = (int.from_bytes(h[:8], "big") + 0.5) / 2**64
+    return math.exp(0.8 * NormalDist().inv_cdf(u))
+
+
+def timed_sphere(params: dict) -> dict:
+    """:func:`sphere_value` with the duration :func:`trial_duration` as ``duration_s`` (the
+    simulated cluster's time); sleeps ``duration_s * ESOPT_TEST_SLEEP_FACTOR`` real seconds
+    (default 0) and logs every execution (params, pid, start and end time)."""
+    t0 = time.time()
+    d = trial_duration(params)
+    factor = float(os.environ.get(TIME_SCALE_ENV, "0"))
+    if factor > 0:
+        time.sleep(d * factor)
+    _log(params=params, pid=os.getpid(), t0=t0, t=time.time())
+    return {"objective": sphere_value(params), "duration_s": d}
+
+
+def flat_timed(params: dict) -> dict:
+    """:func:`flat` (0.5 everywhere) with the duration :func:`trial_duration` as ``duration_s``."""
+    return {"objective": 0.5, "duration_s": trial_duration(params)}
+
+
+def curve_sphere(params: dict, report=None) -> dict:
+    """A learning curve over 9 steps: ``sphere_value * (1 + 2 / step)`` reported after each step;
+    stops (returning its latest value) when ``report`` returns False.  ``duration_s``: one
+    :func:`trial_duration` per 9 steps (the simulated cluster spreads the reports over it)."""
+    value = math.inf
+    for step in range(1, 10):
+        value = sphere_value(params) * (1.0 + 2.0 / step)
+        if report is not None and report(step, value) is False:
+            break
+    return {"objective": value, "duration_s": trial_duration(params)}
+
+
+def curve_ignoring_stop(params: dict, report=None) -> dict:
+    """Reports 9 steps, each after ``ESOPT_TEST_SLEEP`` s, and never stops (a trial that ignores
+    the scheduler's decision: the campaign cancels it)."""
+    value = math.inf
+    for step in range(1, 10):
+        time.sleep(float(os.environ.get(SLEEP_ENV, "0")))
+        value = sphere_value(params) * (1.0 + 2.0 / step)
+        if report is not None:
+            report(step, value)
+    return {"objective": value}
+
+
+def curve_bad_report(params: dict, report=None) -> dict:
+    """Reports a NaN value at step 1 when ``x0 > 0`` (an unusable report), else a clean curve of 9 steps."""
+    value = sphere_value(params)
+    for step in range(1, 10):
+        if report is not None and report(step, math.nan if params["x0"] > 0 else value) is False:
+            break
+    return {"objective": value, "duration_s": trial_duration(params)}
+
+
 #: category penalties of :func:`mixed_choice`: only "radam" reaches the optimum 0
 MIXED_PENALTY = {"adamw": 0.6, "sgdw": 1.0, "radam": 0.0, "nadam": 0.4}
 

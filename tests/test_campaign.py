@@ -1,5 +1,8 @@
 """Campaign on a local Ray instance (shared by this module): equals esopt.minimize, budgets,
-progress protocol, Ctrl-C then resume, the directory lock."""
+progress protocol, Ctrl-C then resume, the directory lock.
+
+These tests run the synchronous loop (``scheduler.mode: sync``, esopt 0.1's semantics, kept
+bit-exact); the asynchronous loop, the default, is tested in tests/test_async_campaign.py."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ CONFIG = {
     "strategy": {"name": "cmaes", "popsize": 6, "seed": 5, "sigma0": 0.3},
     "budget": {"max_generations": 5},
     "resources": {"num_cpus": 1},
+    "scheduler": {"mode": "sync"},
 }
 
 

@@ -82,7 +82,8 @@ def test_mixed_campaign_finds_the_category_and_journals_choices(ray_log, tmp_pat
 
 
 def test_mixed_ctrl_c_then_resume_equals_uninterrupted(ray_log, tmp_path):
-    cfg = parse_config({**CONFIG, "budget": {"max_generations": 5}})
+    # synchronous: the interrupted-and-resumed journal equals the uninterrupted one trial for trial
+    cfg = parse_config({**CONFIG, "budget": {"max_generations": 5}, "scheduler": {"mode": "sync"}})
     full = Campaign(cfg, tmp_path / "full").run()
     interrupted = Campaign(cfg, tmp_path / "int").run(InterruptAt(3, 3))
     assert interrupted.status == "interrupted"

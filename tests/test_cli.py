@@ -255,7 +255,8 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
     """While a driver runs: status shows its running trials and nodes, a second driver is refused
     with the holder's pid; SIGINT then stops it with exit code 130 and the journal says interrupted."""
     run_dir = tmp_path / "run"
-    cfg_path = _write(tmp_path, _config("slow", budget={"max_generations": 1}))
+    # synchronous: the whole generation is submitted at once, two trials wait for a CPU
+    cfg_path = _write(tmp_path, _config("slow", budget={"max_generations": 1}, scheduler={"mode": "sync"}))
     env = {**os.environ, "CLI_TEST_SLEEP": "120"}
     esopt_cmd = [sys.executable, "-m", "cluster.cli"]
     proc = subprocess.Popen(

@@ -37,6 +37,7 @@ CONFIG = {
     "strategy": {"name": "cmaes", "popsize": POPSIZE, "sigma0": 0.3, "seed": 0},
     "budget": {"max_generations": GENERATIONS},
     "resources": {"num_cpus": 1, "timeout_s": 300},
+    "scheduler": {"mode": "sync"},  # killed while a generation is open (async: tests/test_async_campaign.py)
     "ray": {"num_cpus": 2},
 }
 

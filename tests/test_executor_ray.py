@@ -20,7 +20,7 @@ from cluster.penalty import penalize
 SPACE = {"x": {"lower": 0.0, "upper": 1.0}, "y": {"lower": -1.0, "upper": 1.0}}
 
 
-def _cfg(objective, *, popsize=6, gens=1, resources=None, failures=None, seed=2, ray=None):
+def _cfg(objective, *, popsize=6, gens=1, resources=None, failures=None, seed=2, ray=None, scheduler=None):
     return parse_config(
         {
             "name": "exec",
@@ -30,6 +30,7 @@ def _cfg(objective, *, popsize=6, gens=1, resources=None, failures=None, seed=2,
             "budget": {"max_generations": gens},
             "resources": resources or {"num_cpus": 1},
             "failures": failures or {},
+            "scheduler": scheduler or {},
             "ray": ray or {},
         }
     )
@@ -177,8 +178,9 @@ def test_failed_trials_are_recorded_and_penalized(ray_gpu, tmp_path, objective, 
         assert result.status == "failed" and result.n_generations == 1 and result.stop == {}
         assert result.message.startswith("6 of 6 trials of generation 1 failed: TypeError: the objective value")
     with Journal(tmp_path / "c", readonly=True) as j:
-        rows = j.trials(1)
+        rows = sorted((r for r in j.trials() if r.told_generation == 1), key=lambda r: r.told_pos)
         state = j.state(1)
+    assert len(rows) == 6  # the first tell (asynchronous: in completion order, from any generation)
     failed = [r for r in rows if r["status"] == "failed"]
     assert failed, "the seed should give failing candidates"
     for r in failed:
@@ -192,8 +194,9 @@ def test_failed_trials_are_recorded_and_penalized(ray_gpu, tmp_path, objective, 
     assert np.array_equal(esopt.read_state(state)["base.f_sorted"], np.sort(told))
 
 
-def test_abort_stops_the_campaign(ray_gpu, tmp_path):
-    cfg = _cfg("raising", popsize=6, gens=3, failures={"on_error": "abort"})
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_abort_stops_the_campaign(ray_gpu, tmp_path, mode):
+    cfg = _cfg("raising", popsize=6, gens=3, failures={"on_error": "abort"}, scheduler={"mode": mode})
     result = Campaign(cfg, tmp_path / "c").run()
     assert result.status == "failed" and "ValueError" in result.message and "abort" in result.message
     with Journal(tmp_path / "c", readonly=True) as j:
@@ -201,7 +204,10 @@ def test_abort_stops_the_campaign(ray_gpu, tmp_path):
         rows = j.trials()
         gens = j.generations()
     assert info["status"] == "failed" and info["message"] == result.message
-    assert len(gens) == 1 and gens[0]["told_at"] is None  # the generation was never told
+    if mode == "sync":
+        assert len(gens) == 1 and gens[0]["told_at"] is None  # the generation was never told
+    else:
+        assert gens == []  # nothing was told (asynchronous tells journal a generation when they happen)
     assert sum(r["status"] == "failed" for r in rows) == 1
     assert {r["status"] for r in rows} <= {"failed", "done", "cancelled", "pending"}
     # resuming an aborted campaign runs the failed trial again (e.g. after a fix); done ones are kept

@@ -154,6 +154,7 @@ def test_ray_start_cluster_token_auth_node_killed(tmp):
         "budget": {"max_generations": GENERATIONS},
         "resources": {"num_cpus": 1},
         "failures": {"max_retries": 2},
+        "scheduler": {"mode": "sync"},  # the journal is compared generation by generation
     }
     (conf / "rs.yaml").write_text(yaml.safe_dump(config))
 

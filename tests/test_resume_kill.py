@@ -39,6 +39,7 @@ CONFIG = {
     "strategy": {"name": "cmaes", "popsize": 6, "seed": 3, "sigma0": 0.3},
     "budget": {"max_generations": 4},
     "resources": {"num_cpus": 1},
+    "scheduler": {"mode": "sync"},  # the journal of a synchronous campaign equals the uninterrupted one
     "ray": {"num_cpus": 2},
 }
 

@@ -130,7 +130,7 @@ def test_transitions_are_committed_and_visible_to_a_readonly_reader(journal):
     assert journal.last_state() == (1, b"\x00state")
     info = reader.campaign_info()
     assert info["elapsed_s"] == 3.5 and info["n_generations"] == 1 and info["open_generation"] is None
-    assert info["counts"] == {"pending": 2, "running": 0, "done": 1, "failed": 0, "cancelled": 1}
+    assert info["counts"] == {"pending": 2, "running": 0, "done": 1, "failed": 0, "stopped": 0, "cancelled": 1}
     journal.set_campaign(status="done", message="stopped by max_generations=1", stop={"max_generations": 1})
     assert reader.campaign_info()["stop"] == {"max_generations": 1}
     # plain sqlite3 users query the columns by name
@@ -346,7 +346,8 @@ def test_a_010_journal_is_read(v010):
         assert j.meta()["esopt_version"] == "0.1.0" and j.campaign_info()["status"] == exp["campaign_status"]
         stored = j.config()
         assert stored["strategy"]["stop_on_convergence"] is True  # a 0.1.0 campaign resumes as it ran
-        assert {k: v for k, v in stored.items() if k != "strategy"} == {
+        assert stored["scheduler"] == {"mode": "sync"}  # ... generation by generation
+        assert {k: v for k, v in stored.items() if k not in ("strategy", "scheduler")} == {
             k: v for k, v in exp["config"].items() if k != "strategy"
         }
         cfg = j.campaign_config()
@@ -385,21 +386,28 @@ def test_a_010_journal_continues_at_journal_level(v010):
         assert [r.objective for r in j.trials(1)] == [t["objective"] for t in exp["trials"][:4]]
 
 
-def test_a_010_journal_resumes_to_completion_bit_for_bit(v010, ray_local):
+def _close(a, b) -> bool:
+    """Equal to rounding (1e-9 relative): 0.1.0 wrote this journal with another BLAS kernel
+    (OpenBLAS Haswell); with SkylakeX the same code differs in the last bits after a few tells."""
+    return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-9, atol=1e-12))
+
+
+def test_a_010_journal_resumes_to_completion_as_010_did(v010, ray_local):
     d, exp = v010
     result = Campaign.resume(d).run()
     resumed = exp["resumed"]  # what 0.1.0 itself did when resuming a copy of this journal
     assert result.status == resumed["campaign_status"] == "done" and result.message == resumed["message"]
     with Journal(d, readonly=True) as j:
-        got = [(r.generation, r.idx, r.status.value, r.objective) for r in j.trials()]
-        assert got == [(t["generation"], t["idx"], t["status"], t["objective"]) for t in resumed["trials"]]
-        assert [r.x for r in j.trials()] == [json.loads(t["x_json"]) for t in resumed["trials"]]
+        got = [(r.generation, r.idx, r.status.value) for r in j.trials()]
+        assert got == [(t["generation"], t["idx"], t["status"]) for t in resumed["trials"]]
+        assert _close([r.objective for r in j.trials()], [t["objective"] for t in resumed["trials"]])
+        assert _close([r.x for r in j.trials()], [json.loads(t["x_json"]) for t in resumed["trials"]])
         # the strategy's path after the resume (the checkpoint bytes themselves may be of a newer format)
-        gens = [(g["generation"], g["sigma"], g["mean"], g["best_objective"]) for g in j.generations()]
-        assert gens == [
-            (g["generation"], g["sigma"], json.loads(g["mean_json"]), g["best_objective"])
-            for g in resumed["generations"]
-        ]
+        gens = j.generations()
+        assert [g["generation"] for g in gens] == [g["generation"] for g in resumed["generations"]]
+        for key, stored in (("sigma", "sigma"), ("mean", "mean_json"), ("best_objective", "best_objective")):
+            ref = [json.loads(g[stored]) if stored == "mean_json" else g[stored] for g in resumed["generations"]]
+            assert _close([g[key] for g in gens], ref), key
         # the generations 0.1.0 had told keep their checkpoint bytes unchanged
         assert [_sha(j.state(g)) for g in (1, 2)] == [g["state_sha256"] for g in resumed["generations"][:2]]
 

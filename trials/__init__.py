@@ -1,8 +1,10 @@
 """trials: score hyperparameters by training real PyTorch networks (GPU or CPU).
 
-A trial is a plain function, ``train_and_evaluate(hparams, spec) -> TrialResult``; this package
-knows nothing of Ray or of evolution strategies.  See ``describe_hparams()`` for the accepted
-hyperparameters with their units and valid ranges.
+A trial is a plain function, ``train_and_evaluate(hparams, spec, report=None) -> TrialResult``;
+this package knows nothing of Ray or of evolution strategies.  ``report(epoch, valid_error)``, if
+given, is called after every epoch; returning ``False`` stops training there (multi-fidelity
+schedulers such as asynchronous successive halving; ``TrialResult.stopped_at`` says where).
+See ``describe_hparams()`` for the accepted hyperparameters with their units and valid ranges.
 """
 
 from .data import DATASETS, RawData, load_dataset, split_indices

@@ -17,6 +17,7 @@ import dataclasses
 import math
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -172,6 +173,7 @@ class TrialResult:
     batch_size: int = 0  # images per batch used
     n_params: int = 0  # trainable parameters of the model (0 if it was not built)
     ignored_hparams: dict = field(default_factory=dict)  # given but not applicable to the tuned optimizer choice
+    stopped_at: int | None = None  # epoch after which the report callback stopped training; None = not stopped
 
     def __post_init__(self) -> None:
         self.status = ResultStatus(self.status)
@@ -230,7 +232,11 @@ def _error_count(model, x_u8, y, data, device, amp, memfmt) -> int:
     return int(wrong.item())
 
 
-def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | None = None) -> TrialResult:
+def train_and_evaluate(
+    hparams: dict | None = None,
+    spec: TrialSpec | dict | None = None,
+    report: Callable[[int, float], Any] | None = None,
+) -> TrialResult:
     """Train ``spec``'s model on ``spec``'s dataset with ``hparams`` and return its validation error.
 
     ``hparams`` maps names of ``trials.HPARAMS`` to values (see ``trials.describe_hparams()``;
@@ -249,6 +255,15 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
     building or training the model gives ``status="failed"``, ``objective=nan`` and the exception
     in ``reason``.  Raises before training: ``ValueError`` for invalid hparams or spec (unknown
     names, out-of-range values), ``FileNotFoundError``/``ValueError`` for missing/malformed data.
+
+    ``report`` (multi-fidelity, e.g. asynchronous successive halving, arXiv 1810.05934): if given,
+    ``report(epoch, valid_error)`` is called after every completed epoch (epoch from 1, the value
+    just appended to ``curves["valid_error"]``).  When it returns ``False`` training stops there:
+    the result has ``status="ok"``, the objective is that epoch's validation error and
+    ``stopped_at`` is the epoch (no test error is computed: it is the final model's only).  Any
+    other return value (``True``, ``None``) goes on.  An exception raised by ``report`` fails the
+    trial like any other exception during training (``status="failed"``, the exception in
+    ``reason``).
     """
     t_start = time.perf_counter()
     if not isinstance(spec, TrialSpec):
@@ -294,7 +309,7 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
     try:
-        _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, constant_error, result)
+        _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, constant_error, result, report)
     except Exception as exc:  # a trial never raises once training has started
         result.status, result.objective, result.test_error = ResultStatus.FAILED, math.nan, None
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
@@ -304,6 +319,11 @@ def train_and_evaluate(hparams: dict | None = None, spec: TrialSpec | dict | Non
             torch.set_num_threads(old_threads)
     result.wall_time_s = time.perf_counter() - t_start
     return result
+
+
+def _stops(answer: Any) -> bool:
+    """True when a report callback's answer says stop: ``False`` (also numpy's); ``None`` goes on."""
+    return answer is not None and not bool(answer)
 
 
 # oneDNN (torch 2.13 CPU) corrupts the heap in the backward pass of channels-last 2-D convolutions
@@ -322,8 +342,9 @@ def _memory_format(model: torch.nn.Module, cuda: bool) -> torch.memory_format:
     return torch.contiguous_format if narrow else torch.channels_last
 
 
-def _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, constant_error, res) -> None:
-    """The training loop; fills ``res`` in place (status, objective, curves, test error)."""
+def _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, constant_error, res, report=None) -> None:
+    """The training loop; fills ``res`` in place (status, objective, curves, test error); ``report``
+    as in :func:`train_and_evaluate`."""
     cuda = device.type == "cuda"
     amp = cuda and spec.amp
     model = build_model(
@@ -397,7 +418,11 @@ def _train(spec, hp, data, device, train_idx, x_valid, y_valid, batch_size, cons
         curves["train_loss"].append(float(loss_sum.item()) / steps)
         curves["valid_error"].append(valid_error)
         curves["lr"].append(last_lr)
+        stop = report is not None and _stops(report(epoch + 1, valid_error))  # part of the epoch if it raises
         res.epochs_run = epoch + 1
+        if stop:
+            res.status, res.objective, res.reason, res.stopped_at = ResultStatus.OK, valid_error, "", epoch + 1
+            return
     res.status, res.objective, res.reason = ResultStatus.OK, curves["valid_error"][-1], ""
     if spec.evaluate_test and data.y_test.shape[0] > 0:
         res.test_error = _error_count(model, data.x_test, data.y_test, data, device, amp, memfmt) / int(
