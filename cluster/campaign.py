@@ -83,7 +83,7 @@ class CampaignResult:
     best_trial : dict or None
         Journal row of the best trial (see :meth:`cluster.store.Journal.trials`), incl. ``result``.
     n_trials : int
-        Trials that finished (``done`` or ``failed``).
+        Trials that finished (``done``, ``failed`` or, with ``fidelity``, ``stopped``).
     n_generations : int
         Generations told to the strategy.
     stop : dict
@@ -781,7 +781,7 @@ class Campaign:
             best_params=None if best is None else best["params"],
             best_objective=None if best is None else best["objective"],
             best_trial=best,
-            n_trials=info["counts"][_DONE] + info["counts"][_FAILED],
+            n_trials=info["counts"][_DONE] + info["counts"][_FAILED] + info["counts"].get(_STOPPED, 0),
             n_generations=info["n_generations"],
             stop=dict(stop),
             directory=self.directory,

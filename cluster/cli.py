@@ -372,6 +372,11 @@ def _print_summary(result, directory: Path, cfg) -> None:
     j = Journal(directory, readonly=True)
     try:
         best, failures = j.best_trial(), j.failure_counts()
+        fidelity_lines = []
+        if getattr(cfg, "fidelity", None) is not None:
+            from .fidelityreport import fidelity_status_lines
+
+            fidelity_lines = fidelity_status_lines(j.trials(), cfg.fidelity, max_resource=cfg.budget.max_resource)
     finally:
         j.close()
     status = str(getattr(result, "status", "?"))
@@ -379,6 +384,7 @@ def _print_summary(result, directory: Path, cfg) -> None:
     out = ["", f"campaign {status}: {_count(n_trials, 'trial')} finished, {_count(n_gens, 'generation')} told"]
     if getattr(result, "message", None):
         out.append(f"  {result.message}")
+    out += fidelity_lines
     out += _best_lines(best, cfg) if best is not None else ["no trial finished successfully"]
     out += _failure_lines(failures, int(n_trials or sum(failures.values())), directory)
     q = shlex.quote(str(directory))

@@ -382,7 +382,22 @@ def config_differences(stored: Mapping[str, Any], given: Mapping[str, Any]) -> l
         gsec, ssec = g.get(section), s.get(section)
         if isinstance(gsec, dict) and isinstance(ssec, dict) and ssec.get(key) == legacy and gsec.get(key) == default:
             gsec[key] = legacy
+    for d in (s, g):  # keys added to a section since the journal was written read as their defaults
+        _fill_defaults(d)
     return sorted(k for k in set(s) | set(g) if s.get(k) != g.get(k))
+
+
+def _fill_defaults(config: dict[str, Any]) -> None:
+    """Set every missing key of the config's section dicts to its model default (in place)."""
+    from pydantic_core import PydanticUndefined
+
+    for section in SECTIONS:
+        sec = config.get(section)
+        if not isinstance(sec, dict):
+            continue
+        for key, f in _SECTIONS[section].model_fields.items():
+            if key not in sec and f.default is not PydanticUndefined and f.default_factory is None:
+                sec[key] = f.default
 
 
 def load_config(path: str | Path, *, check_objective: bool = True, check_data: bool = True) -> CampaignConfig:

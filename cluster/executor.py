@@ -47,7 +47,7 @@ from .config import FailuresConfig, ResourcesConfig
 from .objective import Objective
 from .status import FailureKind, TrialStatus
 
-__all__ = ["TrialTask", "TrialOutcome", "RayExecutor", "ExecutorListener", "check_feasible"]
+__all__ = ["TrialTask", "TrialOutcome", "ExecutorBase", "RayExecutor", "ExecutorListener", "check_feasible"]
 
 _WAIT_S = 0.5  # longest single ray.wait, so that Ctrl-C is handled promptly
 _IGNORED_STOPS = 3  # reports a stopped trial may still send (the decision arrives late) before it is cancelled
@@ -218,7 +218,55 @@ class _Running:
         self.deadline = math.inf
 
 
-class RayExecutor:
+class ExecutorBase:
+    """What every executor shares (:class:`RayExecutor`, :class:`cluster.simulate.SimulatedExecutor`):
+    running a batch to completion on top of ``start``/``wait``/``busy``, and the ``failures``
+    policy (module docstring).  Subclasses provide ``failures``, ``start``, ``wait`` and ``busy``."""
+
+    failures: FailuresConfig
+
+    def run(self, tasks: Sequence[TrialTask], listener: ExecutorListener) -> str | None:
+        """Run ``tasks`` to completion, reporting every transition to ``listener`` (a synchronous
+        generation: :meth:`start` then :meth:`wait` until nothing is left).
+
+        Returns None when every task ended ``done``/``failed``, or the abort reason when a
+        failure under ``on_error: abort`` stopped the run (the other running trials are then
+        cancelled and reported ``cancelled``; tasks not yet submitted are left untouched).
+        ``KeyboardInterrupt`` propagates; call ``cancel_all`` then.
+        """
+        self.start(tasks, listener)
+        while self.busy:
+            reason = self.wait(listener)
+            if reason is not None:
+                return reason
+        return None
+
+    @staticmethod
+    def _policy_applies(outcome: TrialOutcome) -> bool:
+        """Whether ``failures.on_error`` decides about this outcome (:attr:`FailureKind.policy_applies`)."""
+        return outcome.status == TrialStatus.FAILED and outcome.kind is not None and outcome.kind.policy_applies
+
+    def _handle(self, outcome: TrialOutcome, queue: deque[TrialTask], listener: ExecutorListener) -> str | None:
+        """Apply ``failures.on_error`` to a finished trial: requeue a retry at the front of ``queue``,
+        or report it (returning the abort reason under ``abort``)."""
+        on_error = self.failures.on_error
+        if self._policy_applies(outcome):
+            task = outcome.task
+            if on_error == "retry" and task.attempts <= self.failures.max_retries:
+                task.last_error = f"attempt {task.attempts} {outcome.error}"
+                queue.appendleft(task)
+                return None
+            if on_error == "abort":
+                listener.finished(outcome)
+                return (
+                    f"trial {task.trial_id} (generation {task.generation}, idx {task.idx}) {outcome.error}; "
+                    "failures.on_error is 'abort'"
+                )
+        listener.finished(outcome)
+        return None
+
+
+class RayExecutor(ExecutorBase):
     """Submit trials to Ray and report their transitions to a listener.
 
     Parameters
@@ -295,22 +343,6 @@ class RayExecutor:
         self.max_running_seen = 0  # most trials in flight at once (for tests/benchmarks)
 
     # ------------------------------------------------------------------ public
-    def run(self, tasks: Sequence[TrialTask], listener: ExecutorListener) -> str | None:
-        """Run ``tasks`` to completion, reporting every transition to ``listener`` (a synchronous
-        generation: :meth:`start` then :meth:`wait` until nothing is left).
-
-        Returns None when every task ended ``done``/``failed``, or the abort reason when a
-        failure under ``on_error: abort`` stopped the run (the other running trials are then
-        cancelled and reported ``cancelled``; tasks not yet submitted are left untouched).
-        ``KeyboardInterrupt`` propagates; call :meth:`cancel_all` then.
-        """
-        self.start(tasks, listener)
-        while self.busy:
-            reason = self.wait(listener)
-            if reason is not None:
-                return reason
-        return None
-
     def start(self, tasks: Sequence[TrialTask], listener: ExecutorListener) -> None:
         """Queue ``tasks`` and submit as many as :attr:`limit` allows now (the rest as trials end,
         in :meth:`wait`); each submission is reported to ``listener.submitted`` first."""
@@ -496,28 +528,6 @@ class RayExecutor:
                 return TrialOutcome.failure(task, FailureKind.DIVERGED, str(reason), result=result, **where)
             return TrialOutcome.failure(task, FailureKind.NONFINITE, str(f), result=result, **where)
         return TrialOutcome(task, TrialStatus.DONE, objective=f, result=result, **where)
-
-    @staticmethod
-    def _policy_applies(outcome: TrialOutcome) -> bool:
-        """Whether ``failures.on_error`` decides about this outcome (:attr:`FailureKind.policy_applies`)."""
-        return outcome.status == TrialStatus.FAILED and outcome.kind is not None and outcome.kind.policy_applies
-
-    def _handle(self, outcome: TrialOutcome, queue: deque[TrialTask], listener: ExecutorListener) -> str | None:
-        on_error = self.failures.on_error
-        if self._policy_applies(outcome):
-            task = outcome.task
-            if on_error == "retry" and task.attempts <= self.failures.max_retries:
-                task.last_error = f"attempt {task.attempts} {outcome.error}"
-                queue.appendleft(task)
-                return None
-            if on_error == "abort":
-                listener.finished(outcome)
-                return (
-                    f"trial {task.trial_id} (generation {task.generation}, idx {task.idx}) {outcome.error}; "
-                    "failures.on_error is 'abort'"
-                )
-        listener.finished(outcome)
-        return None
 
     def _expire(self, queue: deque[TrialTask], listener: ExecutorListener) -> str | None:
         import ray

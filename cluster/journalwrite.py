@@ -115,6 +115,13 @@ def _full_errno(e: BaseException, path: Any) -> int | None:
     return None
 
 
+def _elapsed(elapsed_s: float | None, now: float) -> list[tuple[str, Sequence[Any]]]:
+    """The statement that records the campaign's elapsed seconds with a tell (none if not given)."""
+    if elapsed_s is None:
+        return []
+    return [("UPDATE campaign SET elapsed_s=?, updated_at=? WHERE id=1", (float(elapsed_s), now))]
+
+
 def _dumps(obj: Any) -> str:
     # allow_nan keeps NaN/inf in result dicts readable by Python (json.loads accepts them)
     return json.dumps(obj, allow_nan=True, default=json_default)
@@ -373,9 +380,7 @@ class JournalWrites:
         stmts.append(
             ("UPDATE trials SET told_generation=generation, told_pos=idx WHERE generation=?", (int(generation),))
         )
-        if elapsed_s is not None:
-            stmts.append(("UPDATE campaign SET elapsed_s=?, updated_at=? WHERE id=1", (float(elapsed_s), now)))
-        self._write(stmts)
+        self._write(stmts + _elapsed(elapsed_s, now))
 
     # ------------------------------------------------------------------ asynchronous campaigns
     def add_trials(
@@ -448,9 +453,7 @@ class JournalWrites:
             ("UPDATE trials SET told_generation=?, told_pos=? WHERE id=?", (int(told_generation), int(pos), int(t)))
             for t, pos in rows
         ]
-        if elapsed_s is not None:
-            stmts.append(("UPDATE campaign SET elapsed_s=?, updated_at=? WHERE id=1", (float(elapsed_s), now)))
-        self._write(stmts)
+        self._write(stmts + _elapsed(elapsed_s, now))
 
     def add_report(
         self,

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .config import CampaignConfig, ConfigError, FailuresConfig
-from .executor import ExecutorListener, RayExecutor, TrialOutcome, TrialTask, _run_objective
+from .executor import ExecutorBase, ExecutorListener, RayExecutor, TrialOutcome, TrialTask, _run_objective
 from .status import TrialStatus
 
 __all__ = ["SimulatedExecutor", "SimulationResult", "DurationTable", "simulate", "MAX_WORKERS"]
@@ -139,7 +139,7 @@ def _valid_prefix(curve: list) -> list:
     return out
 
 
-class SimulatedExecutor:
+class SimulatedExecutor(ExecutorBase):
     """``workers`` simulated workers on a virtual clock (see the module docstring).
 
     Parameters
@@ -225,15 +225,6 @@ class SimulatedExecutor:
         self._queue.extend(tasks)
         self._dispatch(listener)
 
-    def run(self, tasks: Sequence[TrialTask], listener: ExecutorListener) -> str | None:
-        """Run ``tasks`` to completion (a synchronous generation); the abort reason or None."""
-        self.start(tasks, listener)
-        while self.busy:
-            reason = self.wait(listener)
-            if reason is not None:
-                return reason
-        return None
-
     def wait(self, listener: ExecutorListener) -> str | None:
         """Advance the clock to the next event (a trial's end, or with ``reporting`` one of its
         reports), process it and every other event at that same time, then start queued trials on
@@ -252,7 +243,7 @@ class SimulatedExecutor:
             if outcome is None:
                 continue
             self._end(run, at)
-            reason = self._handle(outcome, listener)
+            reason = self._handle(outcome, self._queue, listener)
             if reason is not None:
                 self.cancel_all(listener, reason="cancelled: campaign aborted")
                 return reason
@@ -356,20 +347,6 @@ class SimulatedExecutor:
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError(f"a simulated trial's duration must be a finite number >= 0, got {seconds!r}")
         return seconds
-
-    def _handle(self, outcome: TrialOutcome, listener: ExecutorListener) -> str | None:
-        on_error = self.failures.on_error
-        if RayExecutor._policy_applies(outcome):
-            task = outcome.task
-            if on_error == "retry" and task.attempts <= self.failures.max_retries:
-                task.last_error = f"attempt {task.attempts} {outcome.error}"
-                self._queue.appendleft(task)
-                return None
-            if on_error == "abort":
-                listener.finished(outcome)
-                return f"trial {task.trial_id} {outcome.error}; failures.on_error is 'abort'"
-        listener.finished(outcome)
-        return None
 
 
 @dataclass

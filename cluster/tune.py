@@ -6,7 +6,7 @@ in Ray 2.60: ``suggest``, ``on_trial_complete(trial_id, result, error)``,
 ``add_evaluated_trials``, ``save``/``restore``, ``get_state``/``set_state``, the staticmethod
 ``convert_search_space``) on top of esopt's ask/tell interface::
 
-    generation g:  X = strategy.ask()                     # (popsize, d) in the unit cube
+    generation g:  X = strategy.ask()                     # (popsize, d), the space's coordinates
                    rows 0..k-1 <- known results (evaluated_rewards, add_evaluated_point)
                    suggest() hands out decode(X[i]) for the other rows, one per trial
                    suggest() -> None while results of generation g are missing
@@ -29,7 +29,37 @@ told)``) and the restart is logged (logger ``cluster.tune``).  Budget criteria (
 
 Search spaces: a :class:`cluster.space.Space` (``"a/b"`` names give nested configs), or a Tune
 ``param_space`` dict (possibly nested) converted by :func:`cluster.tunespace.convert_search_space`
-(re-exported here with :class:`~cluster.tunespace.TuneSpace`).
+(re-exported here with :class:`~cluster.tunespace.TuneSpace`).  Supported Tune domains and their
+mapping (the table in :mod:`cluster.tunespace`):
+
+==========================================  ===========================================================
+Tune domain                                 what the strategy searches
+==========================================  ===========================================================
+``uniform``, ``loguniform``                 a unit coordinate (linear / log10 scale)
+``quniform``, ``qloguniform``               a unit coordinate; the value rounded to a multiple of ``q``
+``randint``                                 cmaes & co.: a unit coordinate, rounded; mixed strategy: an
+                                            integer coordinate holding the int (``upper`` excluded)
+``qrandint``                                as randint, on the grid index ``k`` (value ``k q``; ``upper``
+                                            included for ``q > 1``, as Tune's sampler)
+``lograndint``, ``qlograndint``             a unit coordinate on the log10 scale, rounded (``q``: grid index)
+``choice``                                  mixed strategy only: a categorical coordinate (index 0..K-1);
+                                            the config gets the choice itself
+``sample_from``, ``grid_search``, ``randn``  refused: ``ValueError`` naming the parameter
+==========================================  ===========================================================
+
+Which strategy: the one named (``strategy=``), or when none is named the mixed strategy
+``"catcmawm"`` (:class:`esopt.CatCMAwM`, CatCMA with margin, Hamano et al., GECCO 2024) for a space
+with an integer or a ``tune.choice`` domain and ``"cmaes"`` otherwise (the campaigns' rule,
+:func:`cluster.configmodel.default_strategy`).  Only the strategies of
+:func:`cluster.configmodel.mixed_strategies` search a categorical; naming another one for such a
+space is a ``ValueError`` that names those that can.  A named continuous strategy searches integer
+domains as rounded unit coordinates (esopt 0.1.0's behaviour).
+
+Trials stopped early by a Tune scheduler (``ASHAScheduler``, ``HyperBandScheduler``): with
+``max_t`` (the scheduler's ``max_t``, or ``"auto"``) every tell ranks them lexicographically by
+the ``time_attr`` they reached, then by their value there (:mod:`cluster.tunefidelity`,
+:func:`cluster.fidelity.lexicographic_fitness`), below every trial that got further, never as
+failures; :attr:`ESSearcher.best_result` counts only full-budget trials.
 """
 
 from __future__ import annotations
@@ -54,11 +84,16 @@ from esopt.jsonutil import to_jsonable
 from esopt.minimize import BUDGET_CRITERIA
 from esopt.registry import strategy_class
 
+from .configmodel import mixed_strategies
 from .continuation import describe_stop, restart_after_convergence
 from .penalty import penalize
 from .space import Space
 from .tuneasync import AsyncQueue, Candidate
+from .tunefidelity import Fidelity, check_fidelity_args
 from .tunespace import TuneSpace, as_tune_space, convert_search_space
+from .tunestrategy import check_strategy_options as _check_strategy_options
+from .tunestrategy import resolve_strategy as _resolve_strategy
+from .tunestrategy import same_space as _same_space
 
 __all__ = ["ESSearcher", "TuneSpace", "convert_search_space"]
 
@@ -74,6 +109,7 @@ _EXTRA_KEY = "tune.subclass_attributes"  # pickle (uint8) of a subclass's own at
 _FINAL_CRITERIA = BUDGET_CRITERIA | {"ftarget"}
 _KNOWN_ID = "esopt-known-{}"  # pseudo trial id of a row holding a known result
 _SCHEDULING = ("sync", "async")
+_FROM_SPACE = ("x0", "bounds", "integers", "categories")  # strategy options the searcher sets from the space
 
 
 def _metric_value(result: Mapping[str, Any] | None, metric: str) -> float | None:
@@ -106,8 +142,11 @@ class ESSearcher(Searcher):
         The search space.  None: take it from ``tune.Tuner(param_space=...)`` (Tune passes it
         through :meth:`set_search_properties`).  See :meth:`convert_search_space`.  A ``Space``
         parameter named ``"a/b"`` is handed out as ``config["a"]["b"]``.
-    strategy : str
-        An ``esopt.STRATEGIES`` name (``"cmaes"``, ``"sepcmaes"``, ``"lmmaes"``, ``"canonical"``).
+    strategy : str, optional
+        An ``esopt.STRATEGIES`` name (``"cmaes"``, ``"sepcmaes"``, ``"lmmaes"``, ``"canonical"``,
+        ``"catcmawm"``).  None (default): ``"catcmawm"`` for a space with an integer or a
+        ``tune.choice`` domain, ``"cmaes"`` otherwise (module docstring); see
+        :attr:`strategy_name`.
     metric : str, optional
         Key of the trial result to optimize (``TuneConfig(metric=...)`` sets it otherwise).  With
         ``mode`` but no metric anywhere, Ray's default metric ``"_metric"`` is used (as Ray's own
@@ -150,6 +189,15 @@ class ESSearcher(Searcher):
         from an older distribution told as injected solutions (clipped, arXiv 1110.4181), no
         finished trial dropped; ``max_concurrent_trials`` above ``popsize`` keeps every slot
         busy.  (Named ``scheduling`` because ``mode`` is Tune's min/max.)
+    max_t : int >= 1, "auto" or None
+        Rank trials stopped early by a Tune scheduler (:mod:`cluster.tunefidelity`): the full
+        budget in ``time_attr`` units, the scheduler's own ``max_t`` (pass the same number to
+        both), or ``"auto"``: the largest ``time_attr`` any completed trial reached so far.  None
+        (default): every trial is told its last metric value (right without a scheduler, and when
+        trials stop by themselves, e.g. through ``RunConfig(stop=...)`` on reaching a target).
+    time_attr : str
+        Result key of the progress a scheduler stops on (``ASHAScheduler``'s ``time_attr``,
+        default ``"training_iteration"``).
     **strategy_options
         Strategy options, termination thresholds and restart-wrapper options as one flat mapping
         (``esopt.check_options``), e.g. ``tolfun=1e-6`` or ``tolerances={"tolfun": 1e-6}``.
@@ -158,9 +206,13 @@ class ESSearcher(Searcher):
     ------
     ValueError, TypeError
         Unknown strategy or restart names, ``mode`` not in {min, max}, a non-string metric, bad
-        ``popsize``/``seed``/``sigma0``/``max_trials``/``stop_on_convergence``, unsupported
-        domains, points outside the space, ``evaluated_rewards`` without points or of another
-        length; and whatever the strategy's constructor raises for ``strategy_options`` (at once
+        ``popsize``/``seed``/``sigma0``/``max_trials``/``stop_on_convergence``/``max_t``/
+        ``time_attr``, unsupported domains or bad choices (naming the parameter), a categorical
+        with a strategy that cannot search one, a restart wrapper around the mixed strategy on a
+        discrete space, points outside the space (a value not among the choices, a non-integer
+        for an integer domain), ``evaluated_rewards`` without points or of another length,
+        ``x0``/``bounds``/``integers``/``categories`` among the options (they come from the
+        space); and whatever the strategy's constructor raises for ``strategy_options`` (at once
         if ``space`` is given, else when Tune passes the space).
 
     Notes
@@ -181,7 +233,7 @@ class ESSearcher(Searcher):
     def __init__(
         self,
         space=None,
-        strategy: str = "cmaes",
+        strategy: str | None = None,
         *,
         metric: str | None = None,
         mode: str | None = None,
@@ -194,14 +246,14 @@ class ESSearcher(Searcher):
         evaluated_rewards: Sequence[float] | None = None,
         stop_on_convergence: bool = False,
         scheduling: str = "sync",
+        max_t: int | str | None = None,
+        time_attr: str = "training_iteration",
         **strategy_options,
     ):
         before = set(self.__dict__)  # a subclass's attributes set before this call are its own
         # names of strategy/restarts and every option checked by the registry (nothing built yet)
-        flat_options = esopt.registry.flat_options(
-            {k: v for k, v in strategy_options.items() if k not in ("x0", "bounds")}
-        )
-        esopt.check_options(strategy, flat_options, restarts=restarts)
+        flat_options = esopt.registry.flat_options({k: v for k, v in strategy_options.items() if k not in _FROM_SPACE})
+        _check_strategy_options(strategy, flat_options, restarts)
         _check_metric_mode(metric, mode)
         if popsize is not None and not _is_int(popsize, 2):
             raise ValueError(f"popsize must be an int >= 2 or None, got {popsize!r}")
@@ -214,13 +266,17 @@ class ESSearcher(Searcher):
         points, rewards = _check_warm_start(points_to_evaluate, evaluated_rewards, stop_on_convergence)
         if scheduling not in _SCHEDULING:
             raise ValueError(f"scheduling must be 'sync' or 'async', got {scheduling!r}")
-        reserved = sorted({"x0", "bounds"} & set(strategy_options))
+        check_fidelity_args(max_t, time_attr)
+        reserved = sorted(set(_FROM_SPACE) & set(strategy_options))
         if reserved:
             raise ValueError(
-                f"{reserved} come from the space (unit cube, x0 from Param.init); do not pass them to ESSearcher"
+                f"{reserved} come from the space (its coordinates, x0 from Param.init, integer and categorical "
+                "coordinates from the domains); do not pass them to ESSearcher"
             )
         super().__init__(metric=metric, mode=mode)
-        self._strategy_name = strategy
+        self._strategy_arg = strategy  # as given; None = chosen from the space (_resolve_strategy)
+        self._strategy_name = strategy  # the strategy searched (known once the space is)
+        self._fidelity_args = (max_t, time_attr)
         self._restarts = restarts
         self._popsize = None if popsize is None else int(popsize)
         self._seed = None if seed is None else int(seed)
@@ -259,10 +315,16 @@ class ESSearcher(Searcher):
         self._restart_log: list[dict[str, Any]] = []  # one entry per restart after convergence
         self._stop: dict = {}
         self._queue = AsyncQueue()  # scheduling="async" only
+        self._levels: dict[str, float | None] = {}  # sync: trial id -> level reached (max_t set)
+        self._done_levels: list[float | None] = []  # async: level of each entry of _queue.done
+        self._fidelity = Fidelity(*self._fidelity_args)
 
     def _setup(self, tspace: TuneSpace) -> None:
         where = "points_to_evaluate"
+        name = _resolve_strategy(self._strategy_arg, self._restarts, tspace)
+        tspace = tspace.with_mixed(name in mixed_strategies())
         checked = [tspace.check_point(p, f"{where}[{i}]") for i, p in enumerate(self._points)]
+        self._strategy_name = name
         strategy = self._make_strategy(tspace)
         self._tspace, self._strategy = tspace, strategy
         self._reset_search_state()
@@ -274,33 +336,43 @@ class ESSearcher(Searcher):
             ]
             self._n_known = len(self._known)
 
-    def _make_strategy(self, tspace: TuneSpace, x0=None, popsize: int | None = None, seed: int | None = None):
-        # x0, popsize, seed: None = the searcher's own (a restart passes new ones)
+    def _make_strategy(
+        self, tspace: TuneSpace, x0=None, popsize: int | None = None, seed: int | None = None, name: str | None = None
+    ):
+        # x0, popsize, seed: None = the searcher's own (a restart passes new ones); a mixed space
+        # sets the strategy's integers/categories, and a restart's x0 is clipped into the bounds
+        # (an integer coordinate's mean may drift past them), as the campaigns do
+        space, options = tspace.space, dict(self._strategy_options)
+        if space.mixed:
+            options.update({k: v for k, v in (("integers", space.integers), ("categories", space.categories)) if v})
         return esopt.build(
-            self._strategy_name,
-            tspace.space.x0 if x0 is None else x0,
+            self._strategy_name if name is None else name,
+            space.x0 if x0 is None else np.clip(np.asarray(x0, dtype=float), *space.bounds),
             self._sigma0,
             restarts=self._restarts,
             popsize=self._popsize if popsize is None else popsize,
             seed=self._seed if seed is None else seed,
-            bounds=tspace.space.bounds,
-            options=self._strategy_options,
+            bounds=space.bounds,
+            options=options,
         )
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
         """Take ``metric``, ``mode`` and the search space from ``tune.Tuner`` / ``TuneConfig``.
 
         Returns False (Tune then raises its own error) if ``config`` holds domains and this
-        searcher already has a different space; True otherwise.  ``metric``/``mode`` given here
-        override those given to the constructor; a ``mode`` without any metric selects Ray's
-        default metric ``"_metric"``.  ``spec["num_samples"]`` caps the population size of
-        restarts to the trials left (Tune calls this only with a ``param_space``; otherwise
-        only ``max_trials`` caps it).
+        searcher already has a different space; True otherwise.  The strategy is chosen here when
+        none was named and the space arrives with Tune's ``param_space`` (class docstring).
+        ``metric``/``mode`` given here override those given to the constructor; a ``mode``
+        without any metric selects Ray's default metric ``"_metric"``.  ``spec["num_samples"]``
+        caps the population size of restarts to the trials left (Tune calls this only with a
+        ``param_space``; otherwise only ``max_trials`` caps it).
 
         Raises
         ------
         ValueError
-            ``mode`` not in {min, max}, or unsupported domains in ``config``.
+            ``mode`` not in {min, max}, unsupported domains or bad choices in ``config``, a
+            categorical with a strategy that cannot search one, ``points_to_evaluate`` outside
+            the space.  Nothing is set up then.
         """
         _check_metric_mode(metric, mode)
         _, domain_vars, grid_vars = parse_spec_vars(dict(config or {}))
@@ -308,8 +380,8 @@ class ESSearcher(Searcher):
             tspace = convert_search_space(config)
             if self._tspace is None:
                 self._setup(tspace)
-            elif self._tspace.same_as(tspace):
-                self._tspace = tspace  # adopt the constants of the template
+            elif _same_space(self._tspace, tspace):
+                self._tspace = tspace.with_mixed(self._tspace.space.mixed)  # adopt the constants of the template
             else:
                 return False
         if metric:
@@ -404,6 +476,28 @@ class ESSearcher(Searcher):
         ``n_told``, ``stop`` (the criteria that fired), ``popsize`` and ``seed`` of the new run."""
         return [dict(r) for r in self._restart_log]
 
+    @property
+    def strategy_name(self) -> str | None:
+        """The registry name of the strategy searched (chosen from the space when none was named;
+        None until the space is known)."""
+        return self._strategy_name
+
+    @property
+    def best_result(self) -> dict[str, Any] | None:
+        """The best trial this searcher suggested that reached the full budget, or None.
+
+        ``{"config": nested config, "metric": value (own sign), "trial_id": str, "level": float or
+        None}``.  With ``max_t`` set only full-budget trials count (``result[time_attr] >= max_t``;
+        with ``max_t="auto"`` those at the largest level seen so far), so a trial stopped early by
+        a scheduler is never the best; without ``max_t`` every completed trial counts and
+        ``level`` is None.  Failed trials and known results (``evaluated_rewards``) never count.
+        """
+        b = self._fidelity.best_result()
+        if b is None or self._tspace is None:
+            return None
+        value, config, trial_id, level = b
+        return {"config": self._tspace.to_config(config), "metric": value, "trial_id": trial_id, "level": level}
+
     # ----- ask / tell --------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict | str | None:
         """Next candidate of the current generation as a config dict (own units, constants
@@ -454,7 +548,7 @@ class ESSearcher(Searcher):
         return self._tspace.to_config(cand.config)
 
     def _encode(self, point: dict[str, Any]) -> list[float]:
-        return [float(t) for t in np.clip(self._tspace.space.encode(point), 0.0, 1.0)]
+        return [float(t) for t in self._tspace.encode(point)]
 
     def _ask_async(self) -> None:
         X = np.array(self._strategy.ask(), dtype=float)
@@ -465,13 +559,16 @@ class ESSearcher(Searcher):
         while self._known:
             point, value = self._known.pop(0)
             self._queue.done.append((Candidate(self._encode(point), point, self._generation), value))
+            self._done_levels.append(None)  # a known result counts as full budget
 
-    def _complete_async(self, trial_id: str, value: float | None) -> None:
+    def _complete_async(self, trial_id: str, value: float | None, level: float | None) -> None:
         cand = self._queue.out.pop(trial_id, None)
         if cand is None:
             logger.debug("ESSearcher: ignoring result of trial %s (not handed out)", trial_id)
             return
         self._queue.done.append((cand, value))
+        self._done_levels.append(level)
+        self._fidelity.record(level, value, cand.config, trial_id, self._mode)
         self._tell_async()
 
     def _tell_async(self) -> None:
@@ -480,10 +577,12 @@ class ESSearcher(Searcher):
             if q.pending_ask is None:
                 self._ask_async()  # the tell needs a pending ask; its rows become the supply again
             n = self.popsize
-            X, values = q.population(n)
-            f = np.array([np.nan if v is None else (-v if self._mode == "max" else v) for v in values])
-            failed = ~np.isfinite(f)
-            self._strategy.tell(X, penalize(f, failed))
+            X, values, rows = q.population_rows(n)
+            levels: list[float | None] = [None] * n
+            for i, row in enumerate(rows):
+                levels[row] = self._done_levels[i]
+            del self._done_levels[:n]
+            self._strategy.tell(X, self._fitness(values, levels))
             self._after_tell(n)
 
     def _check_ready(self) -> None:
@@ -507,7 +606,7 @@ class ESSearcher(Searcher):
 
     def _inject(self, row: int, point: dict[str, Any]) -> None:
         # the strategy sees a row that differs from the asked one: an injected solution
-        self._X[row] = np.clip(self._tspace.space.encode(point), 0.0, 1.0)
+        self._X[row] = self._tspace.encode(point)
         self._configs[row] = point
 
     def _place_known(self) -> None:
@@ -587,13 +686,17 @@ class ESSearcher(Searcher):
         current generation (e.g. re-runs of older trials after a restore) are ignored.
         """
         value = None if error else _metric_value(result, self._metric)
+        level = None if error else self._fidelity.level(result, _metric_value)
         if self._scheduling == "async":
-            self._complete_async(trial_id, value)
+            self._complete_async(trial_id, value, level)
             return
         if trial_id not in self._rows:
             logger.debug("ESSearcher: ignoring result of trial %s (not in the current generation)", trial_id)
             return
         self._results[trial_id] = value
+        if level is not None:
+            self._levels[trial_id] = level
+        self._fidelity.record(level, value, self._configs[self._rows[trial_id]], trial_id, self._mode)
         self._maybe_tell()
 
     def _maybe_tell(self) -> None:
@@ -602,23 +705,35 @@ class ESSearcher(Searcher):
 
     def _tell(self) -> None:
         n = len(self._configs)
-        f = np.full(n, np.nan)
+        values: list[float | None] = [None] * n
+        levels: list[float | None] = [None] * n
         for trial_id, row in self._rows.items():
-            value = self._results[trial_id]
-            if value is not None:
-                f[row] = -value if self._mode == "max" else value  # flip max -> min only here
+            values[row], levels[row] = self._results[trial_id], self._levels.get(trial_id)
+        self._strategy.tell(self._X, self._fitness(values, levels))
+        self._X, self._configs = None, []
+        self._next, self._rows, self._results, self._levels = 0, {}, {}, {}
+        self._after_tell(n)
+
+    def _fitness(self, values: list[float | None], levels: list[float | None]) -> np.ndarray:
+        """``(n,)`` fitness told to the strategy (minimized) for one tell's rows.
+
+        ``values``: each row's metric in its own sign (None = failed); ``levels``: the level each
+        row reached (:mod:`cluster.tunefidelity`; None = full budget or ranking off).  ``mode="max"``
+        is flipped here only; with ``max_t`` set the rows are ranked lexicographically (level
+        reached, then value; :func:`cluster.fidelity.lexicographic_fitness`); failed rows (None,
+        NaN, inf) get the penalty of :func:`cluster.penalty.penalize` (below every other row).
+        """
+        f = np.array([np.nan if v is None else (-v if self._mode == "max" else v) for v in values], dtype=float)
+        f = self._fidelity.fitness(f, levels)  # stopped early (max_t): below every trial that got further
         failed = ~np.isfinite(f)
         if failed.any():
             logger.info(
-                "ESSearcher: %d of %d trials of generation %d failed; told the penalty",
+                "ESSearcher: %d of %d trials of tell %d failed; told the penalty",
                 int(failed.sum()),
-                n,
+                len(f),
                 self.generation + 1,
             )
-        self._strategy.tell(self._X, penalize(f, failed))
-        self._X, self._configs = None, []
-        self._next, self._rows, self._results = 0, {}, {}
-        self._after_tell(n)
+        return penalize(f, failed)
 
     def _after_tell(self, n: int) -> None:
         self._generation += 1
@@ -734,10 +849,13 @@ class ESSearcher(Searcher):
             "sigma0": self._sigma0,
             "stop": self._stop,
             "generation": self._generation,
+            "levels": self._levels,
+            "fidelity": self._fidelity.to_json(),
         }
         if self._scheduling == "async":  # absent in sync checkpoints: those stay as before
             meta["scheduling"] = "async"
             meta["async"] = self._queue.to_json()
+            meta["done_levels"] = self._done_levels
         state[_META_KEY] = json.dumps(to_jsonable(meta))
         if self._X is not None:
             state[_X_KEY] = self._X
@@ -776,10 +894,13 @@ class ESSearcher(Searcher):
             setattr(self, name, value)
 
     def _parse_checkpoint(self, meta: dict, state: dict, where: str) -> dict[str, Any]:
-        if (meta["strategy"], meta["restarts"]) != (self._strategy_name, self._restarts):
+        # (a searcher pickled by an older esopt, as Tuner.restore unpickles it, lacks the newer attributes)
+        requested = getattr(self, "_strategy_arg", self._strategy_name)
+        fidelity_args = getattr(self, "_fidelity_args", (None, "training_iteration"))
+        if meta["restarts"] != self._restarts or requested not in (None, meta["strategy"]):
             raise ValueError(
                 f"{where} holds strategy={meta['strategy']!r}, restarts={meta['restarts']!r}; "
-                f"this searcher has {self._strategy_name!r}, {self._restarts!r}"
+                f"this searcher has {requested!r}, {self._restarts!r}"
             )
         if self._mode and meta["mode"] and meta["mode"] != self._mode:
             raise ValueError(f"{where} was written with mode={meta['mode']!r}, this searcher has mode={self._mode!r}")
@@ -790,10 +911,17 @@ class ESSearcher(Searcher):
             )
         X = state.pop(_X_KEY, None)
         tspace = self._checkpoint_space(meta, where)
+        queue = AsyncQueue.from_json(meta["async"]) if "async" in meta else AsyncQueue()
+        n_done = len(queue.done)
+        name = meta["strategy"]
+        if name is None and tspace is not None:  # saved before the space (and so the strategy) was known
+            name = _resolve_strategy(requested, self._restarts, tspace)
+        if tspace is not None:
+            tspace = tspace.with_mixed(name in mixed_strategies())
         if "class" in state:
             strategy = strategy_class(str(state["class"])).from_state_dict(state)
         else:  # saved before the space was known: start afresh
-            strategy = None if tspace is None else self._make_strategy(tspace)
+            strategy = None if tspace is None else self._make_strategy(tspace, name=name)
         rows = {str(k): int(v) for k, v in meta["rows"].items()}
         _check_rows(where, X, len(meta["configs"]), rows)
         return {
@@ -810,7 +938,13 @@ class ESSearcher(Searcher):
             "_pending_points": list(meta["pending_points"]),
             "_stop": dict(meta["stop"]),
             "_generation": int(meta["generation"]),
-            "_queue": AsyncQueue.from_json(meta["async"]) if "async" in meta else AsyncQueue(),
+            "_queue": queue,
+            "_done_levels": [None if v is None else float(v) for v in meta.get("done_levels", [None] * n_done)],
+            "_levels": {str(k): float(v) for k, v in meta.get("levels", {}).items()},
+            "_fidelity": Fidelity(*fidelity_args).load_json(meta.get("fidelity")),
+            "_fidelity_args": fidelity_args,
+            "_strategy_arg": requested,
+            "_strategy_name": name,
             **_version2_fields(meta, strategy),
         }
 
@@ -820,7 +954,9 @@ class ESSearcher(Searcher):
             saved = TuneSpace.from_json(meta["tune_space"])
             if tspace is None:
                 tspace = saved
-            elif not tspace.same_as(saved):
+            elif _same_space(saved, tspace):
+                tspace = tspace.with_mixed(saved.space.mixed)  # the checkpoint's strategy's coordinates
+            else:
                 raise ValueError(
                     f"{where} was written for the space {saved.to_json()}, this searcher has {tspace.to_json()}"
                 )

@@ -89,9 +89,9 @@ def test_convert_search_space_bounds_scales_and_types():
 @pytest.mark.parametrize(
     "name, domain",
     [
-        ("act", tune.choice(["relu", "tanh"])),
+        ("act", tune.choice(["relu"])),
         ("noise", tune.randn(0, 1)),
-        ("steps", tune.qrandint(1, 10, 2)),
+        ("steps", tune.qrandint(1, 3, 4)),
         ("f", tune.sample_from(lambda c: 1)),
         ("grid", tune.grid_search([1, 2])),
         ("single", tune.randint(3, 4)),
@@ -649,7 +649,7 @@ def test_interrupted_experiment_resumes_the_es_exactly(reference, tmp_path):
 def flaky(config):
     if config["lr"] > 0.02:
         raise RuntimeError("diverged")  # Tune marks the trial ERROR
-    if config["x"] < 0.0:
+    if config["x"] < 0.15:  # (seed 2: a trial of generation 1, whatever the later updates)
         # (a result without the metric would abort the whole experiment in Tune's strict metric
         # checking, before any searcher sees it; the unit tests cover that case)
         return {"loss": float("nan")}
