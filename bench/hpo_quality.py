@@ -52,6 +52,15 @@ Outputs: the per-trial CSV, a PNG of the best-so-far validation error vs trials 
 min-max band over seeds, per method), and markdown tables (printed; with ``--save-results`` also
 written to ``bench/results/hpo_quality-<config name>.{csv,png}``, ``...-reeval.csv`` and a section
 of ``bench/results/hpo_quality.md``).
+
+Provenance (bench/provenance.py): every run CSV in the cache, every CSV and PNG written has a
+sidecar ``<file>.provenance.json`` (commit, dirty paths, a digest of the source, package versions,
+BLAS library and kernel, Python, CPU; the results' sidecars also list each run's), and the
+markdown ends with the same in a few lines.  Cached runs or re-evaluations from other code (another
+source digest, or none recorded) are reported, and ``--save-results`` refuses them unless
+``--allow-stale``: results and the code they are committed with cannot drift apart silently.
+tests/test_bench_replay.py replays the first generations of the committed runs with
+:func:`make_es` and :func:`es_loop`.
 """
 
 from __future__ import annotations
@@ -74,6 +83,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # bench/provenance.py, also when imported
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import provenance as prov_mod  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REEVAL_SEED0 = 10_000
@@ -152,6 +165,38 @@ def evaluate(hp: dict, spec) -> dict:
     return {"objective": obj, "test_error": test, "status": status, "wall_time_s": wall}
 
 
+def make_es(cfg, name: str, kw: dict, seed: int):
+    """The ES of run ``seed``: ``esopt.make_strategy(name, space.x0, sigma0, popsize=, seed=
+    strategy.seed + seed, bounds=space.bounds)`` with ``popsize``/``sigma0`` from ``kw`` (the
+    method label's overrides) or the config.  ``tests/test_bench_replay.py`` rebuilds committed
+    runs with it."""
+    import esopt
+
+    popsize = kw.get("popsize", cfg.strategy.popsize)
+    sigma0 = kw.get("sigma0", cfg.strategy.sigma0)
+    space = cfg.space
+    return esopt.make_strategy(
+        name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + int(seed), bounds=space.bounds
+    )
+
+
+def es_loop(es, space, n_trials: int, objective) -> None:
+    """Generations of ``es`` until ``n_trials`` candidates are evaluated: ask, decode each row with
+    ``space.decode``, ``f = objective(hp, generation, sigma)`` (sigma: the step size the generation
+    was sampled with, unit-cube units), tell; a last, incomplete generation is evaluated but not
+    told (the campaign driver's generation semantics)."""
+    gen, done = 0, 0
+    while done < n_trials:
+        sigma = float(es.sigma)
+        X = es.ask()
+        k = min(len(X), n_trials - done)
+        f = [objective(space.decode(x), gen, sigma) for x in X[:k]]
+        done += k
+        if k == len(X):
+            es.tell(X, np.asarray(f))
+        gen += 1
+
+
 def tpe_distributions(space) -> dict:
     """Optuna distributions equal to the ``Space``'s params (log10 -> ``log=True``, int -> Int)."""
     from optuna.distributions import FloatDistribution, IntDistribution
@@ -173,6 +218,7 @@ def run_one(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    prov = prov_mod.provenance(command=f"bench/hpo_quality.py run_one {json.dumps(job)}")  # before any trial
     cfg = load(job["config"])
     space = cfg.space
     name, kw = parse_method(job["method"])
@@ -210,22 +256,7 @@ def run_one(job: dict) -> dict:
         return r["objective"]
 
     if name in ("cmaes", "sepcmaes"):
-        import esopt
-
-        popsize = kw.get("popsize", cfg.strategy.popsize)
-        sigma0 = kw.get("sigma0", cfg.strategy.sigma0)
-        es = esopt.make_strategy(
-            name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + seed, bounds=space.bounds
-        )
-        gen = 0
-        while len(rows) < n_trials:
-            sigma = float(es.sigma)  # step size this generation was sampled with (unit-cube units)
-            X = es.ask()
-            k = min(len(X), n_trials - len(rows))
-            f = [record(space.decode(x), gen, sigma) for x in X[:k]]
-            if k == len(X):
-                es.tell(X, np.asarray(f))
-            gen += 1
+        es_loop(make_es(cfg, name, kw, seed), space, n_trials, record)
     elif name == "random":
         rng = np.random.default_rng([seed, 7])
         for _ in range(n_trials):
@@ -243,6 +274,7 @@ def run_one(job: dict) -> dict:
             study.tell(t, record(hp, -1))
     elapsed = time.perf_counter() - t_start
     write_csv(Path(job["csv"]), rows, space.names)
+    prov_mod.write_sidecar(Path(job["csv"]), prov, job=job)
     i = int(np.argmin([r["objective"] for r in rows]))
     return {
         "method": job["method"],
@@ -285,15 +317,21 @@ def _fmt(v, exact: bool = False):
     return v
 
 
+#: columns written exactly (``repr``) besides the hyperparameters: what an ES was told and sampled with
+EXACT_COLS = ("objective", "sigma")
+
+
 def write_csv(path: Path, rows: list[dict], names: list[str], base=BASE_COLS) -> None:
     """Write ``rows`` atomically (``path.tmp`` then rename); columns ``base`` then ``names``.
 
-    Metrics are written with 6 significant digits, the hyperparameters ``names`` exactly (``repr``):
-    training is chaotic in them (at a fixed training seed, ``lr * (1 + 1e-6)`` can change the
-    validation error by several images), so only exact values reproduce a trial."""
+    Metrics are written with 6 significant digits; the hyperparameters ``names``, the objective
+    and sigma exactly (``repr``): training is chaotic in the hyperparameters (at a fixed training
+    seed, ``lr * (1 + 1e-6)`` can change the validation error by several images), so only exact
+    values reproduce a trial, and a run is replayed from the objectives told
+    (tests/test_bench_replay.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    hp = set(names)
+    hp = set(names) | set(EXACT_COLS)
     with tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(base) + list(names), extrasaction="ignore")
         w.writeheader()
@@ -574,6 +612,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="cache/output folder (default bench/out/<config name>)")
     ap.add_argument("--save-results", action="store_true", help="copy CSV, PNG, tables to bench/results/")
     ap.add_argument("--report-only", action="store_true", help="no new trials; tables from the cache")
+    ap.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="save results even if cached runs came from other code (another source digest)",
+    )
     args = ap.parse_args(argv)
     command = (
         "python bench/hpo_quality.py "
@@ -582,6 +625,7 @@ def main(argv=None) -> int:
         )
     )
 
+    prov = prov_mod.provenance(command=command)  # of the code as this invocation starts
     cfg = load(args.config)
     n = args.trials or cfg.budget.max_trials
     if not n:
@@ -639,6 +683,11 @@ def main(argv=None) -> int:
         if csv_path(m, s).exists()
     }
     rows = [r for rr in runs.values() for r in rr]
+    run_prov = {name: _run_provenance(prov_mod.read_sidecar(run_dir / name)) for name in runs}
+    stale = _stale(run_prov, prov)
+    if stale and args.save_results and not args.allow_stale:
+        print("not saving results from stale runs: delete them (or use a fresh --out), or pass --allow-stale")
+        return 2
     names = {csv_path(m, s).name for s in range(args.seeds) for m in methods}
     summaries = (
         [json.loads(line) for line in summaries_path.read_text().splitlines()] if summaries_path.exists() else []
@@ -651,40 +700,114 @@ def main(argv=None) -> int:
     # re-evaluation of every run's final best, and of the config's x0, with fresh training seeds
     reeval_rows: list[dict] = []
     if args.reeval > 0:
-        re_path = run_dir / f"reeval-{run_key(cfg, 'random', overrides)}-k{args.reeval}.csv"
-        done = read_csv(re_path) if re_path.exists() else []
-        rjobs = reeval_jobs(cfg, args.config, runs, n, args.reeval, overrides, {r["run"] for r in done})
-        if rjobs and not args.report_only:
-            print(f"re-evaluating {len(rjobs)} probes x {args.reeval} training seeds", flush=True)
-            for res in run_pool(reeval_one, rjobs, args.workers):
-                done += res
-                write_csv(re_path, done, cfg.space.names, base=REEVAL_COLS)
-        reeval_rows = [r for r in done if r["run"] in names | {"x0"}]
+        reeval_rows, run_prov["reeval"] = reevaluate(cfg, args, runs, n, overrides, run_dir, names, prov)
+        stale += _stale(run_prov["reeval"]["probes"], prov, "reeval of ")
+        if stale and args.save_results and not args.allow_stale:
+            print("not saving results from stale re-evaluations: delete them, or pass --allow-stale")
+            return 2
     wall_total = time.perf_counter() - t0
 
     table = report(cfg, rows, reeval_rows, summaries, methods, args.seeds, n, wall_total, spec_info)
     print(table)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"hpo_quality-{tag}.md").write_text(table + "\n")
-    write_csv(out / f"hpo_quality-{tag}.csv", rows, cfg.space.names)
-    plot(out / f"hpo_quality-{tag}.png", cfg, rows, methods, args.seeds, n)
+    prov_md = prov_mod.markdown(prov) + (
+        f"\n{len(stale)} of the runs or re-evaluations came from other code (--allow-stale)." if stale else ""
+    )
+    outputs = write_outputs(out, tag, cfg, rows, [], methods, args.seeds, n, table, prov_md)
     print(f"\nwrote {out}/hpo_quality-{tag}.{{md,csv,png}}")
     if args.save_results:
         res = ROOT / "bench" / "results"
-        res.mkdir(parents=True, exist_ok=True)
-        write_csv(res / f"hpo_quality-{cfg.name}.csv", rows, cfg.space.names)
-        if reeval_rows:
-            write_csv(res / f"hpo_quality-{cfg.name}-reeval.csv", reeval_rows, cfg.space.names, base=REEVAL_COLS)
-        plot(res / f"hpo_quality-{cfg.name}.png", cfg, rows, methods, args.seeds, n)
-        update_md(res / "hpo_quality.md", cfg.name, table, command)
+        outputs += write_outputs(res, None, cfg, rows, reeval_rows, methods, args.seeds, n, table, prov_md)
+        update_md(res / "hpo_quality.md", cfg.name, table, command, prov_md)
         print(f"saved to {res}")
+    for path in outputs:
+        prov_mod.write_sidecar(path, prov, runs=run_prov, stale=stale)
     return 0
 
 
-def update_md(path: Path, name: str, table: str, command: str) -> None:
-    """Replace (or append) the section of ``name`` in ``path``, delimited by HTML comments."""
+def reevaluate(cfg, args, runs: dict, n: int, overrides: dict, run_dir: Path, names: set, prov: dict):
+    """Retrain the final bests of ``runs`` (and x0) with ``args.reeval`` fresh training seeds,
+    cached in ``run_dir`` (``reeval-*.csv`` with a provenance sidecar naming the code of each
+    probe).  Returns the rows of the probes in ``names | {"x0"}`` and ``{"file", "probes":
+    {probe: provenance}}``."""
+    re_path = run_dir / f"reeval-{run_key(cfg, 'random', overrides)}-k{args.reeval}.csv"
+    done = read_csv(re_path) if re_path.exists() else []
+    probes = (prov_mod.read_sidecar(re_path) or {}).get("probes", {})
+    rjobs = reeval_jobs(cfg, args.config, runs, n, args.reeval, overrides, {r["run"] for r in done})
+    if rjobs and not args.report_only:
+        print(f"re-evaluating {len(rjobs)} probes x {args.reeval} training seeds", flush=True)
+        for res in run_pool(reeval_one, rjobs, args.workers):
+            done += res
+            write_csv(re_path, done, cfg.space.names, base=REEVAL_COLS)
+            probes.update({r["run"]: _run_provenance(prov) for r in res})
+            prov_mod.write_sidecar(re_path, prov, probes=probes)
+    rows = [r for r in done if r["run"] in names | {"x0"}]
+    return rows, {"file": re_path.name, "probes": {r["run"]: probes.get(r["run"]) for r in rows}}
+
+
+def write_outputs(folder: Path, tag, cfg, rows, reeval_rows, methods, seeds, n, table, prov_md) -> list[Path]:
+    """The per-trial CSV and the PNG (and the re-evaluation CSV if ``reeval_rows``) in ``folder``:
+    ``hpo_quality-<tag>.*`` with a ``.md`` of the table (``tag`` given), else
+    ``hpo_quality-<config name>.*`` (bench/results).  Returns the CSV/PNG paths (for sidecars)."""
+    stem = folder / f"hpo_quality-{tag if tag is not None else cfg.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + ".png")]
+    write_csv(paths[0], rows, cfg.space.names)
+    plot(paths[1], cfg, rows, methods, seeds, n)
+    if reeval_rows:
+        paths.append(stem.with_name(stem.name + "-reeval.csv"))
+        write_csv(paths[2], reeval_rows, cfg.space.names, base=REEVAL_COLS)
+    if tag is not None:
+        stem.with_name(stem.name + ".md").write_text(table + "\n\n" + prov_md + "\n")
+    return paths
+
+
+#: folders whose code decides a trial's candidates and values: a cached run is stale if they differed
+STALE_DIRS = ("esopt", "trials")
+
+
+def _stale(entries: dict, prov: dict, what: str = "") -> list[str]:
+    """Names in ``entries`` ({name: run provenance or None}) without provenance or whose code in
+    :data:`STALE_DIRS` differed from ``prov``'s (source digests); printed as a warning, as are
+    entries that differ only elsewhere (``cluster/``, ``bench/``: not counted as stale)."""
+    now = prov["source_sha1_by_dir"]
+
+    def differs(p, dirs) -> bool:
+        return any(p["source_sha1_by_dir"].get(d) != now.get(d) for d in dirs)
+
+    stale = sorted(what + k for k, p in entries.items() if p is None or differs(p, STALE_DIRS))
+    other = sorted(what + k for k, p in entries.items() if p is not None and differs(p, tuple(now)))
+    for names, msg in (
+        (stale, f"have no provenance or came from other {'/'.join(STALE_DIRS)} code"),
+        (sorted(set(other) - set(stale)), "came from other code outside those folders"),
+    ):
+        if names:
+            print(
+                f"WARNING: {len(names)} cached results {msg}: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
+            )
+    return stale
+
+
+def _run_provenance(p: dict | None) -> dict | None:
+    """The part of a run's provenance that identifies its code and BLAS (None if unrecorded)."""
+    if p is None:
+        return None
+    return {
+        "date_utc": p["date_utc"],
+        "commit": p["git"]["commit"],
+        "dirty": p["git"]["dirty"],
+        "source_sha1": p["source_sha1"],
+        "source_sha1_by_dir": p.get("source_sha1_by_dir", {}),
+        "blas": sorted(
+            {f"{b['internal_api']} {b['version']} {b['architecture']}" for b in p["blas"] if b["user_api"] == "blas"}
+        ),
+    }
+
+
+def update_md(path: Path, name: str, table: str, command: str, prov_md: str = "") -> None:
+    """Replace (or append) the section of ``name`` in ``path``, delimited by HTML comments; the
+    section ends with the command and the provenance lines ``prov_md``."""
     start, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
-    section = f"{start}\n{table}\n\nCommand: `{command}`\n{end}"
+    section = f"{start}\n{table}\n\nCommand: `{command}`  \n{prov_md}\n{end}"
     text = path.read_text() if path.exists() else "# Tuning quality (bench/hpo_quality.py)\n"
     if start in text and end in text:
         text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]

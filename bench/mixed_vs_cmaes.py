@@ -27,15 +27,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # bench/provenance.py, also when imported
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import provenance as prov_mod  # noqa: E402
 
 TARGET = 1e-10
 X_BOUND = 5.0
@@ -176,29 +177,14 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=20000)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    import cmaes
-
-    import esopt
-
     t0 = time.time()
-    try:
-        git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
-        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no", "--", "esopt", "bench"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        commit = head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    command = f"python bench/mixed_vs_cmaes.py --seeds {args.seeds} --budget {args.budget}"
+    prov = prov_mod.provenance(command=command)  # commit, packages, BLAS kernel, CPU (bench/provenance.py)
     lines = [
         "# esopt CatCMAwM vs cmaes CatCMAwM: median evaluations to f <= 1e-10",
         "",
-        f"Command: `python bench/mixed_vs_cmaes.py --seeds {args.seeds} --budget {args.budget}`  ",
-        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; esopt {esopt.__version__} "
-        f"(commit {commit}), cmaes {cmaes.__version__}, numpy {np.__version__}, Python {platform.python_version()}  ",
+        f"Command: `{command}`  ",
+        prov_mod.markdown(prov),
         f"Seeds 0..{args.seeds - 1} for each library; success = runs reaching the target within the budget.",
         "",
         "| problem | esopt median | cmaes median | esopt / cmaes | esopt success | cmaes success |",
@@ -214,6 +200,7 @@ def main(argv=None) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
+        prov_mod.write_sidecar(args.out, prov)
     else:
         sys.stdout.write(text)
     return 0

@@ -484,6 +484,13 @@ class RayExecutor(ExecutorBase):
         if msg.get("kind") == "report":
             return self._report(gen, task, msg, listener)
         del self._running[gen]
+        if (
+            self.streaming
+        ):  # the result is in: a worker or node dying before the task ends must not make Ray run it again
+            try:
+                ray.cancel(gen)
+            except Exception:  # noqa: BLE001 - best effort
+                pass
         return self._outcome(task, msg)
 
     def _report(self, gen: Any, task: TrialTask, msg: dict, listener: ExecutorListener) -> TrialOutcome | None:

@@ -12,7 +12,7 @@ evolving state a :class:`CMAState`.
 One generation::
 
     z_k ~ N(0, I)                                 Eq. (38)   one (popsize, n) draw
-    y_k = B D z_k ~ N(0, C)                       Eq. (39)   one matrix product Z @ (B D)^T
+    y_k = C^{1/2} z_k = B D B^T z_k ~ N(0, C)     Eq. (39)   one matrix product Z @ C^{1/2}
     x_k = m + sigma y_k ~ N(m, sigma^2 C)         Eq. (40)
     <y>_w = sum_{i<=mu} w_i y_{i:lambda}          Eq. (41)
     m <- m + c_m sigma <y>_w                      Eq. (42)
@@ -23,8 +23,20 @@ One generation::
     C <- (1 + c1 delta(h_s) - c1 - cmu sum w) C + c1 p_c p_c^T
                                     + cmu sum_i w°_i y_{i:lambda} y_{i:lambda}^T    Eq. (47)
 
-``C^{-1/2} y_k = B z_k`` because B and D are those used for sampling (they are only
+``C^{-1/2} y_k = z_k`` because ``C^{1/2} = B D B^T`` is the one used for sampling (B and D are only
 recomputed at the end of a ``tell``), so Eq. (43) and (46) cost no extra linear solve.
+
+Why the symmetric square root and not the tutorial's ``y_k = B D z_k``: both are ``N(0, C)``
+(``B^T z ~ N(0, I)``; tutorial Sec. 0.1-0.2: ``C^{1/2} = B D B^T``, ``N(0, C) ~ C^{1/2} N(0, I) ~
+B D N(0, I)``), but the eigenvectors B of a C with (nearly) equal eigenvalues are not unique: any
+rotation inside a (near-)degenerate eigenspace is as valid, and LAPACK returns different ones for
+different BLAS kernels (OpenBLAS's ``OPENBLAS_CORETYPE``).  ``B D z`` then gives other candidates for
+the same seed on another CPU (measured: digits-highdim, generation 1, ``lr`` of the first candidate
+0.000625 with the Haswell kernel, 0.00517 with Nehalem), whereas ``C^{1/2}`` is unique and depends on
+B only up to rounding, so a seeded run gives the same candidates on every machine (to ~1e-15 in the
+first generations; tests/test_sampling_blas.py).  Option ``sampling="eigen"`` keeps ``B D z``:
+checkpoints written before the option existed (esopt 0.1.0's, and format-2 ones without
+``init.options.sampling``) load with it and continue bit-for-bit.
 """
 
 from __future__ import annotations
@@ -51,10 +63,32 @@ __all__ = [
     "SIGMA_CAP_FACTOR",
     "MAX_DELTA_LOG_SIGMA",
     "EIG_FLOOR",
+    "SAMPLINGS",
+    "sampling_transform",
 ]
 
 #: eigenvalues of C are clamped to at least ``EIG_FLOOR * max eigenvalue``.
 EIG_FLOOR = 1e-20
+
+#: values of the ``sampling`` option: the symmetric square root (default) and esopt's earlier ``B D``.
+SAMPLINGS = ("sqrt", "eigen")
+
+
+def sampling_transform(B: np.ndarray, D: np.ndarray, sampling: str) -> np.ndarray:
+    """The ``(n, n)`` matrix ``T`` with ``y = T z ~ N(0, B D^2 B^T)`` for ``z ~ N(0, I)``.
+
+    ``B`` (n, n): orthonormal eigenvectors (columns); ``D`` (n,): square roots of the eigenvalues.
+    ``sampling="sqrt"``: ``T = C^{1/2} = B D B^T`` (tutorial Sec. 0.1), exactly symmetric, unique
+    for a given C and so independent (up to rounding) of which eigenvectors LAPACK returned for
+    (nearly) equal eigenvalues; ``"eigen"``: ``T = B D`` (tutorial Eq. (39)), which is not.
+    Raises ``ValueError`` for another ``sampling``.
+    """
+    if sampling == "sqrt":
+        S = (B * D) @ B.T  # one n x n x n product per eigendecomposition (dsyevd costs 3-15x more, n = 10-1000)
+        return (S + S.T) * 0.5  # exactly symmetric
+    if sampling == "eigen":
+        return B * D
+    raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
 
 
 def _eigh(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +131,13 @@ class CMAParameters:
         Generations between eigendecompositions, ``1 / (10 n (c1 + cmu))`` (pycma's
         ``lazy_update_gap``; the tutorial's implementation notes postpone the O(n^3) update of B and
         D so that the cost per generation is O(n^2)).
+    sampling : {"sqrt", "eigen"}
+        How ``z ~ N(0, I)`` maps to ``y ~ N(0, C)`` (:func:`sampling_transform`): ``"sqrt"``,
+        ``y = C^{1/2} z = B D B^T z``, the same on every BLAS kernel (default); ``"eigen"``,
+        ``y = B D z``, as esopt did before this option existed (and pycma and cmaes do), which
+        depends on the eigenvectors LAPACK picks (module docstring).
 
-    Raises ``ValueError`` for ``n < 1`` or ``popsize < 2``.
+    Raises ``ValueError`` for ``n < 1``, ``popsize < 2`` or another ``sampling``.
     """
 
     n: int
@@ -115,12 +154,15 @@ class CMAParameters:
     damps: float
     chiN: float
     lazy_gap: float
+    sampling: str
 
-    def __init__(self, n: int, popsize: int, active: bool = True):
+    def __init__(self, n: int, popsize: int, active: bool = True, sampling: str = "sqrt"):
         if n < 1:
             raise ValueError(f"dimension n must be >= 1, got {n}")
         if popsize < 2:
             raise ValueError(f"popsize must be >= 2, got {popsize}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
         w, mu = recombination_weights(popsize)  # Eq. (49)
         mueff = cmaconst.mueff(w[:mu])
         cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)  # Eq. (56)
@@ -146,6 +188,7 @@ class CMAParameters:
             damps=cmaconst.csa_damps(n, mueff, cs),  # Eq. (55), pycma
             chiN=expected_norm(n),
             lazy_gap=1.0 / (c1 + cmu + 1e-23) / n / 10,
+            sampling=sampling,
         )
         for k, v in values.items():
             object.__setattr__(self, k, v)
@@ -206,6 +249,11 @@ class CMAES(EvolutionStrategy):
         Use negative weights for the worst ``popsize - mu`` candidates (active CMA, Eq. (46)-(53)).
     tolerances : esopt.Tolerances or dict, optional
         Termination thresholds (pycma's names and defaults), see :meth:`stop`.
+    sampling : {"sqrt", "eigen"}
+        ``"sqrt"``: candidates ``m + sigma C^{1/2} z`` (default; the same candidates for a seed on
+        every CPU and BLAS kernel); ``"eigen"``: ``m + sigma B D z`` as esopt did before this option
+        existed, for continuing the checkpoints written then (they load with it) and reproducing
+        their runs.
 
     Attributes
     ----------
@@ -217,14 +265,15 @@ class CMAES(EvolutionStrategy):
         array, mirrored from the upper triangle that the update keeps; reading it changes nothing)
     pc, ps : ndarray (n,)  evolution paths of C and of sigma
     B : ndarray (n, n), D : ndarray (n,)  eigenvectors (columns) and sqrt of eigenvalues
-        (ascending) of C at the last eigendecomposition; sampling uses them
+        (ascending) of C at the last eigendecomposition; sampling uses ``C^{1/2} = B D B^T``
     weights, mu, mueff, cc, cs, c1, cmu, damps, chiN, lazy_gap : see :class:`CMAParameters`
 
     Raises
     ------
     ValueError, TypeError
         As :class:`esopt.base.EvolutionStrategy` (``sigma0 <= 0``, non-finite or mis-shaped
-        ``x0``, ``x0`` outside bounds, ``lower >= upper``, bad ``popsize``/tolerances).
+        ``x0``, ``x0`` outside bounds, ``lower >= upper``, bad ``popsize``/tolerances); ``sampling``
+        not one of ``"sqrt"``, ``"eigen"``.
 
     Notes
     -----
@@ -232,10 +281,13 @@ class CMAES(EvolutionStrategy):
     :meth:`_eigendecompose` (lazy, every ``lazy_gap`` generations), :meth:`_cap_sigma`.
     Differences to pycma: C starts as the identity (pycma perturbs its diagonal by ``1e-4``
     relative to break ties); hsig is pycma's test ``|p_s|^2 / (1-(1-c_s)^(2g)) / n < 2 + 4/(n+1)``;
-    no mirrored sampling (pycma mirrors for ``popsize < 6``).
+    no mirrored sampling (pycma mirrors for ``popsize < 6``); candidates are ``m + sigma C^{1/2} z``
+    (pycma and cmaes: ``m + sigma B D z``, the same distribution; see the module docstring).
     """
 
     name: ClassVar[str] = "cmaes"
+    #: esopt 0.1.0 sampled ``B D z`` (its checkpoints continue with it)
+    _V1_OPTIONS: ClassVar[dict[str, Any]] = {"sampling": "eigen"}
     pc = state_field()
     ps = state_field()
     B = state_field()
@@ -255,12 +307,16 @@ class CMAES(EvolutionStrategy):
     chiN = param_field()
     lazy_gap = param_field()
 
-    def __init__(self, x0, sigma0, *, popsize=None, seed=None, bounds=None, active=True, tolerances=None):
+    def __init__(
+        self, x0, sigma0, *, popsize=None, seed=None, bounds=None, active=True, tolerances=None, sampling="sqrt"
+    ):
         if not isinstance(active, (bool, np.bool_)):
             raise TypeError(f"active must be a bool, got {active!r}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
         super().__init__(x0, sigma0, popsize=popsize, seed=seed, bounds=bounds, tolerances=tolerances)
         n = self.n
-        p = self.params = CMAParameters(n, self.popsize, bool(active))
+        p = self.params = CMAParameters(n, self.popsize, bool(active), str(sampling))
         # frozen helpers for tell, derived from the parameters
         self._wpos = np.ascontiguousarray(p.weights[: p.mu])
         wneg = p.weights[p.mu :]
@@ -286,10 +342,10 @@ class CMAES(EvolutionStrategy):
             eigen_iter=0,  # countiter of the last eigendecomposition
             Z=self._no_Z,  # N(0, I) draws of the pending ask
         )
-        self._BD = self.state.B * self.state.D
+        self._set_transform()
 
     def _init_options(self) -> dict[str, Any]:
-        return {"active": self.params.active}
+        return {"active": self.params.active, "sampling": self.params.sampling}
 
     def _export_state(self) -> CMAState:
         return replace(self.state, C=self.C)  # the symmetric C (the lower triangle may be stale)
@@ -301,14 +357,30 @@ class CMAES(EvolutionStrategy):
         st = self.state
         st.C = np.asfortranarray(st.C)
         st.B = np.asfortranarray(st.B)
-        self._BD = st.B * st.D
+        self._set_transform()
+
+    @classmethod
+    def from_state_dict(cls, d: dict[str, Any]) -> CMAES:
+        """As :meth:`esopt.base.EvolutionStrategy.from_state_dict`; a format-2 dict without
+        ``init.options.sampling`` (written before the option existed, when esopt sampled ``B D z``)
+        continues with ``sampling="eigen"``, bit-for-bit (format 1 gets it from ``_V1_OPTIONS``).
+        Raises as the base class."""
+        if isinstance(d, dict) and d.get("version") == 2 and "init.options.sampling" not in d:
+            d = {**d, "init.options.sampling": "eigen"}
+        return super().from_state_dict(d)
+
+    def _set_transform(self) -> None:
+        """Cache ``T^T`` of :func:`sampling_transform` for the current B, D (sampling draws
+        ``Y = Z T^T``)."""
+        st = self.state
+        self._Tt = sampling_transform(st.B, st.D, self.params.sampling).T
 
     # ----- sampling ----------------------------------------------------------------------------
     def _sample(self) -> np.ndarray:
         st = self.state
         Z = self._rng.standard_normal((self.popsize, self.n))  # Eq. (38): z_k ~ N(0, I)
         st.Z = Z
-        Y = Z @ self._BD.T  # Eq. (39): y_k = B D z_k ~ N(0, C)
+        Y = Z @ self._Tt  # Eq. (39): y_k = C^{1/2} z_k = B D B^T z_k ~ N(0, C)  ("eigen": B D z_k)
         Y *= st.sigma
         Y += st.mean  # Eq. (40): x_k = m + sigma y_k ~ N(m, sigma^2 C)
         return Y
@@ -325,9 +397,12 @@ class CMAES(EvolutionStrategy):
         ys /= sigma  # y_{i:lambda} = (x_{i:lambda} - m) / sigma, sorted
         yw = self._wpos @ ys[:mu]  # Eq. (41)
         st.mean = mean + (p.cm * sigma) * yw  # Eq. (42)
-        ps = st.ps  # Eq. (43), with C^{-1/2} <y>_w = B <z>_w
+        ps = st.ps  # Eq. (43), with C^{-1/2} <y>_w = <z>_w  ("eigen": B <z>_w)
         ps *= 1 - p.cs
-        ps += st.B @ (self._ps_wpos @ zs[:mu])
+        if p.sampling == "sqrt":
+            ps += self._ps_wpos @ zs[:mu]
+        else:
+            ps += st.B @ (self._ps_wpos @ zs[:mu])
         ps2 = float(ps @ ps)
         hsig = cmaconst.hsig(ps2, p.cs, self.countiter, n)
         st.pc *= 1 - p.cc  # Eq. (45)
@@ -355,12 +430,15 @@ class CMAES(EvolutionStrategy):
 
     def _pending_z(self, Y: np.ndarray, injected: np.ndarray | None) -> np.ndarray:
         """The ``z`` of each row of ``Y``: the draw kept from ``ask`` or, for ``injected`` rows,
-        ``D^-1 B^T (x - m) / sigma``."""
+        the inverse of the sampling transform, ``C^{-1/2} (x - m) / sigma = B D^-1 B^T (x - m) /
+        sigma`` (``"eigen"``: ``D^-1 B^T (x - m) / sigma``)."""
         st = self.state
         Z = st.Z
         if injected is None and Z.shape == Y.shape:
             return Z
         Zy = ((Y - st.mean) / st.sigma) @ st.B / st.D
+        if self.params.sampling == "sqrt":
+            Zy = Zy @ st.B.T
         if injected is not None and Z.shape == Y.shape:
             Zy[~injected] = Z[~injected]
         return Zy
@@ -406,7 +484,7 @@ class CMAES(EvolutionStrategy):
             eigvals = self._clamp_eigenvalues(eigvals, B)
         st.B = B
         st.D = np.sqrt(eigvals)
-        self._BD = B * st.D
+        self._set_transform()
         st.eigen_iter = self.countiter
 
     @property

@@ -34,10 +34,13 @@ the integer itself) and the categorical update as the one-hot vector of its inde
 Learning rates and CSA constants are esopt's (:class:`esopt.cma.CMAParameters`: pycma 4.5's
 ``cs``, ``damps``, ``c1``, ``cmu``, active weights; :mod:`esopt.cmaconst`), where cmaes uses the
 tutorial's ``cs``/``damps``; the covariance is eigendecomposed every generation (the discrete
-coordinates need the current ``diag C``).  Termination: esopt's criteria with pycma's names over the
-Gaussian part; a categorical coordinate reports the std ``sqrt(1 - max_k q_jk)``, which the margin
-keeps away from 0, so ``tolx`` fires only without categoricals (``tolfun``, ``tolflatfitness``,
-``ftarget``, ``maxfevals`` ... apply to all).
+coordinates need the current ``diag C``).  The Gaussian sample is ``C^{1/2} z`` with the
+symmetric square root (as :class:`esopt.CMAES`), not cmaes's ``B D z``: the same distribution, but
+unique, so a seed gives the same candidates on every BLAS kernel (checkpoints written while this
+class sampled ``B D z`` continue with ``C^{1/2} z``, i.e. not bit-for-bit).  Termination: esopt's
+criteria with pycma's names over the Gaussian part; a categorical coordinate reports the std
+``sqrt(1 - max_k q_jk)``, which the margin keeps away from 0, so ``tolx`` fires only without
+categoricals (``tolfun``, ``tolflatfitness``, ``ftarget``, ``maxfevals`` ... apply to all).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ import numpy as np
 from . import cmaconst
 from . import margin as mg
 from .base import EvolutionStrategy, param_field, state_field
-from .cma import CMAParameters
+from .cma import CMAParameters, sampling_transform
 from .jsonutil import plain
 from .weights import mueff as _mueff
 from .weights import recombination_weights
@@ -358,14 +361,17 @@ class CatCMAwM(EvolutionStrategy):
 
     # ----- sampling ----------------------------------------------------------------------------
     def _sample(self) -> np.ndarray:
-        """Internal candidates ``(popsize, n)``: the Gaussian sample ``m + sigma A B D z``
-        (``N(m, sigma^2 A C A)`` of CMA-ES with margin) on continuous/integer coordinates, the
-        sampled category index on categorical ones."""
+        """Internal candidates ``(popsize, n)``: the Gaussian sample ``m + sigma A C^{1/2} z``
+        (``N(m, sigma^2 A C A)`` of CMA-ES with margin; ``C^{1/2} = B D B^T``, unique, so the
+        candidates do not depend on which eigenvectors LAPACK returns for nearly equal eigenvalues:
+        :func:`esopt.cma.sampling_transform`) on continuous/integer coordinates, the sampled
+        category index on categorical ones."""
         p, st = self.params, self.state
         Y = np.empty((self.popsize, self.n))
         if p.g_idx.size:
-            Z = self._rng.standard_normal((self.popsize, p.g_idx.size))
-            Y[:, p.g_idx] = st.mean[p.g_idx] + (st.sigma * st.A) * (Z @ (st.B * st.D).T)
+            Z = self._rng.standard_normal((self.popsize, p.g_idx.size))  # z_k ~ N(0, I), Eq. (38)
+            sqrtC = sampling_transform(st.B, st.D, "sqrt")  # symmetric
+            Y[:, p.g_idx] = st.mean[p.g_idx] + (st.sigma * st.A) * (Z @ sqrtC)  # Eq. (39)-(40)
         if p.cat_idx.size:
             u = self._rng.random((self.popsize, p.cat_idx.size))
             Y[:, p.cat_idx] = mg.categorical_sample(st.q, p.K, u)

@@ -373,7 +373,17 @@ register(
     StrategyInfo(
         "cmaes",
         "esopt.cma:CMAES",
-        (OptionSpec("active", bool, True, "negative weights for the worst candidates (active CMA, tutorial Eq. 46)"),),
+        (
+            OptionSpec("active", bool, True, "negative weights for the worst candidates (active CMA, tutorial Eq. 46)"),
+            OptionSpec(
+                "sampling",
+                str,
+                "sqrt",
+                "'sqrt': candidates m + sigma C^{1/2} z, the same on every BLAS kernel; 'eigen': m + sigma B D z, "
+                "as esopt sampled before this option (its older checkpoints continue with it)",
+                choices=("sqrt", "eigen"),
+            ),
+        ),
         "CMA-ES, full covariance (Hansen's tutorial, arXiv 1604.00772; pycma 4.5 defaults)",
     )
 )

@@ -99,7 +99,48 @@ def test_ask_is_one_draw_and_one_product():
     rng.bit_generator.state = es._rng.bit_generator.state
     X = es.ask()
     Z = rng.standard_normal((es.popsize, es.n))
+    sqrtC = (es.B * es.D) @ es.B.T  # C^{1/2} = B D B^T, symmetric
+    np.testing.assert_allclose(X, es.mean + es.sigma * Z @ sqrtC, rtol=1e-14, atol=1e-14)
+
+
+def test_sampling_eigen_is_the_earlier_b_d_z():
+    es = CMAES(np.zeros(5), 2.0, seed=3, sampling="eigen")
+    for _ in range(3):
+        X = es.ask()
+        es.tell(X, tf.rosenbrock(X))
+    rng = np.random.default_rng()
+    rng.bit_generator.state = es._rng.bit_generator.state
+    X = es.ask()
+    Z = rng.standard_normal((es.popsize, es.n))
     np.testing.assert_allclose(X, es.mean + es.sigma * Z @ (es.B * es.D).T, rtol=1e-14, atol=1e-14)
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        CMAES(np.zeros(5), 2.0, sampling="cholesky")
+
+
+@pytest.mark.parametrize("sampling", ["sqrt", "eigen"])
+@pytest.mark.parametrize("inject", [False, True])
+def test_ps_update_uses_the_inverse_square_root_of_the_sampling_covariance(sampling, inject):
+    """Eq. (43) on a rotated, non-isotropic C: p_s <- (1-c_s) p_s + sqrt(c_s(2-c_s)mueff) C^{-1/2}
+    (m' - m) / (c_m sigma), with C^{-1/2} computed independently (scipy's sqrtm) from the C that
+    sampled this generation, for both sampling transforms and with an injected row."""
+    from scipy.linalg import sqrtm
+
+    n = 6
+    es = CMAES(np.ones(n), 0.5, seed=11, sampling=sampling)
+    for _ in range(6):
+        X = es.ask()
+        es.tell(X, tf.ellipsoid(X @ np.linalg.qr(np.arange(n * n).reshape(n, n) % 7 + np.eye(n))[0]))
+    Cs = (es.B * es.D**2) @ es.B.T  # the covariance this generation is sampled with
+    inv_sqrt = np.linalg.inv(np.real(sqrtm(Cs)))
+    m, sigma, ps = es.mean.copy(), es.sigma, es.ps.copy()
+    X = es.ask()
+    if inject:  # a step towards the optimum of Mahalanobis length 1.5 (not clipped)
+        X[2] = m - 1.5 * sigma * np.real(sqrtm(Cs)) @ (m / np.linalg.norm(m))
+    f = tf.sphere(X)
+    assert not inject or 2 in np.argsort(f)[: es.mu]  # the injected row enters <y>_w
+    es.tell(X, f)
+    expected = (1 - es.cs) * ps + np.sqrt(es.cs * (2 - es.cs) * es.mueff) * inv_sqrt @ (es.mean - m) / (es.cm * sigma)
+    np.testing.assert_allclose(es.ps, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_first_update_follows_the_tutorial_equations():

@@ -106,7 +106,7 @@ def test_every_strategy_lists_its_constructor_options():
 
 
 def test_check_options_names_the_bad_key_and_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"'nosuch'.*\['active'\].*tolfun"):
+    with pytest.raises(ValueError, match=r"'nosuch'.*\['active', 'sampling'\].*tolfun"):
         check_options("cmaes", {"nosuch": 1})
     with pytest.raises(ValueError, match="restarts"):
         check_options("cmaes", {"max_restarts": 3})  # a wrapper option without a wrapper
