@@ -581,6 +581,7 @@ class Campaign:
                 num_cpus=self.config.ray.num_cpus,
                 num_gpus=self.config.ray.num_gpus,
                 runtime_env=self.objective.runtime_env(),  # the config folder's modules, for every node
+                trial_cpus=self.config.resources.num_cpus,
             )
         except ConnectionError:
             self._refused = True  # a new campaign that could not reach Ray leaves nothing behind
