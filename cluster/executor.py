@@ -114,24 +114,29 @@ def _run_objective(objective: Objective, params: dict, node_id: str, worker_id: 
     return out
 
 
-def _trial_task(objective: Objective, params: dict):
+def _trial_task(objective: Objective, params: dict, key: str, board: Any):
     """The Ray task (streaming): yield a "started" message, then the trial's result (never raises
-    for exceptions of the objective: they come back as ``kind == "error"``)."""
+    for exceptions of the objective: they come back as ``kind == "error"``).  An execution of a
+    submission whose result the driver has already received (``key`` on the ``board``: Ray re-runs
+    a task whose worker died after its last yield) returns at once without running the objective."""
     import ray
 
     ctx = ray.get_runtime_context()
     node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
+    if board is not None and ray.get(board.is_done.remote(key)):
+        return
     yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
     yield _run_objective(objective, params, node_id, worker_id)
 
 
-class _StopBoard:
-    """The trials the driver has stopped (a Ray actor, multi-fidelity): workers ask it from their
-    objective's ``report`` callback; the driver adds a trial once it has journaled the report
-    that decided it."""
+class _TrialBoard:
+    """What workers ask the driver (a Ray actor without resources): which submissions' results
+    the driver already has (``done``, keys ``"<trial id>:<attempt>"``), and which trials it has
+    stopped (multi-fidelity: the objective's ``report`` callback asks ``is_stopped``)."""
 
     def __init__(self):
         self.stopped: set[int] = set()
+        self.finished: set[str] = set()
 
     def stop(self, trial_id: int) -> None:
         self.stopped.add(int(trial_id))
@@ -139,18 +144,28 @@ class _StopBoard:
     def is_stopped(self, trial_id: int) -> bool:
         return int(trial_id) in self.stopped
 
+    def done(self, key: str) -> None:
+        self.finished.add(str(key))
 
-def _trial_task_reporting(objective: Objective, params: dict, trial_id: int, board: Any):
+    def is_done(self, key: str) -> bool:
+        return str(key) in self.finished
+
+
+def _trial_task_reporting(objective: Objective, params: dict, key: str, board: Any):
     """The streaming Ray task of a multi-fidelity trial: "start", then one "report" message per
     ``report(step, value)`` of the objective (which runs in a thread of the task), then the result.
-    ``report`` returns False once the driver has put the trial on the ``board``."""
+    ``report`` returns False once the driver has put the trial on the ``board``; a re-run of a
+    submission whose result is in returns at once (as :func:`_trial_task`)."""
     import queue
     import threading
 
     import ray
 
+    trial_id = int(key.split(":")[0])
     ctx = ray.get_runtime_context()
     node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
+    if ray.get(board.is_done.remote(key)):
+        return
     yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
     messages: queue.Queue = queue.Queue()
 
@@ -326,7 +341,7 @@ class RayExecutor(ExecutorBase):
             raise ValueError(
                 "multi-fidelity (fidelity section) needs streaming tasks, which Ray Client does not support"
             )
-        self._board = ray.remote(num_cpus=0)(_StopBoard).remote() if self.reporting else None
+        self._board = ray.remote(num_cpus=0)(_TrialBoard).remote() if self.streaming else None
         self._stops_ignored: dict[int, int] = {}
         if self.reporting:
             self._remote = ray.remote(**opts)(_trial_task_reporting)
@@ -437,8 +452,9 @@ class RayExecutor(ExecutorBase):
         listener.submitted(batch, errors)  # journaled (status running) before Ray sees them
         for task in batch:
             task.attempts += 1
-            if self.reporting:
-                gen = self._remote.remote(self.objective, task.params, task.trial_id, self._board)
+            if self.streaming:
+                key = f"{task.trial_id}:{task.attempts}"
+                gen = self._remote.remote(self.objective, task.params, key, self._board)
             else:
                 gen = self._remote.remote(self.objective, task.params)
             run = self._running[gen] = _Running(task)
@@ -484,13 +500,8 @@ class RayExecutor(ExecutorBase):
         if msg.get("kind") == "report":
             return self._report(gen, task, msg, listener)
         del self._running[gen]
-        if (
-            self.streaming
-        ):  # the result is in: a worker or node dying before the task ends must not make Ray run it again
-            try:
-                ray.cancel(gen)
-            except Exception:  # noqa: BLE001 - best effort
-                pass
+        if self._board is not None:  # a worker dying before the task ends makes Ray re-run it: skip the objective
+            self._board.done.remote(f"{task.trial_id}:{task.attempts}")
         return self._outcome(task, msg)
 
     def _report(self, gen: Any, task: TrialTask, msg: dict, listener: ExecutorListener) -> TrialOutcome | None:
