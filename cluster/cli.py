@@ -486,6 +486,8 @@ def _cmd_status(args) -> int:
     counts = {str(k): 0 for k in _STATUS_ORDER}
     for t in trials:
         counts[str(t.status)] += 1
+    if cfg.fidelity is None and not counts["stopped"]:
+        del counts["stopped"]  # only multi-fidelity campaigns stop trials
     out.append("trials: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if cfg.fidelity is not None:
         from .fidelityreport import fidelity_status_lines

@@ -10,9 +10,11 @@ does not support streaming generators (ray-project/ray#43357); there plain tasks
 
 Failure handling (``failures`` section of the config):
 
-* a worker or node that dies is a *system failure*: Ray re-executes the task up to
-  ``max_retries`` times by itself (``max_retries`` task option); if it still fails, the trial is
-  ``failed`` and is penalized (never retried again nor aborted on);
+* a worker or node that dies is a *system failure*: the executor submits the trial again, up to
+  ``max_retries`` times (not Ray's own ``max_retries`` task option, which re-runs a streaming task
+  whose worker dies even after the driver has its result: ``tests/test_chaos.py`` caught finished
+  trials trained twice); if it still fails, the trial is ``failed`` and is penalized (never
+  aborted on);
 * an exception in the objective, a non-finite objective value, a ``TrialResult`` with status
   ``failed``, or a trial running longer than ``timeout_s`` (cancelled with
   ``ray.cancel(force=True)``, reason ``"timeout"``) follow ``on_error``: ``penalty`` records the
@@ -114,29 +116,25 @@ def _run_objective(objective: Objective, params: dict, node_id: str, worker_id: 
     return out
 
 
-def _trial_task(objective: Objective, params: dict, key: str, board: Any):
+def _trial_task(objective: Objective, params: dict):
     """The Ray task (streaming): yield a "started" message, then the trial's result (never raises
-    for exceptions of the objective: they come back as ``kind == "error"``).  An execution of a
-    submission whose result the driver has already received (``key`` on the ``board``: Ray re-runs
-    a task whose worker died after its last yield) returns at once without running the objective."""
+    for exceptions of the objective: they come back as ``kind == "error"``)."""
     import ray
 
     ctx = ray.get_runtime_context()
     node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
-    if board is not None and ray.get(board.is_done.remote(key)):
-        return
     yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
     yield _run_objective(objective, params, node_id, worker_id)
 
 
-class _TrialBoard:
-    """What workers ask the driver (a Ray actor without resources): which submissions' results
-    the driver already has (``done``, keys ``"<trial id>:<attempt>"``), and which trials it has
-    stopped (multi-fidelity: the objective's ``report`` callback asks ``is_stopped``)."""
+class _StopBoard:
+    """The trials the driver has stopped (a Ray actor without resources, multi-fidelity): the
+    objective's ``report`` callback asks it without blocking (a worker blocked in ``ray.get`` gives
+    its CPU back to Ray, which would start another trial on it); the driver adds a trial once it
+    has journaled the report that decided it."""
 
     def __init__(self):
         self.stopped: set[int] = set()
-        self.finished: set[str] = set()
 
     def stop(self, trial_id: int) -> None:
         self.stopped.add(int(trial_id))
@@ -144,34 +142,31 @@ class _TrialBoard:
     def is_stopped(self, trial_id: int) -> bool:
         return int(trial_id) in self.stopped
 
-    def done(self, key: str) -> None:
-        self.finished.add(str(key))
 
-    def is_done(self, key: str) -> bool:
-        return str(key) in self.finished
-
-
-def _trial_task_reporting(objective: Objective, params: dict, key: str, board: Any):
+def _trial_task_reporting(objective: Objective, params: dict, trial_id: int, board: Any):
     """The streaming Ray task of a multi-fidelity trial: "start", then one "report" message per
     ``report(step, value)`` of the objective (which runs in a thread of the task), then the result.
-    ``report`` returns False once the driver has put the trial on the ``board``; a re-run of a
-    submission whose result is in returns at once (as :func:`_trial_task`)."""
+    ``report`` returns False once it has learnt that the driver put the trial on the ``board``
+    (asked without blocking, so the answer arrives a report or two after the decision)."""
     import queue
     import threading
 
     import ray
 
-    trial_id = int(key.split(":")[0])
     ctx = ray.get_runtime_context()
     node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
-    if ray.get(board.is_done.remote(key)):
-        return
     yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
     messages: queue.Queue = queue.Queue()
+    ask: dict[str, Any] = {"future": None, "stopped": False}
 
     def report(step, value) -> bool:
         messages.put({"kind": "report", "step": step, "value": value, "at": time.time()})
-        return not ray.get(board.is_stopped.remote(trial_id))
+        fut = ask["future"]
+        if fut is not None and fut.done():
+            ask["stopped"], ask["future"] = bool(fut.result()), None
+        if ask["future"] is None and not ask["stopped"]:
+            ask["future"] = board.is_stopped.remote(trial_id).future()
+        return not ask["stopped"]
 
     def run() -> None:
         messages.put(_run_objective(objective, params, node_id, worker_id, report=report))
@@ -265,8 +260,12 @@ class ExecutorBase:
         """Apply ``failures.on_error`` to a finished trial: requeue a retry at the front of ``queue``,
         or report it (returning the abort reason under ``abort``)."""
         on_error = self.failures.on_error
+        task = outcome.task
+        if outcome.kind is FailureKind.SYSTEM and task.attempts <= self.failures.max_retries:
+            task.last_error = f"attempt {task.attempts} {outcome.error}"  # a worker or node died: run it again
+            queue.appendleft(task)
+            return None
         if self._policy_applies(outcome):
-            task = outcome.task
             if on_error == "retry" and task.attempts <= self.failures.max_retries:
                 task.last_error = f"attempt {task.attempts} {outcome.error}"
                 queue.appendleft(task)
@@ -327,7 +326,9 @@ class RayExecutor(ExecutorBase):
         opts: dict[str, Any] = dict(
             num_cpus=float(resources.num_cpus),
             num_gpus=float(resources.num_gpus),
-            max_retries=int(failures.max_retries),
+            # Ray's own task retries re-run a streaming task whose worker dies even after the driver
+            # has its result (found by tests/test_chaos.py), so system failures are resubmitted here
+            max_retries=0,
             retry_exceptions=False,
             num_returns="streaming",
         )
@@ -341,7 +342,7 @@ class RayExecutor(ExecutorBase):
             raise ValueError(
                 "multi-fidelity (fidelity section) needs streaming tasks, which Ray Client does not support"
             )
-        self._board = ray.remote(num_cpus=0)(_TrialBoard).remote() if self.streaming else None
+        self._board = ray.remote(num_cpus=0)(_StopBoard).remote() if self.reporting else None
         self._stops_ignored: dict[int, int] = {}
         if self.reporting:
             self._remote = ray.remote(**opts)(_trial_task_reporting)
@@ -452,9 +453,8 @@ class RayExecutor(ExecutorBase):
         listener.submitted(batch, errors)  # journaled (status running) before Ray sees them
         for task in batch:
             task.attempts += 1
-            if self.streaming:
-                key = f"{task.trial_id}:{task.attempts}"
-                gen = self._remote.remote(self.objective, task.params, key, self._board)
+            if self.reporting:
+                gen = self._remote.remote(self.objective, task.params, task.trial_id, self._board)
             else:
                 gen = self._remote.remote(self.objective, task.params)
             run = self._running[gen] = _Running(task)
@@ -500,8 +500,6 @@ class RayExecutor(ExecutorBase):
         if msg.get("kind") == "report":
             return self._report(gen, task, msg, listener)
         del self._running[gen]
-        if self._board is not None:  # a worker dying before the task ends makes Ray re-run it: skip the objective
-            self._board.done.remote(f"{task.trial_id}:{task.attempts}")
         return self._outcome(task, msg)
 
     def _report(self, gen: Any, task: TrialTask, msg: dict, listener: ExecutorListener) -> TrialOutcome | None:

@@ -111,10 +111,12 @@ def test_node_removed_mid_generation(tmp_path):
     for r in rows:
         assert r["node_id"] in workers and r["node_id"] != removed[0]
         assert any(e["event"] == "end" and e["node"] == r["node_id"] and e["params"] == r["params"] for e in events)
-        assert r["attempts"] == 1  # a system failure is retried by Ray, not resubmitted by the driver
-    # the trial on the removed node started there, never ended there, and ran again elsewhere
+    # the trial on the removed node started there, never ended there, and ran again elsewhere: the
+    # driver resubmitted it (a system failure; Ray's own task retries are off, see cluster.executor)
     lost = [e["params"] for e in events if e["event"] == "start" and e["node"] == removed[0]]
     assert lost
+    for r in rows:
+        assert r["attempts"] == (2 if r["params"] in lost else 1)
     for p in lost:
         assert not any(e["event"] == "end" and e["node"] == removed[0] and e["params"] == p for e in events)
         assert sum(e["event"] == "start" and e["params"] == p for e in events) == 2
