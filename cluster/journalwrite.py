@@ -144,13 +144,15 @@ class JournalWrites:
         if self.readonly:
             raise ValueError("journal opened read-only")
         c = self.conn
+        began = False  # a BEGIN that fails (inside a reader's snapshot) leaves that transaction alone
         try:
             c.execute("BEGIN IMMEDIATE")
+            began = True
             for sql, args in statements:
                 c.execute(sql, args)
             c.execute("COMMIT")
         except BaseException as e:
-            if c.in_transaction:  # SQLite rolls back by itself after SQLITE_FULL / I/O errors
+            if began and c.in_transaction:  # SQLite rolls back by itself after SQLITE_FULL / I/O errors
                 try:
                     c.execute("ROLLBACK")
                 except sqlite3.Error:

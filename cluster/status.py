@@ -51,7 +51,7 @@ class FailureKind(str, Enum):
     """Why a trial failed, as the executor distinguishes it (the prefix of ``trials.error``).
 
     ``policy_applies`` says whether ``failures.on_error`` (penalty / retry / abort) decides what
-    happens next: system failures are retried by Ray itself and then penalized, a diverged trial
+    happens next: system failures are resubmitted by the executor and then penalized, a diverged trial
     is an outcome of its hyperparameters; both are penalized whatever ``on_error`` says.
     """
 

@@ -209,7 +209,13 @@ def _wait_for_trials(directory: Path, proc, timeout: float = 60.0) -> None:
 @pytest.fixture(scope="module")
 def ray_log(ray_local_factory, tmp_path_factory):
     log = tmp_path_factory.mktemp("log") / "calls.jsonl"
-    ray_local_factory(env={ho.LOG_ENV: str(log), ho.TIME_SCALE_ENV: "0.1"}, num_cpus=2)
+    # as cluster.raylocal.connect does for fractional trials: keep 8 idle workers alive (Ray's default
+    # soft limit, the CPU count, kills the others after 1 s idle)
+    ray_local_factory(
+        env={ho.LOG_ENV: str(log), ho.TIME_SCALE_ENV: "0.1"},
+        num_cpus=2,
+        _system_config={"num_workers_soft_limit": 8},
+    )
     return log
 
 

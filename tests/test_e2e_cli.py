@@ -10,6 +10,7 @@ untouched (not run again), and the report files must be non-empty PNGs and a CSV
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import sqlite3
@@ -146,7 +147,9 @@ def test_tune_sigkill_resume_status_report(tmp_path):
         table = list(csv.DictReader(fh))
     assert len(table) == POPSIZE * GENERATIONS
     assert all(r["status"] == "done" and 0.0 <= float(r["objective"]) <= 1.0 for r in table)
-    assert all(r["test_error"] != "" for r in table)  # trials reports a test error beside the objective
+    diverged = {str(r[0]) for r in rows if json.loads(r[6])["status"] == "diverged"}  # no final model to test
+    assert len(diverged) < len(table) // 2
+    assert all(r["test_error"] != "" for r in table if r["id"] not in diverged)  # a test error beside the objective
 
 
 def _clean_env() -> dict:
