@@ -201,7 +201,7 @@ class AsyncLoop:
         campaign and no trial is running; returns the campaign's result."""
         if self._rerun:
             self.executor.start(self._rerun, self.listener)
-            self._count_running(len(self._rerun))
+            self._count_running()
         self._start_generation()
         while True:
             ended = self._tell_ready()
@@ -366,7 +366,7 @@ class AsyncLoop:
             self.ids[tid] = cand
         tasks = [TrialTask(tid, g, i, c.config) for tid, i, c in zip(ids, idx, picked)]
         self.executor.start(tasks, self.listener)
-        self._count_running(len(tasks))
+        self._count_running()
 
     def _may_submit_with(self, extra: int) -> bool:
         """Whether one more candidate may start besides ``extra`` picked ones: below ``max_trials``
@@ -397,6 +397,7 @@ class AsyncLoop:
         self.counts["done"] = sum(v is not None for v in done)
         self.counts["failed"] = sum(v is None for v in done)
 
-    def _count_running(self, n: int) -> None:
+    def _count_running(self) -> None:
+        """Progress counts after a submission: every active trial counts as running."""
         self.counts["running"] = self.executor.n_active
         self.counts["pending"] = 0
