@@ -4,7 +4,9 @@ Usage (from the repository root; results and the exact commands are in bench/res
 
     python bench/hpo_quality.py --config cluster/configs/digits-cmaes.yaml --seeds 10 --save-results \
         --methods cmaes:sigma0=0.2 cmaes random tpe
-    python bench/hpo_quality.py --config cluster/configs/digits-highdim.yaml --seeds 10 --save-results
+    python bench/hpo_quality.py --config cluster/configs/digits-highdim.yaml --seeds 5 --save-results
+    python bench/hpo_quality.py --config cluster/configs/mnist1d-mixed.yaml --seeds 5 --save-results \
+        --out bench/results/hpo_quality-cache/mnist1d-mixed        # catcmawm cmaes random tpe
     python bench/hpo_quality.py --config cluster/configs/digits-cmaes.yaml --trials 2 --seeds 1 \
         --epochs 1 --reeval 1 --out /tmp/smoke                                  # smoke test, ~1 min
 
@@ -19,15 +21,21 @@ benchmark measures the shipped config.  Every method gets the same number of tri
 
 * ``cmaes`` / ``sepcmaes``: ``esopt.make_strategy(name, space.x0, sigma0, popsize=, seed=,
   bounds=space.bounds)``; ask a generation, evaluate it, tell it (the campaign driver's
-  generation semantics).  A last, incomplete generation is evaluated but not told.
-* ``random``: i.i.d. uniform points of the same unit cube, decoded by the same ``Space``.
+  generation semantics).  A last, incomplete generation is evaluated but not told.  On a space
+  with categoricals (``choices:``) each categorical is searched as an integer index, a rounded
+  unit coordinate (:class:`IndexSpace`): the workaround of a continuous strategy.
+* ``catcmawm``: the mixed strategy (:class:`esopt.CatCMAwM`, CatCMA with margin) on the mixed
+  ``Space`` (linear ints as integer coordinates, categoricals as category indices), as a
+  campaign runs it; same generation semantics.
+* ``random``: i.i.d. uniform points of the unit cube, decoded by :class:`IndexSpace` (every
+  choice and every integer equally likely).
 * ``tpe``: Optuna's ``TPESampler(seed=...)`` with Optuna's defaults (multivariate in Optuna 5),
   ask/tell, with distributions equal to the ``Space``'s (``log=True`` on the log10 scale,
-  ``IntDistribution`` for ints).
+  ``IntDistribution`` for ints, ``CategoricalDistribution`` for choices).
 
 A method label may carry overrides, ``--methods cmaes:popsize=8,sigma0=0.2 random`` (the first
-method is the reference of the paired comparisons).  Default methods: cmaes, random, tpe, and
-sepcmaes when d >= 10.
+method is the reference of the paired comparisons).  Default methods: catcmawm, cmaes, random, tpe
+when the config's strategy is the mixed one; else cmaes, random, tpe, and sepcmaes when d >= 10.
 
 Seeds and noise
 ---------------
@@ -91,7 +99,15 @@ import provenance as prov_mod  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 REEVAL_SEED0 = 10_000
 FRACTIONS = (0.25, 0.5, 1.0)
-COLORS = {"cmaes": "tab:blue", "sepcmaes": "tab:cyan", "random": "tab:gray", "tpe": "tab:orange"}
+COLORS = {
+    "catcmawm": "tab:green",
+    "cmaes": "tab:blue",
+    "sepcmaes": "tab:cyan",
+    "random": "tab:gray",
+    "tpe": "tab:orange",
+}
+#: the evolution strategies among the methods (ask a generation, tell it: :func:`es_loop`)
+ES_METHODS = ("catcmawm", "cmaes", "sepcmaes")
 BASE_COLS = [
     "method",
     "seed",
@@ -123,6 +139,7 @@ def parse_method(spec: str) -> tuple[str, dict]:
     """
     name, _, opts = spec.partition(":")
     allowed = {
+        "catcmawm": {"popsize", "sigma0"},
         "cmaes": {"popsize", "sigma0"},
         "sepcmaes": {"popsize", "sigma0"},
         "random": set(),
@@ -165,18 +182,65 @@ def evaluate(hp: dict, spec) -> dict:
     return {"objective": obj, "test_error": test, "status": status, "wall_time_s": wall}
 
 
+class IndexSpace:
+    """The config's space for the continuous strategies and random search: the unit cube of
+    :class:`cluster.space.Space` (``mixed=False``), with each categorical of ``K`` choices searched
+    as an integer index ``0..K-1`` (a linear int coordinate, rounded at decode) and decoded to the
+    choice itself: the workaround users had before the mixed strategy, which imposes a fake order
+    on the categories.  Without categoricals it is exactly ``Space(space.params)``.
+
+    Attributes as :class:`cluster.space.Space`: ``params`` (the originals), ``names``, ``dim``,
+    ``x0`` ``(d,)``, ``bounds`` (two ``(d,)`` arrays), ``decode(x)``."""
+
+    def __init__(self, space):
+        from cluster.space import Param, Space
+
+        self.params = space.params
+        self.unit = Space(
+            [
+                Param(p.name, lower=0, upper=len(p.choices) - 1, type="int", init=p.index(p.init))
+                if p.is_categorical
+                else p
+                for p in space.params
+            ]
+        )
+        self.names, self.dim, self.x0, self.bounds = self.unit.names, self.unit.dim, self.unit.x0, self.unit.bounds
+
+    def decode(self, x) -> dict:
+        """Vector ``(d,)`` of the unit cube -> dict of values in own units (categoricals as the choice)."""
+        hp = self.unit.decode(x)
+        for p in self.params:
+            if p.is_categorical:
+                hp[p.name] = p.choices[hp[p.name]]
+        return hp
+
+
+def method_space(cfg, name: str):
+    """The space method ``name`` searches: for ``catcmawm`` the mixed :class:`cluster.space.Space`
+    (integer and category-index coordinates), for the others :class:`IndexSpace` of the config's."""
+    from cluster.space import Space
+
+    if name == "catcmawm":
+        return cfg.space if cfg.space.mixed else Space(cfg.space.params, mixed=True)
+    return IndexSpace(cfg.space)
+
+
 def make_es(cfg, name: str, kw: dict, seed: int):
     """The ES of run ``seed``: ``esopt.make_strategy(name, space.x0, sigma0, popsize=, seed=
-    strategy.seed + seed, bounds=space.bounds)`` with ``popsize``/``sigma0`` from ``kw`` (the
-    method label's overrides) or the config.  ``tests/test_bench_replay.py`` rebuilds committed
-    runs with it."""
+    strategy.seed + seed, bounds=space.bounds)`` on ``space = method_space(cfg, name)`` (for
+    ``catcmawm`` also its ``integers`` and ``categories``), with ``popsize``/``sigma0`` from ``kw``
+    (the method label's overrides) or the config.  ``tests/test_bench_replay.py`` rebuilds
+    committed runs with it."""
     import esopt
 
     popsize = kw.get("popsize", cfg.strategy.popsize)
     sigma0 = kw.get("sigma0", cfg.strategy.sigma0)
-    space = cfg.space
+    space = method_space(cfg, name)
+    extra = {}
+    if name == "catcmawm":
+        extra = {k: v for k, v in (("integers", space.integers), ("categories", space.categories)) if v}
     return esopt.make_strategy(
-        name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + int(seed), bounds=space.bounds
+        name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + int(seed), bounds=space.bounds, **extra
     )
 
 
@@ -198,13 +262,16 @@ def es_loop(es, space, n_trials: int, objective) -> None:
 
 
 def tpe_distributions(space) -> dict:
-    """Optuna distributions equal to the ``Space``'s params (log10 -> ``log=True``, int -> Int)."""
-    from optuna.distributions import FloatDistribution, IntDistribution
+    """Optuna distributions equal to the ``Space``'s params (log10 -> ``log=True``, int -> Int,
+    choices -> Categorical)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     out = {}
     for p in space.params:
         log = p.scale == "log10"
-        if p.type == "int":
+        if p.is_categorical:
+            out[p.name] = CategoricalDistribution(list(p.choices))
+        elif p.type == "int":
             out[p.name] = IntDistribution(int(p.lower), int(p.upper), log=log)
         else:
             out[p.name] = FloatDistribution(float(p.lower), float(p.upper), log=log)
@@ -255,12 +322,13 @@ def run_one(job: dict) -> dict:
             )
         return r["objective"]
 
-    if name in ("cmaes", "sepcmaes"):
-        es_loop(make_es(cfg, name, kw, seed), space, n_trials, record)
+    if name in ES_METHODS:
+        es_loop(make_es(cfg, name, kw, seed), method_space(cfg, name), n_trials, record)
     elif name == "random":
         rng = np.random.default_rng([seed, 7])
+        unit = method_space(cfg, name)  # every choice, every integer equally likely
         for _ in range(n_trials):
-            record(space.decode(rng.uniform(size=space.dim)), -1)
+            record(unit.decode(rng.uniform(size=unit.dim)), -1)
     elif name == "tpe":
         import optuna
 
@@ -270,7 +338,7 @@ def run_one(job: dict) -> dict:
         dists = tpe_distributions(space)
         for _ in range(n_trials):
             t = study.ask(dists)
-            hp = {p.name: (int(t.params[p.name]) if p.type == "int" else float(t.params[p.name])) for p in space.params}
+            hp = {p.name: _plain(p, t.params[p.name]) for p in space.params}
             study.tell(t, record(hp, -1))
     elapsed = time.perf_counter() - t_start
     write_csv(Path(job["csv"]), rows, space.names)
@@ -283,6 +351,23 @@ def run_one(job: dict) -> dict:
         "best": rows[i]["objective"],
         "best_hp": {n: rows[i][n] for n in space.names},
     }
+
+
+def _plain(p, v):
+    """Value ``v`` of param ``p`` as the objective gets it: the choice itself, an int, or a float."""
+    if p.is_categorical:
+        return v
+    return int(v) if p.type == "int" else float(v)
+
+
+def cell_value(p, cell: str):
+    """A CSV cell of param ``p`` -> its value (a categorical's choice is matched by ``str``)."""
+    if p.is_categorical:
+        for c in p.choices:
+            if str(c) == cell:
+                return c
+        raise ValueError(f"{p.name}: {cell!r} is not one of the choices {list(p.choices)}")
+    return int(float(cell)) if p.type == "int" else float(cell)
 
 
 def reeval_one(job: dict) -> list[dict]:
@@ -531,6 +616,15 @@ def plot(path: Path, cfg, rows, methods, seeds, n) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+def default_methods(cfg) -> list[str]:
+    """``catcmawm cmaes random tpe`` for a space with a categorical or an int (``cmaes`` then
+    searches categoricals as integer indices, :class:`IndexSpace`), else ``cmaes random tpe`` plus
+    ``sepcmaes`` when d >= 10."""
+    if any(p.is_categorical or p.type == "int" for p in cfg.space.params) and cfg.space.mixed:
+        return ["catcmawm", "cmaes", "random", "tpe"]
+    return ["cmaes", "sepcmaes", "random", "tpe"] if cfg.space.dim >= 10 else ["cmaes", "random", "tpe"]
+
+
 def run_key(cfg, method: str, overrides: dict) -> str:
     """Short hash of what determines a run's trials: space, trial spec (+ overrides), the method and
     its effective settings (for the ES: popsize, sigma0, seed after the label's overrides).  A cached
@@ -540,7 +634,7 @@ def run_key(cfg, method: str, overrides: dict) -> str:
     name, kw = parse_method(method)
     raw = cfg.raw
     key = {"space": raw["space"], "trial": {**raw["trial"], **overrides}, "name": name, "options": kw}
-    if name in ("cmaes", "sepcmaes"):
+    if name in ES_METHODS:
         key["options"] = {k: kw.get(k, raw["strategy"][k]) for k in ("popsize", "sigma0", "seed")}
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -575,7 +669,7 @@ def reeval_jobs(cfg, config_path, runs: dict, n, k, overrides, have: set) -> lis
         if name in have or len(rr) < n:
             continue
         b = min(rr, key=lambda r: (float(r["objective"]), int(r["trial"])))
-        hp = {p.name: (int(float(b[p.name])) if p.type == "int" else float(b[p.name])) for p in cfg.space.params}
+        hp = {p.name: cell_value(p, b[p.name]) for p in cfg.space.params}
         jobs.append(
             {
                 "config": config_path,
@@ -630,11 +724,7 @@ def main(argv=None) -> int:
     n = args.trials or cfg.budget.max_trials
     if not n:
         ap.error("--trials is required when the config has no budget.max_trials")
-    methods = (
-        list(args.methods)
-        if args.methods
-        else (["cmaes", "sepcmaes", "random", "tpe"] if cfg.space.dim >= 10 else ["cmaes", "random", "tpe"])
-    )
+    methods = list(args.methods) if args.methods else default_methods(cfg)
     for m in methods:
         parse_method(m)
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
