@@ -41,24 +41,13 @@ How well each epoch ranks ``digits-highdim`` configurations as epoch ``--epochs`
 for uniform samples of the box and for samples of CMA-ES's first generation: the number the
 synthetic study says decides whether successive halving pays.
 
-``--study digits`` (the issue's benchmark; minutes to hours; esopt rows need the campaign
-driver's fidelity support)::
+``--study digits`` (the issue's benchmark; about 15 minutes per seed on 2 cores)::
 
     nice -n 10 python bench/multifidelity.py --study digits --seeds 5 --workers 2 --epochs 16 \
-        --worker-seconds 1200 --methods esopt-sync esopt-async esopt-fidelity tune-asha optuna-sha dehb
+        --worker-seconds 200 --save-results
 
-Task: ``cluster/configs/digits-highdim.yaml`` with ``trial.epochs = --epochs``.  Methods: esopt
-CMA-ES full budget (sync, and async), esopt async + ``fidelity: {min: 1, eta: 3}``, all through
-:class:`cluster.campaign.Campaign` on a local Ray instance of ``--workers`` CPUs; Ray Tune's
-``ASHAScheduler`` (grace 1, eta 3) with Tune's random search; Optuna TPE with
-``SuccessiveHalvingPruner`` (min resource 1, reduction factor 3), ``n_jobs = --workers``; DEHB (the
-``dehb`` package) when installed.  Every method samples the same ``[0, 1]^d`` box decoded by the
-config's :class:`cluster.space.Space` and trains with ``trials.train_and_evaluate`` (report after
-every epoch).  Measures: the best validation error of trials that reached the full budget against
-cumulative worker-seconds (each trial's own ``wall_time_s`` summed in completion order), worker-seconds
-to the target (today's full-budget CMA-ES median final best), the final best at equal
-worker-seconds, and each final best retrained with 3 fresh training seeds.  BLAS and torch threads
-are pinned to 1 per trial.
+Worker-seconds to quality on ``digits-highdim`` for esopt (sync, async, async + fidelity), Ray
+Tune's ASHA, Optuna TPE + successive halving and DEHB: bench/multifidelity_digits.py.
 """
 
 from __future__ import annotations
@@ -278,248 +267,6 @@ def synthetic_plot(rows: list[dict], path: Path) -> Path:
     return path
 
 
-# ============================================================================ digits study
-def _digits_config(args, method: str) -> dict:
-    """digits-highdim with ``--epochs``, ``--workers`` CPUs, and the method's scheduler/fidelity."""
-    import yaml
-
-    raw = yaml.safe_load((ROOT / "cluster" / "configs" / "digits-highdim.yaml").read_text())
-    raw["trial"] = {**raw["trial"], "epochs": args.epochs, "threads": 1}
-    raw["budget"] = {"max_time_s": args.worker_seconds / args.workers}
-    raw["ray"] = {"num_cpus": args.workers}
-    raw["scheduler"] = {"mode": "sync" if method == "esopt-sync" else "async"}
-    if method == "esopt-fidelity":
-        raw["fidelity"] = {"resource": "epochs", "min": 1, "eta": args.eta}
-    return raw
-
-
-def _unit_params(space, u: np.ndarray) -> dict:
-    """Decode a point of ``[0, 1]^d`` (the peers' search box) with the config's Space."""
-    return space.decode(np.clip(u, 0.0, 1.0))
-
-
-def run_esopt(method: str, seed: int, args) -> list[dict]:
-    """One esopt campaign through :class:`cluster.campaign.Campaign`; trials in completion order."""
-    import tempfile
-
-    from cluster.campaign import Campaign
-    from cluster.config import parse_config
-    from cluster.status import TrialStatus
-    from cluster.store import Journal
-
-    raw = _digits_config(args, method)
-    raw["strategy"] = {**raw["strategy"], "seed": seed}
-    cfg = parse_config(raw, base_dir=ROOT / "cluster" / "configs")
-    with tempfile.TemporaryDirectory() as d:
-        with Campaign(cfg, Path(d) / "run") as c:
-            c.run()
-        with Journal(Path(d) / "run", readonly=True) as j:
-            rows, reports = j.trials(), j.reports()
-    if cfg.fidelity is not None and not reports:
-        raise RuntimeError("the campaign driver ignored fidelity: no report was journaled (driver support pending)")
-    out = []
-    for t in sorted(rows, key=lambda t: t.finished_at or np.inf):
-        if t.status not in (TrialStatus.DONE, TrialStatus.STOPPED, TrialStatus.FAILED):
-            continue
-        res = t.result or {}
-        out.append(
-            {
-                "worker_s": float(res.get("wall_time_s") or 0.0),
-                "value": t.objective,
-                "full": t.status is TrialStatus.DONE,
-                "params": t.params,
-            }
-        )
-    return out
-
-
-def _train(params: dict, args, seed: int, report=None) -> dict:
-    import trials
-
-    spec = {**_digits_config(args, "x")["trial"], "seed": seed}
-    r = trials.train_and_evaluate(params, spec, report=report)
-    return {"value": r.objective, "worker_s": r.wall_time_s, "full": r.stopped_at is None, "params": params}
-
-
-def run_tune_asha(seed: int, args, space) -> list[dict]:
-    """Ray Tune ASHAScheduler (grace 1, eta, max_t = epochs) + Tune's random search on ``[0, 1]^d``."""
-    import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
-    names = [f"u{i}" for i in range(space.dim)]
-    log: list[dict] = []
-
-    def trainable(config):
-        params = _unit_params(space, np.array([config[n] for n in names]))
-
-        def report(epoch, value):
-            tune.report({"valid_error": value, "epoch": epoch})
-            return True
-
-        _train(params, args, 0, report)  # Tune stops it inside tune.report when ASHA says so
-
-    ray.init(address="local", num_cpus=args.workers, include_dashboard=False)
-    try:
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, {"cpu": 1}),
-            param_space={n: tune.uniform(0.0, 1.0) for n in names},
-            tune_config=tune.TuneConfig(
-                metric="valid_error",
-                mode="min",
-                scheduler=ASHAScheduler(
-                    time_attr="epoch", max_t=args.epochs, grace_period=1, reduction_factor=args.eta
-                ),
-                num_samples=100_000,
-                time_budget_s=args.worker_seconds / args.workers,
-                search_alg=tune.search.BasicVariantGenerator(random_state=seed),
-            ),
-        )
-        grid = tuner.fit()
-        for r in grid:
-            df = r.metrics_dataframe
-            if df is None or df.empty:
-                continue
-            last = df.iloc[-1]
-            log.append(
-                {
-                    "worker_s": float(last.get("time_total_s", 0.0)),
-                    "value": float(last["valid_error"]),
-                    "full": int(last.get("epoch", 0)) >= args.epochs,
-                    "params": _unit_params(space, np.array([r.config[n] for n in names])),
-                    "end": float(last.get("timestamp", 0.0)),
-                }
-            )
-    finally:
-        ray.shutdown()
-    return sorted(log, key=lambda r: r["end"])
-
-
-def run_optuna_sha(seed: int, args, space) -> list[dict]:
-    """Optuna TPE + SuccessiveHalvingPruner (min resource 1, reduction factor eta), ``n_jobs`` workers."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    log: list[dict] = []
-
-    def objective(trial):
-        u = np.array([trial.suggest_float(f"u{i}", 0.0, 1.0) for i in range(space.dim)])
-        params = _unit_params(space, u)
-
-        def report(epoch, value):
-            trial.report(value, epoch)
-            return not trial.should_prune()
-
-        res = _train(params, args, 0, report)
-        log.append(res)
-        if not res["full"]:
-            raise optuna.TrialPruned()
-        return res["value"]
-
-    sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=int(args.eta))
-    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
-    study.optimize(objective, n_jobs=args.workers, timeout=args.worker_seconds / args.workers)
-    return log
-
-
-def run_dehb(seed: int, args, space) -> list[dict]:
-    """DEHB (the ``dehb`` package) on ``[0, 1]^d`` with fidelity = epochs; raises ImportError when absent."""
-    import ConfigSpace as CS
-    from dehb import DEHB
-
-    cs = CS.ConfigurationSpace(seed=seed)
-    cs.add([CS.Float(f"u{i}", (0.0, 1.0)) for i in range(space.dim)])
-    log: list[dict] = []
-
-    def f(config, fidelity, **kwargs):
-        params = _unit_params(space, np.array([config[f"u{i}"] for i in range(space.dim)]))
-        spec_epochs = max(1, round(fidelity))
-        stop_after = spec_epochs
-
-        def report(epoch, value):
-            return epoch < stop_after
-
-        res = _train(params, args, 0, report)
-        res["full"] = spec_epochs >= args.epochs
-        log.append(res)
-        return {"fitness": res["value"], "cost": res["worker_s"]}
-
-    dehb = DEHB(f=f, cs=cs, min_fidelity=1, max_fidelity=args.epochs, eta=args.eta, n_workers=1, seed=seed)
-    dehb.run(total_cost=args.worker_seconds)
-    return log
-
-
-def _curve(log: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(cumulative worker-seconds, best full-budget value so far) over a run's trials in completion order."""
-    ws = np.cumsum([r["worker_s"] for r in log])
-    vals = [r["value"] if r["full"] and r["value"] is not None else np.inf for r in log]
-    return ws, np.minimum.accumulate(np.array(vals, dtype=float)) if vals else np.array([])
-
-
-def digits_study(args) -> list[dict]:
-    """Each method x seed; one summary row per method (see the module docstring)."""
-    from cluster.config import load_config
-
-    space = load_config(ROOT / "cluster" / "configs" / "digits-highdim.yaml", check_objective=False).space
-    runners = {
-        "esopt-sync": lambda s: run_esopt("esopt-sync", s, args),
-        "esopt-async": lambda s: run_esopt("esopt-async", s, args),
-        "esopt-fidelity": lambda s: run_esopt("esopt-fidelity", s, args),
-        "tune-asha": lambda s: run_tune_asha(s, args, space),
-        "optuna-sha": lambda s: run_optuna_sha(s, args, space),
-        "dehb": lambda s: run_dehb(s, args, space),
-    }
-    logs: dict[str, list] = {}
-    walls: dict[str, list] = {}
-    for m in args.methods:
-        logs[m], walls[m] = [], []
-        for s in range(args.seeds):
-            t0 = time.perf_counter()
-            try:
-                logs[m].append(runners[m](s))
-            except (ImportError, RuntimeError) as e:
-                print(f"{m}: skipped ({type(e).__name__}: {e})", flush=True)
-                break
-            walls[m].append(time.perf_counter() - t0)
-            print(f"{m} seed {s}: {len(logs[m][-1])} trials in {walls[m][-1]:.0f} s", flush=True)
-    ref = "esopt-sync" if logs.get("esopt-sync") else next((m for m in logs if logs[m]), None)
-    finals = {m: [(_curve(lg)[1][-1] if lg else np.inf) for lg in runs] for m, runs in logs.items()}
-    target = float(np.median(finals[ref])) if ref else np.inf
-    rows = []
-    for m, runs in logs.items():
-        if not runs:
-            rows.append({"method": m, "skipped": True})
-            continue
-        to_target = []
-        for lg in runs:
-            ws, best = _curve(lg)
-            hit = np.nonzero(best <= target)[0]
-            to_target.append(float(ws[hit[0]]) if hit.size else np.inf)
-        retrain = [
-            np.mean([_train(min(lg, key=_full_key)["params"], args, 10_000 + k)["value"] for k in range(3)])
-            for lg in runs
-            if any(r["full"] for r in lg)
-        ]
-        rows.append(
-            {
-                "method": m,
-                "seeds": len(runs),
-                "target": target,
-                "median_final_best": float(np.median(finals[m])),
-                "median_worker_s_to_target": float(np.median(to_target)),
-                "median_retrained": float(np.median(retrain)) if retrain else None,
-                "median_trials": float(np.median([len(lg) for lg in runs])),
-                "median_wall_s": float(np.median(walls[m])),  # the whole run, startup and overheads included
-            }
-        )
-    return rows
-
-
-def _full_key(r: dict) -> float:
-    return r["value"] if r["full"] and r["value"] is not None else np.inf
-
-
 # ============================================================================ correlation study
 def _curve_of(job: tuple[dict, dict]) -> list[float]:
     """Train one configuration to the end with a report callback; its validation-error curve."""
@@ -605,8 +352,12 @@ def main(argv=None) -> int:
     p.add_argument("--rhos", type=float, nargs="+", default=[1.0, 0.75, 0.5, 0.35, 0.25, 0.1, 0.0])
     p.add_argument("--epochs", type=int, default=16, help="digits: full budget in epochs")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--worker-seconds", type=float, default=1200.0, help="digits: worker-seconds per run")
-    p.add_argument("--methods", nargs="+", default=["esopt-sync", "esopt-async", "esopt-fidelity", "tune-asha"])
+    p.add_argument("--worker-seconds", type=float, default=200.0, help="digits: training seconds per run")
+    p.add_argument("--fidelity-min", type=int, default=1, help="digits: every method's first rung (epochs)")
+    p.add_argument("--methods", nargs="+", default=None, help="digits: default all (bench/multifidelity_digits.py)")
+    p.add_argument("--out", default=None, help="digits: run cache (default bench/out/multifidelity-digits)")
+    p.add_argument("--report-only", action="store_true", help="digits: tables from the cached runs only")
+    p.add_argument("--allow-stale", action="store_true", help="digits: save results from other code's runs")
     p.add_argument("--save-results", action="store_true")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -617,8 +368,11 @@ def main(argv=None) -> int:
         rows = correlation_study(args)
         table = correlation_table(rows, args)
     else:
-        rows = digits_study(args)
-        table = "\n".join(json.dumps(r) for r in rows)
+        import multifidelity_digits
+
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        args.methods = args.methods or list(multifidelity_digits.METHODS)
+        return multifidelity_digits.digits_study(args)
     print(table)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     if args.save_results:

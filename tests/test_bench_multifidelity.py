@@ -1,0 +1,83 @@
+"""bench/multifidelity_digits.py counts what its table says: only full-budget trials count for a
+best, a stopped trial's worker-seconds count for the cost, the target is esopt-sync's median final
+best, and "best at equal worker-seconds" is read at the budget every run reached.
+
+The benchmark's numbers themselves are not asserted here (they live in bench/results/).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _load():
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("multifidelity_digits", BENCH / "multifidelity_digits.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _t(worker_s, value, full):
+    return {"worker_s": worker_s, "value": value, "full": full, "params": {"lr": 0.1}}
+
+
+def _run(seed, log, retrained=(0.5, 0.5, 0.5)):
+    return {"seed": seed, "wall_s": 1.0, "log": log, "retrained": list(retrained)}
+
+
+def test_curve_counts_stopped_trials_for_cost_and_only_full_ones_for_the_best():
+    mf = _load()
+    ws, best = mf.curve([_t(2.0, 0.01, False), _t(5.0, 0.3, True), _t(1.0, None, False), _t(4.0, 0.2, True)])
+    assert ws.tolist() == [2.0, 7.0, 8.0, 12.0]
+    assert best[0] == math.inf and best[1:].tolist() == [0.3, 0.3, 0.2]  # the stopped 0.01 never counts
+    assert mf.final_best([_t(1.0, 0.01, False), _t(1.0, 0.4, True)])["value"] == 0.4
+    assert mf.final_best([_t(1.0, 0.01, False)]) is None
+
+
+def test_summary_target_worker_seconds_to_target_and_equal_budget():
+    mf = _load()
+    runs = {
+        "esopt-sync": [
+            _run(0, [_t(10, 0.5, True), _t(10, 0.3, True)]),
+            _run(1, [_t(10, 0.4, True), _t(10, 0.2, True)]),
+        ],
+        "esopt-fidelity": [
+            _run(0, [_t(1, 0.9, False), _t(5, 0.25, True), _t(30, 0.1, True)]),
+            _run(1, [_t(1, 0.9, False), _t(1, 0.8, False)]),  # never a full trial
+        ],
+    }
+    rows, target, w_eq = mf.summarize(runs)
+    assert target == np.median([0.3, 0.2]) == 0.25
+    assert w_eq == 2  # the smallest total over all runs
+    by = {r["method"]: r for r in rows}
+    assert by["esopt-sync"]["worker_s_to_target"] == [math.inf, 20.0]
+    assert by["esopt-fidelity"]["worker_s_to_target"] == [6.0, math.inf]
+    assert by["esopt-fidelity"]["final_best"] == [0.1, math.inf]
+    assert by["esopt-sync"]["best_at_equal_worker_s"] == [math.inf, math.inf]  # nothing full by 2 s
+    assert by["esopt-fidelity"]["full_trials"] == [2, 0]
+    text = mf.table(
+        rows,
+        target,
+        w_eq,
+        type("A", (), {"epochs": 16, "worker_seconds": 40, "workers": 2, "fidelity_min": 1, "eta": 3.0})(),
+    )
+    assert "| esopt-fidelity |" in text and "(1/2)" in text and "25.00%" in text
+
+
+def test_run_cache_names_hold_every_setting_that_decides_a_run(tmp_path):
+    mf = _load()
+    A = type("A", (), {"epochs": 16, "worker_seconds": 200.0, "workers": 2, "fidelity_min": 1, "eta": 3.0})
+    B = type("B", (A,), {"fidelity_min": 2})
+    C = type("C", (A,), {"epochs": 8})
+    names = {mf.run_path(tmp_path, "dehb", 0, k).name for k in (A, B, C)}
+    assert len(names) == 3
+    assert mf.run_path(tmp_path, "dehb", 0, A) != mf.run_path(tmp_path, "dehb", 1, A)
