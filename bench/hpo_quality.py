@@ -3,7 +3,7 @@
 Usage (from the repository root; results and the exact commands are in bench/results/hpo_quality.md)::
 
     python bench/hpo_quality.py --config cluster/configs/digits-cmaes.yaml --seeds 10 --save-results \
-        --methods cmaes:sigma0=0.2 cmaes random tpe
+        --methods cmaes cmaes:sigma0=0.3 random tpe
     python bench/hpo_quality.py --config cluster/configs/digits-highdim.yaml --seeds 5 --save-results
     python bench/hpo_quality.py --config cluster/configs/mnist1d-mixed.yaml --seeds 5 --save-results \
         --out bench/results/hpo_quality-cache/mnist1d-mixed        # catcmawm cmaes random tpe
@@ -639,6 +639,14 @@ def run_key(cfg, method: str, overrides: dict) -> str:
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def same_runs(cfg, methods: list[str], overrides: dict) -> list[str]:
+    """The first group of labels in ``methods`` that name the same runs (:func:`run_key`), or []."""
+    same: dict = {}
+    for m in methods:
+        same.setdefault((parse_method(m)[0], run_key(cfg, m, overrides)), []).append(m)
+    return next((v for v in same.values() if len(v) > 1), [])
+
+
 def run_pool(fn, jobs: list[dict], workers: int):
     """Yield ``fn(job)`` results as they finish, from ``workers`` spawned processes."""
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
@@ -728,6 +736,12 @@ def main(argv=None) -> int:
     for m in methods:
         parse_method(m)
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    twins = same_runs(cfg, methods, overrides)
+    if twins:
+        ap.error(
+            f"methods {' and '.join(twins)} are the same runs (same effective settings: the config's "
+            f"strategy already has them); drop one or change its options"
+        )
     out = Path(args.out) if args.out else ROOT / "bench" / "out" / cfg.name
     run_dir = out / "runs"
     tag = f"n{n}-s{args.seeds}" + (f"-e{args.epochs}" if args.epochs is not None else "")
