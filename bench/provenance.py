@@ -28,7 +28,20 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: distributions whose versions are recorded (importlib.metadata; nothing is imported)
-PACKAGES = ("esopt", "numpy", "scipy", "torch", "ray", "cma", "cmaes", "optuna", "scikit-learn", "threadpoolctl")
+PACKAGES = (
+    "esopt",
+    "numpy",
+    "scipy",
+    "torch",
+    "ray",
+    "cma",
+    "cmaes",
+    "optuna",
+    "DEHB",
+    "ConfigSpace",
+    "scikit-learn",
+    "threadpoolctl",
+)
 #: folders of the code that determines a benchmark's numbers (hashed by :func:`source_digest`)
 SOURCE_DIRS = ("esopt", "trials", "cluster", "bench")
 #: environment variables that change numerics or threading
