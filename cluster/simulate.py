@@ -321,7 +321,10 @@ class SimulatedExecutor(ExecutorBase):
         self._live.add(run.seq)
         last = max((step for step, _ in run.curve), default=0)
         for k, (step, _) in enumerate(run.curve):  # reports spread over the trial in proportion to their step
-            heapq.heappush(self._heap, (t0 + seconds * step / last, self._next_seq(), run, k))
+            # never after the trial's end: t0 + seconds * last / last can round one ulp past run.end,
+            # and the end would then arrive before the last report (a full trial left at a lower rung)
+            at = min(t0 + seconds * step / last, run.end)
+            heapq.heappush(self._heap, (at, self._next_seq(), run, k))
         heapq.heappush(self._heap, (run.end, self._next_seq(), run, -1))
 
     def _evaluate(self, task: TrialTask, worker: int) -> tuple[TrialOutcome, float, list]:

@@ -72,7 +72,10 @@ def test_async_keeps_every_slot_busy_and_tells_every_finished_trial(tmp_path):
     sync = simulate(_cfg(scheduler={"mode": "sync"}, budget=budget), tmp_path / "sync", workers=8)
     res = simulate(_cfg(budget=budget), tmp_path / "async", workers=8)
     assert res.campaign.status == "done" and res.n_trials == 240
-    assert res.utilization > 0.9 > 0.6 > sync.utilization  # heavy-tailed durations: sync waits
+    # heavy-tailed durations: sync waits.  The durations are a hash of the candidates, so the last
+    # bits a BLAS kernel rounds differently give other durations: async 0.977 with OpenBLAS's
+    # SkylakeX kernel, 0.894 with Haswell or Zen (sync 0.40 / 0.39), hence 0.85.
+    assert res.utilization > 0.85 > 0.6 > sync.utilization
     assert res.virtual_time_s < 0.75 * sync.virtual_time_s
     with Journal(tmp_path / "async", readonly=True) as j:
         trials, gens = j.trials(), j.generations()
