@@ -873,13 +873,9 @@ def _stale(entries: dict, prov: dict, what: str = "") -> list[str]:
     """Names in ``entries`` ({name: run provenance or None}) without provenance or whose code in
     :data:`STALE_DIRS` differed from ``prov``'s (source digests); printed as a warning, as are
     entries that differ only elsewhere (``cluster/``, ``bench/``: not counted as stale)."""
-    now = prov["source_sha1_by_dir"]
-
-    def differs(p, dirs) -> bool:
-        return any(p["source_sha1_by_dir"].get(d) != now.get(d) for d in dirs)
-
-    stale = sorted(what + k for k, p in entries.items() if p is None or differs(p, STALE_DIRS))
-    other = sorted(what + k for k, p in entries.items() if p is not None and differs(p, tuple(now)))
+    every = tuple(prov["source_sha1_by_dir"])
+    stale = sorted(what + k for k, p in entries.items() if prov_mod.code_differs(p, prov, STALE_DIRS))
+    other = sorted(what + k for k, p in entries.items() if p is not None and prov_mod.code_differs(p, prov, every))
     for names, msg in (
         (stale, f"have no provenance or came from other {'/'.join(STALE_DIRS)} code"),
         (sorted(set(other) - set(stale)), "came from other code outside those folders"),

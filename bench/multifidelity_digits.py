@@ -364,27 +364,21 @@ def run_cached(method: str, seed: int, args, space, out: Path) -> dict:
 
 def stale_runs(paths: list[Path], prov: dict) -> list[str]:
     """Names of cached runs without provenance or from other :data:`STALE_DIRS` code than ``prov``."""
-    now = prov["source_sha1_by_dir"]
-    out = []
-    for p in paths:
-        side = prov_mod.read_sidecar(p)
-        if side is None or any(side["source_sha1_by_dir"].get(d) != now.get(d) for d in STALE_DIRS):
-            out.append(p.name)
-    return out
+    return [p.name for p in paths if prov_mod.code_differs(prov_mod.read_sidecar(p), prov, STALE_DIRS)]
 
 
 # ============================================================================ report
 def summarize(runs: dict[str, list[dict]]) -> tuple[list[dict], float, float]:
     """One row per method; also the target and the worker-seconds every run reached."""
-    finals = {m: [float(curve(r["log"])[1][-1]) if r["log"] else np.inf for r in rs] for m, rs in runs.items()}
+    curves = {m: [curve(r["log"]) for r in rs] for m, rs in runs.items()}  # each run's once
+    finals = {m: [float(b[-1]) if b.size else np.inf for _, b in cs] for m, cs in curves.items()}
     ref = "esopt-sync" if runs.get("esopt-sync") else next(iter(runs))
     target = float(np.median(finals[ref]))
-    w_eq = min(float(curve(r["log"])[0][-1]) for rs in runs.values() for r in rs if r["log"])
+    w_eq = min(float(ws[-1]) for cs in curves.values() for ws, _ in cs if ws.size)
     rows = []
     for m, rs in runs.items():
         to_target, at_eq = [], []
-        for r in rs:
-            ws, best = curve(r["log"])
+        for ws, best in curves[m]:
             hit = np.nonzero(best <= target)[0]
             to_target.append(float(ws[hit[0]]) if hit.size else np.inf)
             k = np.searchsorted(ws, w_eq, side="right") - 1
@@ -400,7 +394,7 @@ def summarize(runs: dict[str, list[dict]]) -> tuple[list[dict], float, float]:
                 "retrained": retr,
                 "trials": [len(r["log"]) for r in rs],
                 "full_trials": [sum(t["full"] for t in r["log"]) for r in rs],
-                "worker_s": [float(curve(r["log"])[0][-1]) if r["log"] else 0.0 for r in rs],
+                "worker_s": [float(ws[-1]) if ws.size else 0.0 for ws, _ in curves[m]],
                 "wall_s": [r["wall_s"] for r in rs],
             }
         )

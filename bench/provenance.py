@@ -193,6 +193,15 @@ def markdown(prov: dict[str, Any]) -> str:
     )
 
 
+def code_differs(recorded: dict[str, Any] | None, now: dict[str, Any], dirs: tuple[str, ...]) -> bool:
+    """True if provenance ``recorded`` is None or its source digest of any folder in ``dirs``
+    (:func:`source_digests`) differs from that of provenance ``now``."""
+    if recorded is None:
+        return True
+    old, new = recorded.get("source_sha1_by_dir", {}), now["source_sha1_by_dir"]
+    return any(old.get(d) != new.get(d) for d in dirs)
+
+
 def sidecar_path(path: Path) -> Path:
     """``<path>.provenance.json`` next to ``path``."""
     path = Path(path)
