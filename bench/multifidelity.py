@@ -47,7 +47,13 @@ synthetic study says decides whether successive halving pays.
         --worker-seconds 200 --save-results
 
 Worker-seconds to quality on ``digits-highdim`` for esopt (sync, async, async + fidelity), Ray
-Tune's ASHA, Optuna TPE + successive halving and DEHB: bench/multifidelity_digits.py.
+Tune's ASHA, Optuna TPE + successive halving and DEHB: bench/multifidelity_tasks.py.
+
+``--study mnist1d`` (the same methods on ``cluster/configs/mnist1d-mixed.yaml``, 30 epochs, the
+optimizer a categorical; about 3 hours at 600 worker-seconds per run on 2 cores)::
+
+    nice -n 10 python bench/multifidelity.py --study mnist1d --seeds 5 --workers 2 \
+        --worker-seconds 600 --fidelity-min 2 --save-results
 """
 
 from __future__ import annotations
@@ -342,7 +348,7 @@ def correlation_table(rows: list[dict], args) -> str:
 # ============================================================================ main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--study", choices=("synthetic", "digits", "correlation"), default="synthetic")
+    p.add_argument("--study", choices=("synthetic", "digits", "mnist1d", "correlation"), default="synthetic")
     p.add_argument("--samples", type=int, default=24, help="correlation: configurations per distribution")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--dim", type=int, default=10)
@@ -350,14 +356,16 @@ def main(argv=None) -> int:
     p.add_argument("--eta", type=float, default=3.0)
     p.add_argument("--budget", type=int, default=100, help="synthetic: total resource, in full-budget trials")
     p.add_argument("--rhos", type=float, nargs="+", default=[1.0, 0.75, 0.5, 0.35, 0.25, 0.1, 0.0])
-    p.add_argument("--epochs", type=int, default=16, help="digits: full budget in epochs")
+    p.add_argument("--epochs", type=int, default=None, help="full budget in epochs (default 16; mnist1d: 30)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--worker-seconds", type=float, default=200.0, help="digits: training seconds per run")
-    p.add_argument("--fidelity-min", type=int, default=1, help="digits: every method's first rung (epochs)")
-    p.add_argument("--methods", nargs="+", default=None, help="digits: default all (bench/multifidelity_digits.py)")
-    p.add_argument("--out", default=None, help="digits: run cache (default bench/out/multifidelity-digits)")
-    p.add_argument("--report-only", action="store_true", help="digits: tables from the cached runs only")
-    p.add_argument("--allow-stale", action="store_true", help="digits: save results from other code's runs")
+    p.add_argument("--worker-seconds", type=float, default=200.0, help="digits/mnist1d: training seconds per run")
+    p.add_argument("--fidelity-min", type=int, default=1, help="digits/mnist1d: every method's first rung (epochs)")
+    p.add_argument(
+        "--methods", nargs="+", default=None, help="digits/mnist1d: default all (bench/multifidelity_tasks.py)"
+    )
+    p.add_argument("--out", default=None, help="digits/mnist1d: run cache (default bench/out/multifidelity-<study>)")
+    p.add_argument("--report-only", action="store_true", help="digits/mnist1d: tables from the cached runs only")
+    p.add_argument("--allow-stale", action="store_true", help="digits/mnist1d: save results from other code's runs")
     p.add_argument("--save-results", action="store_true")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -365,14 +373,16 @@ def main(argv=None) -> int:
         rows = synthetic_study(args)
         table = synthetic_table(rows, args)
     elif args.study == "correlation":
+        args.epochs = args.epochs or 16
         rows = correlation_study(args)
         table = correlation_table(rows, args)
     else:
-        import multifidelity_digits
+        import multifidelity_tasks
 
         args.argv = list(sys.argv[1:] if argv is None else argv)
-        args.methods = args.methods or list(multifidelity_digits.METHODS)
-        return multifidelity_digits.digits_study(args)
+        args.epochs = args.epochs or multifidelity_tasks.default_epochs(args.study)
+        args.methods = args.methods or list(multifidelity_tasks.METHODS)
+        return multifidelity_tasks.task_study(args)
     print(table)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     if args.save_results:

@@ -1,4 +1,4 @@
-"""bench/multifidelity_digits.py counts what its table says: only full-budget trials count for a
+"""bench/multifidelity_tasks.py counts what its table says: only full-budget trials count for a
 best, a stopped trial's worker-seconds count for the cost, the target is esopt-sync's median final
 best, and "best at equal worker-seconds" is read at the budget every run reached.
 
@@ -20,7 +20,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 def _load():
     if str(BENCH) not in sys.path:
         sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("multifidelity_digits", BENCH / "multifidelity_digits.py")
+    spec = importlib.util.spec_from_file_location("multifidelity_tasks", BENCH / "multifidelity_tasks.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -81,3 +81,35 @@ def test_run_cache_names_hold_every_setting_that_decides_a_run(tmp_path):
     names = {mf.run_path(tmp_path, "dehb", 0, k).name for k in (A, B, C)}
     assert len(names) == 3
     assert mf.run_path(tmp_path, "dehb", 0, A) != mf.run_path(tmp_path, "dehb", 1, A)
+
+
+def test_peers_decode_digits_as_the_committed_runs_did():
+    """On digits (no categoricals) a peer's point decodes exactly as ``Space.decode`` of the clipped
+    unit vector, the map of the committed digits runs; names stay ``u0..``."""
+    mf = _load()
+    A = type("A", (), {"study": "digits"})
+    space = mf.study_space(A)
+    u = np.random.default_rng(3).uniform(-0.2, 1.2, size=len(space.params))
+    assert mf.unit_params(space, u) == space.decode(np.clip(u, 0.0, 1.0))
+    assert mf.peer_names(space) == [f"u{i}" for i in range(19)]
+
+
+def test_mnist1d_study_passes_categoricals_as_choices_and_builds_a_mixed_fidelity_campaign():
+    mf = _load()
+    from cluster.config import parse_config
+
+    A = type("A", (), {"study": "mnist1d", "epochs": 30, "worker_seconds": 600.0, "workers": 2})
+    A.fidelity_min, A.eta = 1, 3.0
+    space = mf.study_space(A)
+    opt = next(p for p in space.params if p.is_categorical)
+    values = ["radam" if p.is_categorical else 1.5 for p in space.params]
+    hp = mf.unit_params(space, values)
+    assert hp[opt.name] == "radam"
+    assert all(hp[p.name] == p.upper for p in space.params if not p.is_categorical)  # clipped to 1
+    assert mf.default_epochs("mnist1d") == 30 and mf.default_epochs("digits") == 16
+    cfg = parse_config(mf.study_config(A, "esopt-fidelity-min2"), base_dir=mf.ROOT / "cluster" / "configs")
+    assert cfg.strategy.name == "catcmawm" and cfg.fidelity.min == 2 and cfg.fidelity.max == 30
+    assert cfg.trial["dataset"] == "mnist1d" and cfg.budget.max_time_s == 300.0
+    assert mf.run_path(Path("x"), "dehb", 0, A) != mf.run_path(
+        Path("x"), "dehb", 0, type("D", (A,), {"study": "digits"})
+    )

@@ -1,22 +1,30 @@
-"""Worker-seconds to quality on ``digits-highdim``: esopt with and without multi-fidelity vs Ray
+"""Worker-seconds to quality on a real training task: esopt with and without multi-fidelity vs Ray
 Tune's ASHA, Optuna's successive halving and DEHB (issue 14).  Run through
-``bench/multifidelity.py --study digits`` (its module docstring has the commands)::
+``bench/multifidelity.py --study digits`` or ``--study mnist1d`` (its module docstring has the
+commands)::
 
     nice -n 10 python bench/multifidelity.py --study digits --seeds 5 --workers 2 --epochs 16 \\
         --worker-seconds 200 --save-results
+    nice -n 10 python bench/multifidelity.py --study mnist1d --seeds 5 --workers 2 \\
+        --worker-seconds 600 --fidelity-min 2 --save-results
 
-Task: ``cluster/configs/digits-highdim.yaml`` (19 hyperparameters) with ``trial.epochs =
---epochs``, one torch/BLAS thread per trial, training seed 0 for every trial of every method (the
-methods of one seed search the same function; the method's own seed varies with the run).
+Tasks (:data:`STUDIES`): ``digits`` is ``cluster/configs/digits-highdim.yaml`` (19 continuous and
+integer hyperparameters, CMA-ES); ``mnist1d`` is ``cluster/configs/mnist1d-mixed.yaml`` (14, one of
+them the optimizer choice: the mixed strategy, CatCMA with margin), each with ``trial.epochs =
+--epochs`` (default: 16 for digits, the config's 30 for mnist1d), one torch/BLAS thread per trial,
+training seed 0 for every trial of every method (the methods of one seed search the same function;
+the method's own seed varies with the run).
 Every method is given ``--worker-seconds`` of training (the sum of its trials' own time from the
 call of ``trials.train_and_evaluate`` to its return, or for a trial Tune stops, to its last report;
 the frameworks' dispatch overheads show in the wall-clock column instead) and
-samples the same box: esopt's unit cube, or ``[0, 1]^d`` decoded by the config's
-:class:`cluster.space.Space` for the peers.  Methods (``--fidelity-min`` is every method's first rung,
-eta ``--eta`` for all):
+samples the same box: esopt's strategy coordinates, or for the peers ``[0, 1]`` per continuous or
+integer hyperparameter decoded by the config's :class:`cluster.space.Param` (``from_unit``) and each
+categorical as the framework's own categorical (``tune.choice``, ``suggest_categorical``,
+``ConfigSpace.Categorical``).  Methods (``--fidelity-min`` is every method's first rung, eta
+``--eta`` for all):
 
-* ``esopt-sync``: today's esopt: CMA-ES, sync generations, every trial to the full budget, through
-  :class:`cluster.campaign.Campaign` on a local Ray instance of ``--workers`` CPUs
+* ``esopt-sync``: today's esopt: the config's strategy, sync generations, every trial to the full
+  budget, through :class:`cluster.campaign.Campaign` on a local Ray instance of ``--workers`` CPUs
   (``budget.max_time_s = worker-seconds / workers``);
 * ``esopt-async``: the same, ``scheduler: {mode: async}``;
 * ``esopt-fidelity``: async + ``fidelity: {resource: epochs, min, eta}`` (ASHA, lexicographic ranks);
@@ -39,7 +47,7 @@ the final best validation error; the worker-seconds until the best first reaches
 final best retrained with 3 fresh training seeds (10000..10002).
 
 Each run (method x seed) is cached as JSON with a provenance sidecar under ``--out``/runs
-(default ``bench/out/multifidelity-digits``); rerunning computes only what is missing, and
+(default ``bench/out/multifidelity-<study>``); rerunning computes only what is missing, and
 ``--save-results`` refuses runs from other esopt/trials/cluster code unless ``--allow-stale``.
 """
 
@@ -77,12 +85,30 @@ STALE_DIRS = ("esopt", "trials", "cluster")
 
 
 # ============================================================================ the methods
-def digits_config(args, method: str) -> dict:
-    """digits-highdim (raw mapping) with ``--epochs``, one thread per trial, ``--workers`` CPUs, a
-    wall-clock budget of ``worker-seconds / workers`` and the method's scheduler/fidelity."""
+#: study -> (campaign config under cluster/configs, default full budget in epochs; None: the config's)
+STUDIES = {"digits": ("digits-highdim.yaml", 16), "mnist1d": ("mnist1d-mixed.yaml", None)}
+
+
+def config_path(study: str) -> Path:
+    """The campaign YAML of ``study`` (a key of :data:`STUDIES`; ``KeyError`` otherwise)."""
+    return ROOT / "cluster" / "configs" / STUDIES[study][0]
+
+
+def default_epochs(study: str) -> int:
+    """The study's full budget in epochs when ``--epochs`` is not given."""
     import yaml
 
-    raw = yaml.safe_load((ROOT / "cluster" / "configs" / "digits-highdim.yaml").read_text())
+    name, epochs = STUDIES[study]
+    return int(epochs if epochs is not None else yaml.safe_load(config_path(study).read_text())["trial"]["epochs"])
+
+
+def study_config(args, method: str) -> dict:
+    """The study's campaign config (raw mapping) with ``--epochs``, one thread per trial,
+    ``--workers`` CPUs, a wall-clock budget of ``worker-seconds / workers`` and the method's
+    scheduler/fidelity (``args.study``, default ``digits``)."""
+    import yaml
+
+    raw = yaml.safe_load(config_path(getattr(args, "study", "digits")).read_text())
     raw["trial"] = {**raw["trial"], "epochs": args.epochs, "threads": 1}
     raw["budget"] = {"max_time_s": args.worker_seconds / args.workers}
     raw["ray"] = {"num_cpus": args.workers}
@@ -93,16 +119,34 @@ def digits_config(args, method: str) -> dict:
     return raw
 
 
-def unit_params(space, u) -> dict:
-    """A point of ``[0, 1]^d`` (the peers' search box) -> hyperparameters, by the config's Space."""
-    return space.decode(np.clip(np.asarray(u, dtype=float), 0.0, 1.0))
+def study_space(args):
+    """The study config's :class:`cluster.space.Space`."""
+    from cluster.config import load_config
+
+    return load_config(config_path(getattr(args, "study", "digits")), check_objective=False).space
+
+
+def peer_names(space) -> list[str]:
+    """The peers' names of the space's hyperparameters, in order: ``u0``, ``u1``, ... (the names
+    every committed run used; ConfigSpace and Tune order them the same way whatever the config)."""
+    return [f"u{i}" for i in range(len(space.params))]
+
+
+def unit_params(space, values) -> dict:
+    """A peer's point -> hyperparameters: ``values`` ``(d,)`` in :func:`peer_names` order, ``[0, 1]``
+    for a continuous or integer hyperparameter (clipped, then ``Param.from_unit``: log10 scales and
+    integer rounding as the config says) and the choice itself for a categorical."""
+    out = {}
+    for p, v in zip(space.params, values, strict=True):
+        out[p.name] = v if p.is_categorical else p.from_unit(min(max(float(v), 0.0), 1.0))
+    return out
 
 
 def train(params: dict, args, seed: int, report=None) -> dict:
     """One ``trials.train_and_evaluate`` call -> ``{value, worker_s, full, params}``."""
     import trials
 
-    spec = {**digits_config(args, "x")["trial"], "seed": seed}
+    spec = {**study_config(args, "x")["trial"], "seed": seed}
     r = trials.train_and_evaluate(params, spec, report=report)
     ok = r.status == "ok" and r.objective is not None and math.isfinite(r.objective)
     return {
@@ -121,7 +165,7 @@ def run_esopt(method: str, seed: int, args, space=None) -> list[dict]:
     from cluster.status import TrialStatus
     from cluster.store import Journal
 
-    raw = digits_config(args, method)
+    raw = study_config(args, method)
     raw["strategy"] = {**raw["strategy"], "seed": seed}
     cfg = parse_config(raw, base_dir=ROOT / "cluster" / "configs")
     with tempfile.TemporaryDirectory() as d:
@@ -152,7 +196,7 @@ def run_tune_asha(seed: int, args, space) -> list[dict]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    names = [f"u{i}" for i in range(space.dim)]
+    names = peer_names(space)
 
     def trainable(config):
         params = unit_params(space, [config[n] for n in names])
@@ -172,7 +216,10 @@ def run_tune_asha(seed: int, args, space) -> list[dict]:
         with tempfile.TemporaryDirectory() as d:
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
-                param_space={n: tune.uniform(0.0, 1.0) for n in names},
+                param_space={
+                    n: tune.choice(list(p.choices)) if p.is_categorical else tune.uniform(0.0, 1.0)
+                    for n, p in zip(names, space.params)
+                },
                 tune_config=tune.TuneConfig(
                     metric="valid_error",
                     mode="min",
@@ -212,17 +259,16 @@ def _optuna_worker(job: dict) -> list[dict]:
     import optuna
     import torch
 
-    from cluster.config import load_config
-
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     class A:  # the bench arguments train() reads
+        study = job["study"]
         epochs = job["epochs"]
         worker_seconds = workers = 1.0
         eta = fidelity_min = 1
 
-    space = load_config(ROOT / "cluster" / "configs" / "digits-highdim.yaml", check_objective=False).space
+    space = study_space(A)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(job["journal"]))
     study = optuna.load_study(
         study_name="mf",
@@ -233,7 +279,13 @@ def _optuna_worker(job: dict) -> list[dict]:
     log: list[dict] = []
 
     def objective(trial):
-        params = unit_params(space, [trial.suggest_float(f"u{i}", 0.0, 1.0) for i in range(space.dim)])
+        params = unit_params(
+            space,
+            [
+                trial.suggest_categorical(n, list(p.choices)) if p.is_categorical else trial.suggest_float(n, 0.0, 1.0)
+                for n, p in zip(peer_names(space), space.params)
+            ],
+        )
 
         def report(epoch, value):
             trial.report(value, epoch)
@@ -263,6 +315,7 @@ def run_optuna_sha(seed: int, args, space) -> list[dict]:
         jobs = [
             {
                 "journal": journal,
+                "study": args.study,
                 "sampler_seed": 1000 * seed + w,
                 "min": args.fidelity_min,
                 "eta": int(args.eta),
@@ -284,11 +337,17 @@ def run_dehb(seed: int, args, space) -> list[dict]:
     from dehb import DEHB
 
     cs = CS.ConfigurationSpace(seed=seed)
-    cs.add([CS.Float(f"u{i}", (0.0, 1.0)) for i in range(space.dim)])
+    names = peer_names(space)
+    cs.add(
+        [
+            CS.Categorical(n, list(p.choices)) if p.is_categorical else CS.Float(n, (0.0, 1.0))
+            for n, p in zip(names, space.params)
+        ]
+    )
     log: list[dict] = []
 
     def f(config, fidelity, **kwargs):
-        params = unit_params(space, [config[f"u{i}"] for i in range(space.dim)])
+        params = unit_params(space, [config[n] for n in names])
         epochs = max(1, round(float(fidelity)))
         res = train(params, args, 0, lambda e, v: e < epochs)
         res["full"] = res["value"] is not None and epochs >= args.epochs
@@ -324,7 +383,8 @@ RUNNERS = {
 # ============================================================================ runs, cache
 def run_path(out: Path, method: str, seed: int, args) -> Path:
     """Cache file of one run: the settings that decide it are in its name."""
-    tag = f"e{args.epochs}-w{args.workers}-ws{args.worker_seconds:g}-min{args.fidelity_min}-eta{args.eta:g}"
+    study = getattr(args, "study", "digits")
+    tag = f"{study}-e{args.epochs}-w{args.workers}-ws{args.worker_seconds:g}-min{args.fidelity_min}-eta{args.eta:g}"
     return out / "runs" / f"{method}-{tag}-s{seed}.json"
 
 
@@ -347,7 +407,7 @@ def run_cached(method: str, seed: int, args, space, out: Path) -> dict:
     path = run_path(out, method, seed, args)
     if path.exists():
         return json.loads(path.read_text())
-    prov = prov_mod.provenance(command=f"bench/multifidelity.py --study digits: {method} seed {seed}")
+    prov = prov_mod.provenance(command=f"bench/multifidelity.py --study {args.study}: {method} seed {seed}")
     t0 = time.perf_counter()
     log = RUNNERS[method](seed, args, space)
     wall = time.perf_counter() - t0
@@ -374,7 +434,7 @@ def summarize(runs: dict[str, list[dict]]) -> tuple[list[dict], float, float]:
     finals = {m: [float(b[-1]) if b.size else np.inf for _, b in cs] for m, cs in curves.items()}
     ref = "esopt-sync" if runs.get("esopt-sync") else next(iter(runs))
     target = float(np.median(finals[ref]))
-    w_eq = min(float(ws[-1]) for cs in curves.values() for ws, _ in cs if ws.size)
+    w_eq = min((float(ws[-1]) for cs in curves.values() for ws, _ in cs if ws.size), default=0.0)
     rows = []
     for m, rs in runs.items():
         to_target, at_eq = [], []
@@ -414,12 +474,18 @@ def _secs(v: float) -> str:
     return f"{v:.0f}" if math.isfinite(v) else "not reached"
 
 
+def task_title(args) -> str:
+    """``"<config name> (d = <hyperparameters>)"`` of the study."""
+    study = getattr(args, "study", "digits")
+    return f"{STUDIES[study][0].removesuffix('.yaml')} (d = {len(study_space(args).params)})"
+
+
 def table(rows: list[dict], target: float, w_eq: float, args) -> str:
     """Markdown table of :func:`summarize`'s rows (median [min-max] over seeds)."""
     ref = next((r for r in rows if r["method"] == "esopt-sync"), None)
     ref_ws = float(np.median(ref["worker_s_to_target"])) if ref else math.nan
     out = [
-        f"digits-highdim (d = 19), {args.epochs} epochs, {args.worker_seconds:g} worker-seconds per run, "
+        f"{task_title(args)}, {args.epochs} epochs, {args.worker_seconds:g} worker-seconds per run, "
         f"{args.workers} workers, first rung {args.fidelity_min} epoch(s), eta {args.eta:g}, "
         f"{rows[0]['seeds']} seeds. Validation error %, median [min-max] over seeds. Target: the median final "
         f"best of esopt-sync, {_pct(target)}%. Best at equal worker-seconds: at {w_eq:.0f} worker-seconds, "
@@ -468,7 +534,7 @@ def plot(runs: dict[str, list[dict]], target: float, path: Path, args) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("cumulative worker-seconds (training time of all trials)")
     ax.set_ylabel("best validation error of full-budget trials (%)")
-    ax.set_title(f"digits-highdim, {args.epochs} epochs, {args.workers} workers")
+    ax.set_title(f"{task_title(args)}, {args.epochs} epochs, {args.workers} workers")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
     fig.tight_layout()
@@ -498,15 +564,14 @@ def write_trials_csv(runs: dict[str, list[dict]], path: Path) -> Path:
     return path
 
 
-def digits_study(args) -> int:
-    """Run (or read) every method x seed, print the table; with ``--save-results`` write
-    ``bench/results/multifidelity-digits.{md,json,csv,png}`` with provenance sidecars."""
-    from cluster.config import load_config
-
+def task_study(args) -> int:
+    """Run (or read) every method x seed of ``args.study``, print the table; with
+    ``--save-results`` write ``bench/results/multifidelity-<study>.{md,json,csv,png}`` with
+    provenance sidecars."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     prov = prov_mod.provenance()
-    space = load_config(ROOT / "cluster" / "configs" / "digits-highdim.yaml", check_objective=False).space
-    out = Path(args.out) if args.out else ROOT / "bench" / "out" / "multifidelity-digits"
+    space = study_space(args)
+    out = Path(args.out) if args.out else ROOT / "bench" / "out" / f"multifidelity-{args.study}"
     methods = [m for m in args.methods if m in RUNNERS]
     unknown = sorted(set(args.methods) - set(RUNNERS))
     if unknown:
@@ -538,7 +603,7 @@ def digits_study(args) -> int:
             print("not saving results from stale runs: delete them, or pass --allow-stale")
             return 2
         RESULTS.mkdir(parents=True, exist_ok=True)
-        stem = RESULTS / "multifidelity-digits"
+        stem = RESULTS / f"multifidelity-{args.study}"
         command = "python bench/multifidelity.py " + " ".join(args.argv)
         files = [
             write_trials_csv(runs, stem.with_suffix(".csv")),
