@@ -31,7 +31,8 @@ categorical as the framework's own categorical (``tune.choice``, ``suggest_categ
 * ``esopt-fidelity-min2``: the same with the first rung at epoch 2 whatever ``--fidelity-min``
   (the advice of ``--study correlation``: epoch 1 ranks CMA-ES's candidates poorly, epoch 2 well);
 * ``tune-asha``: Ray Tune ``ASHAScheduler(grace_period=min, reduction_factor=eta, max_t=epochs)``
-  with Tune's random search, ``max_concurrent_trials = --workers``, ``reuse_actors=True``,
+  with Tune's random search, 1 CPU per trial on ``--workers`` CPUs (``max_concurrent_trials`` is
+  passed too, but Tune ignores it with ``BasicVariantGenerator``), ``reuse_actors=True``,
   ``time_budget_s = worker-seconds / workers``;
 * ``optuna-sha``: Optuna TPE + ``SuccessiveHalvingPruner(min_resource=min, reduction_factor=eta)``
   in ``--workers`` processes sharing one study (Optuna's ``JournalStorage``; each process's own
