@@ -373,7 +373,9 @@ def main(argv=None) -> int:
         rows = synthetic_study(args)
         table = synthetic_table(rows, args)
     elif args.study == "correlation":
-        args.epochs = args.epochs or 16
+        import multifidelity_tasks
+
+        args.epochs = args.epochs or multifidelity_tasks.default_epochs("digits")  # digits-highdim's curves
         rows = correlation_study(args)
         table = correlation_table(rows, args)
     else:

@@ -54,12 +54,14 @@ Each run (method x seed) is cached as JSON with a provenance sidecar under ``--o
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -99,18 +101,31 @@ def default_epochs(study: str) -> int:
     """The study's full budget in epochs when ``--epochs`` is not given."""
     import yaml
 
-    name, epochs = STUDIES[study]
+    epochs = STUDIES[study][1]
     return int(epochs if epochs is not None else yaml.safe_load(config_path(study).read_text())["trial"]["epochs"])
+
+
+@functools.cache
+def _raw_config(study: str) -> str:
+    """The study config's YAML text, read once per process (not once per trial)."""
+    return config_path(study).read_text()
+
+
+def trial_spec(study: str, epochs: int) -> dict:
+    """The study config's ``trial:`` mapping with ``epochs`` and one thread per trial (a new dict)."""
+    import yaml
+
+    return {**yaml.safe_load(_raw_config(study))["trial"], "epochs": epochs, "threads": 1}
 
 
 def study_config(args, method: str) -> dict:
     """The study's campaign config (raw mapping) with ``--epochs``, one thread per trial,
     ``--workers`` CPUs, a wall-clock budget of ``worker-seconds / workers`` and the method's
-    scheduler/fidelity (``args.study``, default ``digits``)."""
+    scheduler/fidelity (``args.study``)."""
     import yaml
 
-    raw = yaml.safe_load(config_path(getattr(args, "study", "digits")).read_text())
-    raw["trial"] = {**raw["trial"], "epochs": args.epochs, "threads": 1}
+    raw = yaml.safe_load(_raw_config(args.study))
+    raw["trial"] = trial_spec(args.study, args.epochs)
     raw["budget"] = {"max_time_s": args.worker_seconds / args.workers}
     raw["ray"] = {"num_cpus": args.workers}
     raw["scheduler"] = {"mode": "sync" if method == "esopt-sync" else "async"}
@@ -124,12 +139,12 @@ def study_space(args):
     """The study config's :class:`cluster.space.Space`."""
     from cluster.config import load_config
 
-    return load_config(config_path(getattr(args, "study", "digits")), check_objective=False).space
+    return load_config(config_path(args.study), check_objective=False).space
 
 
 def peer_names(space) -> list[str]:
     """The peers' names of the space's hyperparameters, in order: ``u0``, ``u1``, ... (the names
-    every committed run used; ConfigSpace and Tune order them the same way whatever the config)."""
+    the committed digits runs used; kept so that their sampling order is unchanged)."""
     return [f"u{i}" for i in range(len(space.params))]
 
 
@@ -144,10 +159,11 @@ def unit_params(space, values) -> dict:
 
 
 def train(params: dict, args, seed: int, report=None) -> dict:
-    """One ``trials.train_and_evaluate`` call -> ``{value, worker_s, full, params}``."""
+    """One ``trials.train_and_evaluate`` call (``args.study``'s trial, ``args.epochs``, training seed
+    ``seed``) -> ``{value, worker_s, full, params}``; ``worker_s`` in seconds (the trial's own time)."""
     import trials
 
-    spec = {**study_config(args, "x")["trial"], "seed": seed}
+    spec = {**trial_spec(args.study, args.epochs), "seed": seed}
     r = trials.train_and_evaluate(params, spec, report=report)
     ok = r.status == "ok" and r.objective is not None and math.isfinite(r.objective)
     return {
@@ -263,12 +279,7 @@ def _optuna_worker(job: dict) -> list[dict]:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    class A:  # the bench arguments train() reads
-        study = job["study"]
-        epochs = job["epochs"]
-        worker_seconds = workers = 1.0
-        eta = fidelity_min = 1
-
+    A = types.SimpleNamespace(study=job["study"], epochs=job["epochs"])  # what train() and study_space() read
     space = study_space(A)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(job["journal"]))
     study = optuna.load_study(
@@ -384,8 +395,9 @@ RUNNERS = {
 # ============================================================================ runs, cache
 def run_path(out: Path, method: str, seed: int, args) -> Path:
     """Cache file of one run: the settings that decide it are in its name."""
-    study = getattr(args, "study", "digits")
-    tag = f"{study}-e{args.epochs}-w{args.workers}-ws{args.worker_seconds:g}-min{args.fidelity_min}-eta{args.eta:g}"
+    tag = (
+        f"{args.study}-e{args.epochs}-w{args.workers}-ws{args.worker_seconds:g}-min{args.fidelity_min}-eta{args.eta:g}"
+    )
     return out / "runs" / f"{method}-{tag}-s{seed}.json"
 
 
@@ -477,8 +489,7 @@ def _secs(v: float) -> str:
 
 def task_title(args) -> str:
     """``"<config name> (d = <hyperparameters>)"`` of the study."""
-    study = getattr(args, "study", "digits")
-    return f"{STUDIES[study][0].removesuffix('.yaml')} (d = {len(study_space(args).params)})"
+    return f"{STUDIES[args.study][0].removesuffix('.yaml')} (d = {len(study_space(args).params)})"
 
 
 def table(rows: list[dict], target: float, w_eq: float, args) -> str:

@@ -68,14 +68,20 @@ def test_summary_target_worker_seconds_to_target_and_equal_budget():
         rows,
         target,
         w_eq,
-        type("A", (), {"epochs": 16, "worker_seconds": 40, "workers": 2, "fidelity_min": 1, "eta": 3.0})(),
+        type(
+            "A",
+            (),
+            {"study": "digits", "epochs": 16, "worker_seconds": 40, "workers": 2, "fidelity_min": 1, "eta": 3.0},
+        )(),
     )
     assert "| esopt-fidelity |" in text and "(1/2)" in text and "25.00%" in text
 
 
 def test_run_cache_names_hold_every_setting_that_decides_a_run(tmp_path):
     mf = _load()
-    A = type("A", (), {"epochs": 16, "worker_seconds": 200.0, "workers": 2, "fidelity_min": 1, "eta": 3.0})
+    A = type(
+        "A", (), {"study": "digits", "epochs": 16, "worker_seconds": 200.0, "workers": 2, "fidelity_min": 1, "eta": 3.0}
+    )
     B = type("B", (A,), {"fidelity_min": 2})
     C = type("C", (A,), {"epochs": 8})
     names = {mf.run_path(tmp_path, "dehb", 0, k).name for k in (A, B, C)}
