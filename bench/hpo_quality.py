@@ -6,7 +6,7 @@ Usage (from the repository root; results and the exact commands are in bench/res
         --methods cmaes cmaes:sigma0=0.3 random tpe
     python bench/hpo_quality.py --config cluster/configs/digits-highdim.yaml --seeds 5 --save-results
     python bench/hpo_quality.py --config cluster/configs/mnist1d-mixed.yaml --seeds 5 --save-results \
-        --out bench/results/hpo_quality-cache/mnist1d-mixed        # catcmawm cmaes random tpe
+        --methods catcmawm catcmawm:sigma0=0.3 catcmawm:popsize=6 cmaes random tpe
     python bench/hpo_quality.py --config cluster/configs/digits-cmaes.yaml --trials 2 --seeds 1 \
         --epochs 1 --reeval 1 --out /tmp/smoke                                  # smoke test, ~1 min
 
