@@ -13,12 +13,20 @@ node); they must not request these fixtures in the same test.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+# A suite started as a background job of a non-interactive shell (`pytest ... &`, nohup) inherits
+# SIGINT ignored, and so would every driver its tests start, so the Ctrl-C tests (test_cli.py,
+# test_resume_kill.py) could not interrupt them. Python's own handler again: children start with
+# SIGINT at its default, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: ``ray.init`` arguments used unless a test overrides them (2 CPUs: the CI machine has 2 cores).
 DEFAULT_INIT: dict[str, Any] = {"num_cpus": 2, "num_gpus": 0, "logging_level": "WARNING"}
