@@ -497,9 +497,11 @@ def _pairs(a: np.ndarray, b: np.ndarray) -> str:
     )
 
 
-def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spec_info) -> str:
+def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spec_info, computed=0) -> str:
     """Markdown tables (see module docstring): best-so-far quantiles, final bests, paired
-    comparisons of the first method against the others, and the training-seed noise."""
+    comparisons of the first method against the others, and the training-seed noise.  ``wall_total``
+    (s) is this invocation's wall time, ``computed`` how many of the runs in ``summaries`` it ran
+    (the rest came from the run cache, so a report-only invocation says 0 s of 0 runs)."""
     C = curves(rows, methods, seeds, n)
     F = final_bests(rows, reeval_rows, methods, seeds, n)
     cuts = [max(1, math.ceil(fr * n)) for fr in FRACTIONS]
@@ -575,7 +577,12 @@ def report(cfg, rows, reeval_rows, summaries, methods, seeds, n, wall_total, spe
                 f"Std of the validation error between training seeds, over the {len(stds)} final "
                 f"bests: median {pct(np.nanmedian(stds))}, root-mean-square {pct(rms)} percentage points.",
             ]
-    lines += ["", f"Total wall time of this invocation: {wall_total:.0f} s."]
+    run_s = sum(float(sm.get("elapsed_s") or 0.0) for sm in summaries)
+    lines += [
+        "",
+        f"Wall time of this invocation: {wall_total:.0f} s ({computed} of the {len(summaries)} runs computed now; "
+        f"the others read from the run cache); the runs' own wall times add up to {run_s:.0f} s.",
+    ]
     return "\n".join(lines)
 
 
@@ -769,12 +776,14 @@ def main(argv=None) -> int:
     ]
     t0 = time.perf_counter()
     summaries_path = run_dir / "summaries.jsonl"
+    computed = 0
     if jobs and not args.report_only:
         print(f"{len(jobs)} runs x {n} trials on {args.workers} workers -> {run_dir}", flush=True)
         for sm in run_pool(run_one, jobs, args.workers):
             sm["csv"] = csv_path(sm["method"], sm["seed"]).name
             with summaries_path.open("a") as fh:
                 fh.write(json.dumps(sm) + "\n")
+            computed += 1
             print(
                 f"  done {sm['method']} seed {sm['seed']}: best {pct(sm['best'])}% in {sm['elapsed_s']:.0f} s "
                 f"({time.perf_counter() - t0:.0f} s elapsed)",
@@ -811,7 +820,7 @@ def main(argv=None) -> int:
             return 2
     wall_total = time.perf_counter() - t0
 
-    table = report(cfg, rows, reeval_rows, summaries, methods, args.seeds, n, wall_total, spec_info)
+    table = report(cfg, rows, reeval_rows, summaries, methods, args.seeds, n, wall_total, spec_info, computed)
     print(table)
     prov_md = prov_mod.markdown(prov) + (
         f"\n{len(stale)} of the runs or re-evaluations came from other code (--allow-stale)." if stale else ""
