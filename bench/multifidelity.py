@@ -50,10 +50,12 @@ Worker-seconds to quality on ``digits-highdim`` for esopt (sync, async, async + 
 Tune's ASHA, Optuna TPE + successive halving and DEHB: bench/multifidelity_tasks.py.
 
 ``--study mnist1d`` (the same methods on ``cluster/configs/mnist1d-mixed.yaml``, 30 epochs, the
-optimizer a categorical; about 3 hours at 600 worker-seconds per run on 2 cores)::
+optimizer a categorical; the committed run, about 100 minutes on 2 cores; ``esopt-fidelity-min2``
+left out because ``--fidelity-min 2`` makes it ``esopt-fidelity``)::
 
     nice -n 10 python bench/multifidelity.py --study mnist1d --seeds 5 --workers 2 \
-        --worker-seconds 600 --fidelity-min 2 --save-results
+        --worker-seconds 300 --fidelity-min 2 --save-results \
+        --methods esopt-sync esopt-async esopt-fidelity tune-asha optuna-sha dehb
 """
 
 from __future__ import annotations
