@@ -13,8 +13,8 @@ Wall times are only comparable between runs of one session on one machine, so on
 whose runs were all produced by the same commit as the reference method's runs (the run entries of
 the sidecar) are compared; the others are listed as not comparable.  ``--save-results`` writes the
 table as the section ``equal-time-<name>`` of bench/results/hpo_quality.md (with this command's
-provenance).  Raises ``SystemExit`` (exit 2) with a message if the CSV, its sidecar or the reference
-method is missing.
+provenance).  Exits with status 2 and a message if the CSV, its sidecar or the reference method is
+missing.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if str(Path(__file__).resolve().parent) not in sys.path:  # bench/hpo_quality.py, bench/provenance.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hpo_quality as hq  # noqa: E402
 import provenance as prov_mod  # noqa: E402
 
@@ -34,7 +35,10 @@ RESULTS = hq.ROOT / "bench" / "results"
 
 def run_commits(sidecar: dict, cfg, rows: list[dict], overrides: dict) -> dict[str, set]:
     """``{method label: {commits of its runs}}`` from a results sidecar's run entries, whose names
-    are ``bench/hpo_quality.py``'s run cache names (``<method>-<run_key>-n<trials>-s<seed>.csv``)."""
+    are ``bench/hpo_quality.py``'s run cache names (``<method>-<run_key>-n<trials>-s<seed>.csv``);
+    a run the sidecar does not list contributes the commit ``None``.  ``rows`` are the CSV's rows
+    (all runs of one invocation, so one trial count ``n``); ``overrides`` the trial overrides the
+    benchmark ran with (``{"epochs": E}`` or ``{}``), part of the run key."""
     runs = sidecar.get("runs") or {}
     n = 1 + max(int(r["trial"]) for r in rows)
     out: dict[str, set] = {}
@@ -46,24 +50,29 @@ def run_commits(sidecar: dict, cfg, rows: list[dict], overrides: dict) -> dict[s
 
 
 def equal_time(rows: list[dict], ref: str) -> dict[str, dict[str, np.ndarray]]:
-    """Per method, arrays over seeds: ``best`` (fraction) = the best validation error among the
-    trials, in proposal order, whose cumulative ``wall_time_s`` stays within the reference
-    method's total for that seed; ``trials`` = how many trials that was; ``budget_s`` = that total
-    (seconds).  Seeds the reference method lacks are NaN."""
+    """Per method, arrays of shape ``(n_seeds,)`` over the sorted seeds of ``rows``: ``best``
+    (fraction) = the best validation error among the trials, in proposal order, whose cumulative
+    ``wall_time_s`` stays within the reference method's total for that seed; ``trials`` = how many
+    trials that was; ``budget_s`` = that total (seconds).  Seeds the reference method lacks are
+    NaN throughout; a method without trials at a seed has ``best`` NaN and ``trials`` 0."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     seeds = sorted({int(r["seed"]) for r in rows})
     by: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
         by.setdefault((r["method"], int(r["seed"])), []).append(r)
     out = {m: {k: np.full(len(seeds), np.nan) for k in ("best", "trials", "budget_s")} for m in methods}
+
+    def cumulative_s(m: str, s: int) -> tuple[list[dict], np.ndarray]:
+        trials = sorted(by.get((m, s), []), key=lambda r: int(r["trial"]))
+        return trials, np.cumsum([float(r["wall_time_s"]) for r in trials])
+
     for i, s in enumerate(seeds):
         if (ref, s) not in by:
             continue
-        budget = sum(float(r["wall_time_s"]) for r in by[(ref, s)])
+        budget = cumulative_s(ref, s)[1][-1]  # the same sum as the reference's own cut: all its trials fit
         for m in methods:
-            trials = sorted(by.get((m, s), []), key=lambda r: int(r["trial"]))
-            cum = np.cumsum([float(r["wall_time_s"]) for r in trials])
-            kept = [float(r["objective"]) for r, c in zip(trials, cum) if c <= budget * (1 + 1e-12)]
+            trials, cum = cumulative_s(m, s)
+            kept = [float(r["objective"]) for r, c in zip(trials, cum) if c <= budget]
             out[m]["trials"][i] = len(kept)
             out[m]["budget_s"][i] = budget
             out[m]["best"][i] = min(kept) if kept else np.nan

@@ -776,14 +776,12 @@ def main(argv=None) -> int:
     ]
     t0 = time.perf_counter()
     summaries_path = run_dir / "summaries.jsonl"
-    computed = 0
     if jobs and not args.report_only:
         print(f"{len(jobs)} runs x {n} trials on {args.workers} workers -> {run_dir}", flush=True)
         for sm in run_pool(run_one, jobs, args.workers):
             sm["csv"] = csv_path(sm["method"], sm["seed"]).name
             with summaries_path.open("a") as fh:
                 fh.write(json.dumps(sm) + "\n")
-            computed += 1
             print(
                 f"  done {sm['method']} seed {sm['seed']}: best {pct(sm['best'])}% in {sm['elapsed_s']:.0f} s "
                 f"({time.perf_counter() - t0:.0f} s elapsed)",
@@ -820,6 +818,7 @@ def main(argv=None) -> int:
             return 2
     wall_total = time.perf_counter() - t0
 
+    computed = 0 if args.report_only else len(jobs)  # run_pool returns only once every job has run
     table = report(cfg, rows, reeval_rows, summaries, methods, args.seeds, n, wall_total, spec_info, computed)
     print(table)
     prov_md = prov_mod.markdown(prov) + (

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+from helpers_bench import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load():
     """bench/equal_time.py as a module (bench/hpo_quality.py pins thread variables on import: restored)."""
-    env = dict(os.environ)
-    try:
-        spec = importlib.util.spec_from_file_location("equal_time_tested", ROOT / "bench" / "equal_time.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        os.environ.clear()
-        os.environ.update(env)
-    return mod
+    return load_bench("equal_time", "equal_time_tested")
 
 
 def _rows(method, seed, times, values):

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import csv
 import decimal
-import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_bench import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -36,15 +35,7 @@ RTOL = 1e-9
 
 def _load_bench():
     """bench/hpo_quality.py as a module (the environment it pins on import is restored)."""
-    env = dict(os.environ)
-    try:
-        spec = importlib.util.spec_from_file_location("hpo_quality_replayed", ROOT / "bench" / "hpo_quality.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        os.environ.clear()
-        os.environ.update(env)
-    return mod
+    return load_bench("hpo_quality", "hpo_quality_replayed")
 
 
 def _result_files() -> list[Path]:
