@@ -173,7 +173,13 @@ def test_ray_start_cluster_token_auth_node_killed(tmp):
                 env=node_env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         started.append(head)
-        _wait_for(lambda: _started(head, head_log), 90, "the head node", [head_log])
+        # "Ray runtime started" comes a few lines before the address hint: wait for both
+        _wait_for(
+            lambda: _started(head, head_log) and "ray start --address='" in head_log.read_text(),
+            90,
+            "the head node",
+            [head_log],
+        )
         text = head_log.read_text()
         assert "Token authentication is enabled" in text  # as Ray 2.60 does by default
         address = text.split("ray start --address='", 1)[1].split("'", 1)[0]
