@@ -542,18 +542,25 @@ class ChaosRun:
         done = {r["key"] for r in journal_rows(self.directory) if r["status"] == "done"}
         return sorted({r["key"] for r in read_log(self.log) if r["event"] == "start"} - done)
 
-    def _victim(self, wait_s: float = 10.0) -> dict | None:
-        """A running execution of a trial not yet journaled done (the rng picks among them)."""
+    def _victim(self, wait_s: float = 60.0) -> dict | None:
+        """A running execution of a trial not yet journaled done (the rng picks among them); None if
+        the driver exited first or none ran within ``wait_s`` s.  The wait covers a sync generation
+        held up by a SIGSTOPped trial (``timeout_s``, then Ray's ~5 s force cancel) while nothing
+        else runs: a 10 s wait skipped a fault there once in CI (stop 22)."""
 
         def pick():
+            if self.driver.poll() is not None:
+                return "exited"
             done = {r["key"] for r in journal_rows(self.directory) if r["status"] == "done"}
             live = [r for r in in_flight(read_log(self.log)) if r["key"] not in done and psutil.pid_exists(r["pid"])]
             live = [r for r in live if r["pid"] not in self.stopped_pids]
             return sorted(live, key=lambda r: (r["t"], r["key"])) or None
 
         try:
-            live = _wait_for(lambda: self.driver.poll() is None and pick(), wait_s, "a running trial")
+            live = _wait_for(pick, wait_s, "a running trial")
         except TimeoutError:
+            return None
+        if live == "exited":
             return None
         return live[int(self.rng.integers(len(live)))]
 
