@@ -6,24 +6,15 @@ The benchmark's numbers themselves are not asserted here (speed claims live in b
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from helpers_bench import load_bench
 
 
 def _load(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench(name, name)  # async_scheduling pins the thread variables on import: restored
 
 
 def test_lognormal_duration_is_deterministic_with_the_documented_median():

@@ -7,23 +7,15 @@ The benchmark's numbers themselves are not asserted here (they live in bench/res
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from helpers_bench import load_bench
 
 
 def _load():
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("multifidelity_tasks", BENCH / "multifidelity_tasks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("multifidelity_tasks", "multifidelity_tasks")
 
 
 def _t(worker_s, value, full):
