@@ -541,7 +541,8 @@ def plot(runs: dict[str, list[dict]], target: float, path: Path, args) -> Path:
             ok = np.isfinite(Y).sum(axis=0) > len(rs) // 2  # the median exists once most seeds have a full trial
             med = np.where(ok, np.nanmedian(np.where(np.isfinite(Y), Y, 1e9), axis=0), np.nan)
         ax.plot(grid, med, color=COLORS.get(m), lw=2, label=f"{m} (median of {len(rs)})")
-        ax.fill_between(grid, np.nanmin(Y, axis=0), np.nanmax(Y, axis=0), color=COLORS.get(m), alpha=0.12, lw=0)
+        lo, hi = np.fmin.reduce(Y, axis=0), np.fmax.reduce(Y, axis=0)  # NaN (no band) before any full trial
+        ax.fill_between(grid, lo, hi, color=COLORS.get(m), alpha=0.12, lw=0)
     ax.axhline(100 * target, color="k", ls="--", lw=1, label=f"target {100 * target:.2f}%")
     ax.set_yscale("log")
     ax.set_xlabel("cumulative worker-seconds (training time of all trials)")

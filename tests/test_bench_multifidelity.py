@@ -111,3 +111,19 @@ def test_mnist1d_study_passes_categoricals_as_choices_and_builds_a_mixed_fidelit
     assert mf.run_path(Path("x"), "dehb", 0, A) != mf.run_path(
         Path("x"), "dehb", 0, type("D", (A,), {"study": "digits"})
     )
+
+
+def test_plot_draws_runs_that_start_without_a_full_trial_without_warnings(tmp_path):
+    """Before a run's first full-budget trial its curve is NaN: no band there, and no all-NaN warning."""
+    import warnings
+
+    mf = _load()
+    runs = {
+        "esopt-sync": [_run(0, [_t(3.0, 0.2, True)]), _run(1, [_t(4.0, 0.3, True)])],
+        "esopt-fidelity": [_run(0, [_t(1.0, 0.5, False), _t(6.0, 0.1, True)]), _run(1, [_t(9.0, 0.4, False)])],
+    }
+    A = type("A", (), {"study": "digits", "epochs": 16, "worker_seconds": 10.0, "workers": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = mf.plot(runs, 0.25, tmp_path / "p.png", A)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
