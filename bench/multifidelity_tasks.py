@@ -30,6 +30,9 @@ categorical as the framework's own categorical (``tune.choice``, ``suggest_categ
 * ``esopt-fidelity``: async + ``fidelity: {resource: epochs, min, eta}`` (ASHA, lexicographic ranks);
 * ``esopt-fidelity-min2``: the same with the first rung at epoch 2 whatever ``--fidelity-min``
   (the advice of ``--study correlation``: epoch 1 ranks CMA-ES's candidates poorly, epoch 2 well);
+* ``esopt-fidelity-window``: ``esopt-fidelity-min2`` with ``fidelity.window = 2 * popsize``: a
+  rung's cutoff is the ``1/eta`` quantile of its last ``2 * popsize`` values, not of all of them
+  (:class:`cluster.fidelity.ASHA`);
 * ``tune-asha``: Ray Tune ``ASHAScheduler(grace_period=min, reduction_factor=eta, max_t=epochs)``
   with Tune's random search, 1 CPU per trial on ``--workers`` CPUs (``max_concurrent_trials`` is
   passed too, but Tune ignores it with ``BasicVariantGenerator``), ``reuse_actors=True``,
@@ -72,7 +75,16 @@ import provenance as prov_mod  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-METHODS = ("esopt-sync", "esopt-async", "esopt-fidelity", "tune-asha", "optuna-sha", "dehb", "esopt-fidelity-min2")
+METHODS = (
+    "esopt-sync",
+    "esopt-async",
+    "esopt-fidelity",
+    "tune-asha",
+    "optuna-sha",
+    "dehb",
+    "esopt-fidelity-min2",
+    "esopt-fidelity-window",
+)
 COLORS = {
     "esopt-sync": "tab:blue",
     "esopt-async": "tab:cyan",
@@ -81,6 +93,7 @@ COLORS = {
     "optuna-sha": "tab:orange",
     "dehb": "tab:purple",
     "esopt-fidelity-min2": "tab:olive",
+    "esopt-fidelity-window": "tab:brown",
 }
 RETRAIN_SEEDS = (10_000, 10_001, 10_002)
 #: folders whose code decides a run's trials: a cached run from other code in them is stale
@@ -130,8 +143,10 @@ def study_config(args, method: str) -> dict:
     raw["ray"] = {"num_cpus": args.workers}
     raw["scheduler"] = {"mode": "sync" if method == "esopt-sync" else "async"}
     if method.startswith("esopt-fidelity"):
-        first = 2 if method == "esopt-fidelity-min2" else args.fidelity_min
+        first = args.fidelity_min if method == "esopt-fidelity" else 2
         raw["fidelity"] = {"resource": "epochs", "min": first, "eta": args.eta}
+        if method == "esopt-fidelity-window":  # the cutoff against the last two generations' values
+            raw["fidelity"]["window"] = 2 * int(raw["strategy"]["popsize"])
     return raw
 
 
@@ -389,6 +404,7 @@ RUNNERS = {
     "optuna-sha": run_optuna_sha,
     "dehb": run_dehb,
     "esopt-fidelity-min2": lambda s, a, sp: run_esopt("esopt-fidelity-min2", s, a),
+    "esopt-fidelity-window": lambda s, a, sp: run_esopt("esopt-fidelity-window", s, a),
 }
 
 

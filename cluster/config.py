@@ -138,7 +138,10 @@ class CampaignConfig:
             **{k: getattr(self, k).model_dump() for k in SECTIONS},
         }
         if self.fidelity is not None:  # absent when off: journals of campaigns without it are unchanged
-            out["fidelity"] = self.fidelity.model_dump()
+            fid = self.fidelity.model_dump()
+            if fid["window"] is None:  # plain ASHA: journals written before `window` existed are unchanged
+                del fid["window"]
+            out["fidelity"] = fid
         if self.base_dir is not None:
             out["base_dir"] = str(self.base_dir)
         return out

@@ -224,7 +224,8 @@ class FidelityConfig(_Section):
     :func:`cluster.fidelity.accepts_report`; ``trials:train_and_evaluate`` reports its validation
     error after every epoch) and trials are stopped at the rungs ``min * eta**k`` below ``max``
     (and ``max``) unless among the best ``1/eta`` recorded there (:class:`cluster.fidelity.ASHA`;
-    Li et al., arXiv 1810.05934; Ray Tune's ``ASHAScheduler``).  ``max`` is the full budget, the
+    Li et al., arXiv 1810.05934; Ray Tune's ``ASHAScheduler``); with ``window`` set, among the best
+    ``1/eta`` of the last ``window`` values recorded there.  ``max`` is the full budget, the
     objective's last step: with ``trials:train_and_evaluate`` it is ``trial.epochs`` (set from it
     when left out; another value is an error), for other objectives it is required.  The section
     is off when absent or null (``fidelity: {}`` turns it on with the defaults).  The campaign's
@@ -235,6 +236,7 @@ class FidelityConfig(_Section):
     min: Integer = Field(1, ge=1)  # first rung, in steps (Ray Tune's grace_period)
     max: Integer | None = Field(None, ge=1)  # full budget: the objective's last step (trials: trial.epochs)
     eta: Number = Field(3.0, gt=1)  # reduction factor: the best 1/eta of each rung go on (Ray Tune: 4)
+    window: Integer | None = Field(None, ge=1)  # compare with the last `window` values at a rung (None: all, ASHA)
 
     @field_validator("resource")
     @classmethod

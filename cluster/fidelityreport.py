@@ -181,6 +181,11 @@ def _n(v: float) -> str:
     return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
 
 
+def _window(fidelity: Any) -> str:
+    w = getattr(fidelity, "window", None)
+    return "" if w is None else f", window {w}"
+
+
 def fidelity_status_lines(
     trials: Sequence[TrialRow],
     fidelity: Any,
@@ -206,7 +211,7 @@ def fidelity_status_lines(
     unit = fidelity.resource
     where = ", ".join(f"at {r}: {n}" for r, n in s["stopped_at"].items())
     first = (
-        f"{indent}fidelity: rungs {', '.join(map(str, rungs))} {unit} (eta {fidelity.eta:g}); "
+        f"{indent}fidelity: rungs {', '.join(map(str, rungs))} {unit} (eta {fidelity.eta:g}{_window(fidelity)}); "
         f"{s['n_full']} trial{'s' if s['n_full'] != 1 else ''} reached {rungs[-1]} {unit}, {s['n_stopped']} stopped"
         + (f" ({where})" if where else "")
     )

@@ -108,6 +108,9 @@ def test_mnist1d_study_passes_categoricals_as_choices_and_builds_a_mixed_fidelit
     cfg = parse_config(mf.study_config(A, "esopt-fidelity-min2"), base_dir=mf.ROOT / "cluster" / "configs")
     assert cfg.strategy.name == "catcmawm" and cfg.fidelity.min == 2 and cfg.fidelity.max == 30
     assert cfg.trial["dataset"] == "mnist1d" and cfg.budget.max_time_s == 300.0
+    win = parse_config(mf.study_config(A, "esopt-fidelity-window"), base_dir=mf.ROOT / "cluster" / "configs")
+    assert win.fidelity.min == 2 and win.fidelity.window == 2 * win.strategy.popsize and cfg.fidelity.window is None
+    assert mf.study_config(A, "esopt-fidelity")["fidelity"]["min"] == 1  # --fidelity-min
     assert mf.run_path(Path("x"), "dehb", 0, A) != mf.run_path(
         Path("x"), "dehb", 0, type("D", (A,), {"study": "digits"})
     )

@@ -60,6 +60,15 @@ def test_trials_objective_takes_max_from_trial_epochs_and_round_trips():
     assert default_epochs.fidelity.max == 15  # trials.TrialSpec's default epochs
 
 
+def test_window_round_trips_and_is_absent_from_the_raw_config_when_unset():
+    cfg = parse_config(_with(TRIALS, fidelity={"min": 2, "window": 16}))
+    assert cfg.fidelity.window == 16 and cfg.raw["fidelity"]["window"] == 16
+    assert parse_config(cfg.raw) == cfg
+    plain = parse_config(_with(TRIALS, fidelity={"min": 2}))
+    assert plain.fidelity.window is None and "window" not in plain.raw["fidelity"]  # journals as before
+    assert config_differences(plain.raw, cfg.raw) == ["fidelity"]  # resuming with another window is refused
+
+
 def test_without_fidelity_the_raw_config_has_no_fidelity_key_and_old_journals_match():
     cfg = parse_config(TRIALS)
     assert cfg.fidelity is None and "fidelity" not in cfg.raw
@@ -87,6 +96,8 @@ def test_budget_max_resource_with_fidelity(folder):
         (dict(fidelity={"min": 4, "eta": 1.5}), "fidelity.eta", "13.5, not an integer step"),
         (dict(fidelity={"min": 1.5}), "fidelity.min", "must be an integer"),
         (dict(fidelity={"min": 0}), "fidelity.min", "must be >= 1"),
+        (dict(fidelity={"window": 0}), "fidelity.window", "must be >= 1"),
+        (dict(fidelity={"window": 2.5}), "fidelity.window", "must be an integer"),
         (dict(fidelity={"resource": " "}), "fidelity.resource", "must name the step unit"),
         (dict(fidelity={"rungs": [1, 2]}), "fidelity.rungs", "unknown key; known keys of fidelity"),
         (dict(fidelity=[1, 16]), "fidelity", "must be a mapping"),

@@ -192,6 +192,28 @@ def test_from_reports_replays_to_the_live_state_and_forget_drops_a_trial():
     assert live.on_report(t, 1, -100.0)  # it starts again from step 0
 
 
+def test_window_compares_with_the_last_values_recorded_at_the_rung_only():
+    reports = [(1, 1, 0.1), (2, 1, 0.2), (3, 1, 0.8), (4, 1, 0.9)]
+    plain, windowed = ASHA.from_reports(1, 16, 3, reports), ASHA.from_reports(1, 16, 3, reports, window=2)
+    # all four: the 1/3 quantile is 0.2 and 0.5 stops; the last two (0.8, 0.9): 0.833, and 0.5 goes on
+    assert not plain.on_report(5, 1, 0.5) and windowed.on_report(5, 1, 0.5)
+    assert windowed.recorded(0) == {1: 0.1, 2: 0.2, 3: 0.8, 4: 0.9, 5: 0.5}  # every value is kept
+    assert not windowed.on_report(6, 1, 0.85)  # last two now 0.9, 0.5: cutoff 0.633
+    assert ASHA(1, 16, 3, window=100).rungs == ASHA(1, 16, 3).rungs
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="window must be an integer >= 1"):
+            ASHA(1, 16, 3, window=bad)
+
+
+def test_from_reports_with_a_window_replays_to_the_live_state():
+    live = ASHA(1, 16, 3, window=4)
+    reports = _random_reports(5, live)
+    assert _state(ASHA.from_reports(1, 16, 3, reports, window=4)) == _state(live)
+    stopped = {t: live.level(t)[0] for t in range(30) if live.is_stopped(t)}
+    assert _state(ASHA.from_reports(1, 16, 3, reports, stopped=stopped, window=4)) == _state(live)
+    assert _state(ASHA.from_reports(1, 16, 3, reports)) != _state(live)  # the window changed decisions
+
+
 def test_from_reports_with_the_journals_stops_ignores_late_reports_and_recomputes_nothing():
     reports = [(1, 1, 0.1), (2, 1, 0.9), (2, 3, 0.05), (3, 1, 0.95)]  # trial 2's step 3: after its stop
     a = ASHA.from_reports(1, 16, 3, reports, stopped={2: 0})
@@ -200,14 +222,14 @@ def test_from_reports_with_the_journals_stops_ignores_late_reports_and_recompute
     assert a.resource_used == 1 + 3 + 1
 
 
-def _fidelity_journal(tmp_path, n: int) -> tuple[Journal, list[int]]:
+def _fidelity_journal(tmp_path, n: int, **fidelity) -> tuple[Journal, list[int]]:
     cfg = parse_config(
         {
             "name": "fid",
             "objective": "trials:train_and_evaluate",
             "trial": {"epochs": 16, "device": "cpu"},
             "space": {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}},
-            "fidelity": {"min": 1, "eta": 3},
+            "fidelity": {"min": 1, "eta": 3, **fidelity},
         },
         check_objective=False,
     )
@@ -215,6 +237,23 @@ def _fidelity_journal(tmp_path, n: int) -> tuple[Journal, list[int]]:
     ids = j.add_generation(1, [[0.5]] * n, [{"lr": 0.01}] * n)
     j.mark_submitted(ids)
     return j, ids
+
+
+def test_from_journal_takes_the_window_of_the_stored_config(tmp_path):
+    j, ids = _fidelity_journal(tmp_path, 5, window=2)
+    live = ASHA.from_config(j.campaign_config().fidelity)
+    assert live.window == 2
+    for i, v in enumerate([0.1, 0.2, 0.8, 0.9]):
+        j.add_report(ids[i], 1, v, rung=0)
+        assert live.on_report(ids[i], 1, v) == (i == 0)  # each later one is above the cutoff
+        if i:
+            j.finish_trial(ids[i], status=TrialStatus.STOPPED, objective=v)
+    j.finish_trial(ids[0], status="failed", error="exception: RuntimeError: boom")  # finished: its report stays
+    j.close()
+    with Journal(tmp_path / "run") as j:
+        rebuilt = ASHA.from_journal(j)
+    assert rebuilt.window == 2 and rebuilt.recorded(0) == live.recorded(0)
+    assert rebuilt.on_report(ids[4], 1, 0.5)  # against (0.8, 0.9) only; all four would stop it
 
 
 def test_from_journal_keeps_rungs_and_stops_and_leaves_out_trials_that_restart(tmp_path):
