@@ -348,6 +348,22 @@ def correlation_table(rows: list[dict], args) -> str:
 
 
 # ============================================================================ main
+def reproducing_command(argv: list[str]) -> str:
+    """The command line that reproduces a study's results: ``argv`` (``sys.argv[1:]``, list of str)
+    without ``--report-only`` and ``--out DIR`` / ``--out=DIR``, which choose where cached runs are
+    read from, not what they hold (a report of runs cached elsewhere names the command that computes
+    them)."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif a != "--report-only" and not a.startswith("--out="):
+            kept.append(a)
+    return " ".join(["python bench/multifidelity.py", *kept])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--study", choices=("synthetic", "digits", "mnist1d", "correlation"), default="synthetic")
@@ -370,6 +386,7 @@ def main(argv=None) -> int:
     p.add_argument("--allow-stale", action="store_true", help="digits/mnist1d: save results from other code's runs")
     p.add_argument("--save-results", action="store_true")
     args = p.parse_args(argv)
+    args.command = reproducing_command(list(sys.argv[1:] if argv is None else argv))
     t0 = time.perf_counter()
     if args.study == "synthetic":
         rows = synthetic_study(args)
@@ -383,7 +400,6 @@ def main(argv=None) -> int:
     else:
         import multifidelity_tasks
 
-        args.argv = list(sys.argv[1:] if argv is None else argv)
         args.epochs = args.epochs or multifidelity_tasks.default_epochs(args.study)
         args.methods = args.methods or list(multifidelity_tasks.METHODS)
         return multifidelity_tasks.task_study(args)
@@ -392,8 +408,7 @@ def main(argv=None) -> int:
     if args.save_results:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"multifidelity-{args.study}.json").write_text(json.dumps(rows, indent=1))
-        command = "python bench/multifidelity.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        (RESULTS / f"multifidelity-{args.study}.md").write_text(f"`{command}`\n\n{table}\n")
+        (RESULTS / f"multifidelity-{args.study}.md").write_text(f"`{args.command}`\n\n{table}\n")
         if args.study == "synthetic":
             synthetic_plot(rows, RESULTS / "multifidelity-synthetic.png")
     return 0

@@ -633,7 +633,6 @@ def task_study(args) -> int:
             return 2
         RESULTS.mkdir(parents=True, exist_ok=True)
         stem = RESULTS / f"multifidelity-{args.study}"
-        command = "python bench/multifidelity.py " + " ".join(args.argv)
         files = [
             write_trials_csv(runs, stem.with_suffix(".csv")),
             plot(runs, target, stem.with_suffix(".png"), args),
@@ -642,7 +641,7 @@ def task_study(args) -> int:
         js.write_text(json.dumps({"target": target, "equal_worker_s": w_eq, "rows": rows}, indent=1))
         md = stem.with_suffix(".md")
         md.write_text(
-            f"# Multi-fidelity: worker-seconds to quality\n\n`{command}`\n\n{text}\n\n{prov_mod.markdown(prov)}\n"
+            f"# Multi-fidelity: worker-seconds to quality\n\n`{args.command}`\n\n{text}\n\n{prov_mod.markdown(prov)}\n"
         )
         runs_prov = {p.name: prov_mod.read_sidecar(p) for p in paths}
         for f in [*files, js, md]:

@@ -130,3 +130,12 @@ def test_plot_draws_runs_that_start_without_a_full_trial_without_warnings(tmp_pa
         warnings.simplefilter("error")
         path = mf.plot(runs, 0.25, tmp_path / "p.png", A)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_recorded_command_leaves_out_where_the_cached_runs_were_read_from():
+    mf = load_bench("multifidelity", "multifidelity_main")
+    argv = ["--study", "digits", "--seeds", "5", "--out", "/tmp/x/runs", "--report-only", "--save-results"]
+    assert mf.reproducing_command(argv) == "python bench/multifidelity.py --study digits --seeds 5 --save-results"
+    assert mf.reproducing_command(["--out=/tmp/x", "--methods", "dehb", "optuna-sha"]) == (
+        "python bench/multifidelity.py --methods dehb optuna-sha"
+    )
