@@ -605,6 +605,7 @@ class Campaign:
             self.config.failures,
             max_concurrent=self.config.scheduler.max_concurrent,
             reporting=self._fidelity is not None,
+            decision_steps=() if self._fidelity is None else self._fidelity.asha.rungs[:-1],
         )
 
     def _loop(self, search: _Search, executor, session, progress: Any, clock: _Clock, rerun_failed: bool):

@@ -53,6 +53,7 @@ __all__ = ["TrialTask", "TrialOutcome", "ExecutorBase", "RayExecutor", "Executor
 
 _WAIT_S = 0.5  # longest single ray.wait, so that Ctrl-C is handled promptly
 _IGNORED_STOPS = 3  # reports a stopped trial may still send (the decision arrives late) before it is cancelled
+_DECISION_WAIT_S = 10.0  # longest wait of a trial at a rung for the driver's decision (then it goes on)
 
 
 @dataclass
@@ -128,26 +129,125 @@ def _trial_task(objective: Objective, params: dict):
 
 
 class _StopBoard:
-    """The trials the driver has stopped (a Ray actor without resources, multi-fidelity): the
-    objective's ``report`` callback asks it without blocking (a worker blocked in ``ray.get`` gives
-    its CPU back to Ray, which would start another trial on it); the driver adds a trial once it
-    has journaled the report that decided it."""
+    """The driver's decisions on the reports of running trials (a Ray actor without resources,
+    multi-fidelity; asynchronous, so that a waiting trial does not block the driver's calls).
+
+    The driver records every report's decision, in the order the reports arrive
+    (:meth:`decide`); a trial that reaches a rung waits for the decision on that report
+    (:meth:`decision`, awaited through a ``concurrent.futures`` future: a worker blocked in
+    ``ray.get`` gives its CPU back to Ray, which would start another trial on it), so that a trial
+    stopped at a rung trains no step past it; between rungs it asks without waiting
+    (:meth:`is_stopped`).  Decisions are counted per trial attempt (a retried trial reports from
+    its first step again); a stop holds for every attempt."""
 
     def __init__(self):
         self.stopped: set[int] = set()
+        self.decided: dict[tuple[int, int], int] = {}  # (trial id, attempt) -> reports decided
+        self._changed = None  # asyncio.Condition, made in the actor's event loop
 
-    def stop(self, trial_id: int) -> None:
-        self.stopped.add(int(trial_id))
+    def _condition(self):
+        import asyncio
+
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def decide(self, trial_id: int, attempt: int, go_on: bool) -> None:
+        """The driver's decision on the next report of ``(trial_id, attempt)`` (False: stop it)."""
+        key = (int(trial_id), int(attempt))
+        self.decided[key] = self.decided.get(key, 0) + 1
+        if not go_on:
+            self.stopped.add(int(trial_id))
+        async with self._condition():
+            self._condition().notify_all()
+
+    async def decision(self, trial_id: int, attempt: int, n: int, timeout_s: float) -> bool | None:
+        """Wait until the driver has decided on the ``n``-th report (1-based) of ``(trial_id,
+        attempt)``, at most ``timeout_s`` seconds: True = go on, False = stopped, None = no decision
+        in time (the trial goes on and learns of a stop later, as between rungs)."""
+        import asyncio
+
+        tid, key = int(trial_id), (int(trial_id), int(attempt))
+
+        def known() -> bool:
+            return tid in self.stopped or self.decided.get(key, 0) >= n
+
+        cond = self._condition()
+        try:
+            async with cond:
+                await asyncio.wait_for(cond.wait_for(known), timeout_s)
+        except asyncio.TimeoutError:
+            return None
+        return tid not in self.stopped
 
     def is_stopped(self, trial_id: int) -> bool:
+        """Whether the driver stopped ``trial_id`` (answered at once)."""
         return int(trial_id) in self.stopped
 
 
-def _trial_task_reporting(objective: Objective, params: dict, trial_id: int, board: Any):
+class _Reporter:
+    """The ``report(step, value)`` callback of a multi-fidelity trial (runs in the objective's
+    thread of :func:`_trial_task_reporting`): each report goes to ``messages`` (streamed to the
+    driver); the return value says whether to go on (False once the driver stopped the trial).
+
+    At a report whose step first reaches one of ``decision_steps`` (the rungs below the full
+    budget) it waits for the driver's decision on that report (at most :data:`_DECISION_WAIT_S`
+    seconds), so a trial stopped at a rung returns from there; at other steps it asks the
+    ``board`` without waiting and learns of a stop a report or two after it was made."""
+
+    def __init__(self, messages, board: Any, trial_id: int, attempt: int, decision_steps: Sequence):
+        self.messages, self.board, self.trial_id, self.attempt = messages, board, trial_id, attempt
+        self.pending = sorted(float(s) for s in decision_steps)
+        self.n = 0  # reports sent
+        self.stopped = False
+        self.future = None  # the pending non-blocking is_stopped question
+
+    def __call__(self, step, value) -> bool:
+        self.messages.put({"kind": "report", "step": step, "value": value, "at": time.time()})
+        self.n += 1
+        if self.stopped:
+            return False
+        go = self._decision() if self._at_rung(step) else None
+        if go is not None:
+            self.stopped = not go
+            return go
+        return self._poll()
+
+    def _at_rung(self, step) -> bool:
+        try:
+            reached = [r for r in self.pending if step >= r]
+        except TypeError:  # an unusable step: the driver fails the trial and stops it
+            return False
+        del self.pending[: len(reached)]
+        return bool(reached)
+
+    def _decision(self) -> bool | None:
+        import concurrent.futures
+
+        import ray
+
+        fut = self.board.decision.remote(self.trial_id, self.attempt, self.n, _DECISION_WAIT_S).future()
+        try:  # a concurrent.futures wait, not ray.get, which would give the CPU back to Ray
+            go = fut.result(timeout=_DECISION_WAIT_S + 5.0)
+        except (concurrent.futures.TimeoutError, ray.exceptions.RayError):
+            return None
+        return None if go is None else bool(go)
+
+    def _poll(self) -> bool:
+        fut = self.future
+        if fut is not None and fut.done():
+            self.stopped, self.future = bool(fut.result()), None
+        if self.future is None and not self.stopped:
+            self.future = self.board.is_stopped.remote(self.trial_id).future()
+        return not self.stopped
+
+
+def _trial_task_reporting(
+    objective: Objective, params: dict, trial_id: int, board: Any, attempt: int = 1, decision_steps: Sequence = ()
+):
     """The streaming Ray task of a multi-fidelity trial: "start", then one "report" message per
-    ``report(step, value)`` of the objective (which runs in a thread of the task), then the result.
-    ``report`` returns False once it has learnt that the driver put the trial on the ``board``
-    (asked without blocking, so the answer arrives a report or two after the decision)."""
+    ``report(step, value)`` of the objective (which runs in a thread of the task; the callback is
+    a :class:`_Reporter`), then the result."""
     import queue
     import threading
 
@@ -157,16 +257,7 @@ def _trial_task_reporting(objective: Objective, params: dict, trial_id: int, boa
     node_id, worker_id = ctx.get_node_id(), ctx.get_worker_id()
     yield {"kind": "start", "node_id": node_id, "worker_id": worker_id, "pid": os.getpid()}
     messages: queue.Queue = queue.Queue()
-    ask: dict[str, Any] = {"future": None, "stopped": False}
-
-    def report(step, value) -> bool:
-        messages.put({"kind": "report", "step": step, "value": value, "at": time.time()})
-        fut = ask["future"]
-        if fut is not None and fut.done():
-            ask["stopped"], ask["future"] = bool(fut.result()), None
-        if ask["future"] is None and not ask["stopped"]:
-            ask["future"] = board.is_stopped.remote(trial_id).future()
-        return not ask["stopped"]
+    report = _Reporter(messages, board, trial_id, attempt, decision_steps)
 
     def run() -> None:
         messages.put(_run_objective(objective, params, node_id, worker_id, report=report))
@@ -294,6 +385,12 @@ class RayExecutor(ExecutorBase):
         ``listener.reported(task, step, value, at)``, whose False stops the trial (the worker's
         ``report`` returns False from then on; a trial that reports :data:`_IGNORED_STOPS` more times
         after that is cancelled).  Needs streaming.
+    decision_steps : sequence of int, optional
+        Multi-fidelity: the steps at which the scheduler decides (the rungs below the full budget,
+        ``cluster.fidelity.ASHA.rungs[:-1]``).  A trial whose report first reaches one waits for
+        the decision on it (at most :data:`_DECISION_WAIT_S` s), so a trial stopped there trains
+        no further step; elsewhere it learns of a stop a report or two late.  Empty (the default):
+        it never waits.
     max_concurrent : int, optional
         At most this many trials running at once (``scheduler.max_concurrent``), besides
         ``resources.max_concurrent``; None: as many as the cluster fits.
@@ -315,6 +412,7 @@ class RayExecutor(ExecutorBase):
         streaming: bool | None = None,
         max_concurrent: int | None = None,
         reporting: bool = False,
+        decision_steps: Sequence[int] = (),
     ):
         import ray
 
@@ -344,6 +442,7 @@ class RayExecutor(ExecutorBase):
             )
         self._board = ray.remote(num_cpus=0)(_StopBoard).remote() if self.reporting else None
         self._stops_ignored: dict[int, int] = {}
+        self.decision_steps = tuple(int(s) for s in decision_steps)
         if self.reporting:
             self._remote = ray.remote(**opts)(_trial_task_reporting)
         elif self.streaming:
@@ -454,7 +553,9 @@ class RayExecutor(ExecutorBase):
         for task in batch:
             task.attempts += 1
             if self.reporting:
-                gen = self._remote.remote(self.objective, task.params, task.trial_id, self._board)
+                gen = self._remote.remote(
+                    self.objective, task.params, task.trial_id, self._board, task.attempts, self.decision_steps
+                )
             else:
                 gen = self._remote.remote(self.objective, task.params)
             run = self._running[gen] = _Running(task)
@@ -512,6 +613,7 @@ class RayExecutor(ExecutorBase):
         if tid in self._stops_ignored:
             self._stops_ignored[tid] += 1
             listener.reported(task, msg["step"], msg["value"], msg.get("at"))
+            self._board.decide.remote(tid, task.attempts, False)
             if self._stops_ignored[tid] > _IGNORED_STOPS:
                 try:
                     ray.cancel(gen, force=True)
@@ -520,8 +622,9 @@ class RayExecutor(ExecutorBase):
                 del self._running[gen]
                 return listener.ignored_stop(task)
             return None
-        if not listener.reported(task, msg["step"], msg["value"], msg.get("at")):
-            self._board.stop.remote(tid)
+        go_on = bool(listener.reported(task, msg["step"], msg["value"], msg.get("at")))
+        self._board.decide.remote(tid, task.attempts, go_on)  # after the journal has the report
+        if not go_on:
             self._stops_ignored[tid] = 0
         return None
 

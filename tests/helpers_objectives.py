@@ -174,6 +174,18 @@ def curve_sphere(params: dict, report=None) -> dict:
     return {"objective": value, "duration_s": trial_duration(params)}
 
 
+def curve_counting_steps(params: dict, report=None) -> dict:
+    """:func:`curve_sphere`'s curve, each step after ``ESOPT_TEST_SLEEP`` s; the result's
+    ``steps_run`` is the number of steps it trained (to check where a stopped trial returned)."""
+    value, step = math.inf, 0
+    for step in range(1, 10):
+        time.sleep(float(os.environ.get(SLEEP_ENV, "0")))
+        value = sphere_value(params) * (1.0 + 2.0 / step)
+        if report is not None and report(step, value) is False:
+            break
+    return {"objective": value, "steps_run": step}
+
+
 def curve_ignoring_stop(params: dict, report=None) -> dict:
     """Reports 9 steps, each after ``ESOPT_TEST_SLEEP`` s, and never stops (a trial that ignores
     the scheduler's decision: the campaign cancels it)."""

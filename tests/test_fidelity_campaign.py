@@ -146,3 +146,18 @@ def test_ray_campaign_stops_trials_and_cancels_one_that_ignores_the_stop(ray_slo
     assert cancelled and all(str(t.status) == "stopped" for t in cancelled)
     for t in cancelled:  # cancelled a few reports after its stop, well before step 9
         assert t.resource < 9
+
+
+def test_ray_trial_stopped_at_a_rung_trains_no_step_past_it(ray_slow, tmp_path):
+    # the trial waits at each rung (steps 1 and 3) for the driver's decision: a stopped trial
+    # returns from the rung's report, not a report or two later (which cost 2-3x the resource of
+    # a trial stopped at the first rung before the wait was added)
+    cfg = _cfg(objective="helpers_objectives:curve_counting_steps", budget={"max_trials": 16})
+    res = Campaign(cfg, tmp_path / "c").run()
+    assert res.status == "done"
+    trials, reports, _ = _rows(tmp_path / "c")
+    stopped = [t for t in trials if str(t.status) == "stopped"]
+    assert len(stopped) >= 4
+    for t in stopped:
+        assert t.result["steps_run"] == rungs(1, 9, 3)[t.rung] == t.resource
+    assert all(t.result["steps_run"] == 9 for t in trials if str(t.status) == "done")
