@@ -214,8 +214,9 @@ class ASHA:
         order recorded) instead of all of them; None (the default) is ASHA as published.  Why: the
         cutoff of plain ASHA is a quantile of every value a rung has seen, so once the strategy
         samples better configurations than at the start, most of them beat it and run to ``max``
-        (bench/results/multifidelity-digits.csv, ``min: 2, eta: 3``: 39-53% of esopt's trials per
-        seed went to the full budget, not the 1/9 the rule gives candidates that do not improve); a
+        (bench/results/multifidelity-digits.csv, ``min: 2, eta: 3``: 44-49% of esopt's trials per
+        seed went to the full budget at commit 8716272, 37-53% in earlier runs, not the 1/9 the rule
+        gives candidates that do not improve); a
         window tracks the current population.  Not in Li et al. or Ray.
 
     State: for each rung, ``{trial_id: value}`` of the trials recorded there; per trial the last step
