@@ -137,29 +137,25 @@ class _StopBoard:
     (:meth:`decision`, awaited through a ``concurrent.futures`` future: a worker blocked in
     ``ray.get`` gives its CPU back to Ray, which would start another trial on it), so that a trial
     stopped at a rung trains no step past it; between rungs it asks without waiting
-    (:meth:`is_stopped`).  Decisions are counted per trial attempt (a retried trial reports from
-    its first step again); a stop holds for every attempt."""
+    (:meth:`is_stopped`).  Decisions and stops belong to one attempt of a trial: a trial
+    resubmitted after its worker died reports from its first step again and is decided afresh
+    (the driver's ASHA forgets the earlier attempt, ``FidelityTracker.prepare_rerun``)."""
 
     def __init__(self):
-        self.stopped: set[int] = set()
-        self.decided: dict[tuple[int, int], int] = {}  # (trial id, attempt) -> reports decided
-        self._changed = None  # asyncio.Condition, made in the actor's event loop
-
-    def _condition(self):
         import asyncio
 
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        return self._changed
+        self.stopped: set[tuple[int, int]] = set()  # (trial id, attempt) stopped
+        self.decided: dict[tuple[int, int], int] = {}  # (trial id, attempt) -> reports decided
+        self._changed = asyncio.Condition()  # binds to the actor's event loop at first use (3.10+)
 
     async def decide(self, trial_id: int, attempt: int, go_on: bool) -> None:
         """The driver's decision on the next report of ``(trial_id, attempt)`` (False: stop it)."""
         key = (int(trial_id), int(attempt))
         self.decided[key] = self.decided.get(key, 0) + 1
         if not go_on:
-            self.stopped.add(int(trial_id))
-        async with self._condition():
-            self._condition().notify_all()
+            self.stopped.add(key)
+        async with self._changed:
+            self._changed.notify_all()
 
     async def decision(self, trial_id: int, attempt: int, n: int, timeout_s: float) -> bool | None:
         """Wait until the driver has decided on the ``n``-th report (1-based) of ``(trial_id,
@@ -167,22 +163,21 @@ class _StopBoard:
         in time (the trial goes on and learns of a stop later, as between rungs)."""
         import asyncio
 
-        tid, key = int(trial_id), (int(trial_id), int(attempt))
+        key = (int(trial_id), int(attempt))
 
         def known() -> bool:
-            return tid in self.stopped or self.decided.get(key, 0) >= n
+            return key in self.stopped or self.decided.get(key, 0) >= n
 
-        cond = self._condition()
         try:
-            async with cond:
-                await asyncio.wait_for(cond.wait_for(known), timeout_s)
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(known), timeout_s)
         except asyncio.TimeoutError:
             return None
-        return tid not in self.stopped
+        return key not in self.stopped
 
-    def is_stopped(self, trial_id: int) -> bool:
-        """Whether the driver stopped ``trial_id`` (answered at once)."""
-        return int(trial_id) in self.stopped
+    def is_stopped(self, trial_id: int, attempt: int) -> bool:
+        """Whether the driver stopped this attempt of ``trial_id`` (answered at once)."""
+        return (int(trial_id), int(attempt)) in self.stopped
 
 
 class _Reporter:
@@ -227,8 +222,8 @@ class _Reporter:
         import ray
 
         fut = self.board.decision.remote(self.trial_id, self.attempt, self.n, _DECISION_WAIT_S).future()
-        try:  # a concurrent.futures wait, not ray.get, which would give the CPU back to Ray
-            go = fut.result(timeout=_DECISION_WAIT_S + 5.0)
+        try:  # a concurrent.futures wait, not ray.get, which would give the CPU back to Ray; the
+            go = fut.result(timeout=_DECISION_WAIT_S + 5.0)  # actor answers None at _DECISION_WAIT_S
         except (concurrent.futures.TimeoutError, ray.exceptions.RayError):
             return None
         return None if go is None else bool(go)
@@ -238,7 +233,7 @@ class _Reporter:
         if fut is not None and fut.done():
             self.stopped, self.future = bool(fut.result()), None
         if self.future is None and not self.stopped:
-            self.future = self.board.is_stopped.remote(self.trial_id).future()
+            self.future = self.board.is_stopped.remote(self.trial_id, self.attempt).future()
         return not self.stopped
 
 

@@ -161,3 +161,20 @@ def test_ray_trial_stopped_at_a_rung_trains_no_step_past_it(ray_slow, tmp_path):
     for t in stopped:
         assert t.result["steps_run"] == rungs(1, 9, 3)[t.rung] == t.resource
     assert all(t.result["steps_run"] == 9 for t in trials if str(t.status) == "done")
+
+
+def test_ray_stop_board_decides_each_attempt_of_a_trial_apart(ray_slow):
+    # a trial resubmitted after its worker died is decided afresh: the stop of attempt 1 does not
+    # stop attempt 2 at its first report (the driver's ASHA has forgotten attempt 1)
+    import ray
+
+    from cluster.executor import _StopBoard
+
+    board = ray.remote(num_cpus=0)(_StopBoard).remote()
+    ray.get(board.decide.remote(7, 1, True))
+    ray.get(board.decide.remote(7, 1, False))
+    assert ray.get(board.decision.remote(7, 1, 1, 1.0)) is False  # attempt 1 is stopped
+    assert ray.get(board.is_stopped.remote(7, 1)) and not ray.get(board.is_stopped.remote(7, 2))
+    assert ray.get(board.decision.remote(7, 2, 1, 0.2)) is None  # attempt 2: not decided yet
+    ray.get(board.decide.remote(7, 2, True))
+    assert ray.get(board.decision.remote(7, 2, 1, 1.0)) is True
