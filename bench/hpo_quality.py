@@ -228,9 +228,9 @@ def method_space(cfg, name: str):
 def make_es(cfg, name: str, kw: dict, seed: int):
     """The ES of run ``seed``: ``esopt.make_strategy(name, space.x0, sigma0, popsize=, seed=
     strategy.seed + seed, bounds=space.bounds)`` on ``space = method_space(cfg, name)`` (for
-    ``catcmawm`` also its ``integers`` and ``categories``), with ``popsize``/``sigma0`` from ``kw``
-    (the method label's overrides) or the config.  ``tests/test_bench_replay.py`` rebuilds
-    committed runs with it."""
+    ``catcmawm`` also its ``integers``, ``categories`` and ``stds``: ``space.strategy_options()``),
+    with ``popsize``/``sigma0`` from ``kw`` (the method label's overrides) or the config.
+    ``tests/test_bench_replay.py`` rebuilds committed runs with it."""
     import esopt
 
     popsize = kw.get("popsize", cfg.strategy.popsize)
@@ -238,7 +238,7 @@ def make_es(cfg, name: str, kw: dict, seed: int):
     space = method_space(cfg, name)
     extra = {}
     if name == "catcmawm":
-        extra = {k: v for k, v in (("integers", space.integers), ("categories", space.categories)) if v}
+        extra = space.strategy_options()
     return esopt.make_strategy(
         name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + int(seed), bounds=space.bounds, **extra
     )

@@ -337,7 +337,8 @@ class Campaign:
         """The config's strategy; ``x0`` ((d,), the space's coordinates: the unit cube, or with the
         mixed strategy also integer and category-index coordinates, :mod:`cluster.space`),
         ``popsize`` and ``seed`` override the config's (a restart).  With a mixed space the
-        strategy gets ``integers`` and ``categories`` from it, and a restart's ``x0`` is clipped
+        strategy gets ``integers``, ``categories`` and ``stds`` from it
+        (:meth:`cluster.space.Space.strategy_options`), and a restart's ``x0`` is clipped
         into the space's bounds (an integer coordinate's mean may drift past them).  Raises
         ConfigError if the strategy rejects its settings."""
         import esopt
@@ -345,7 +346,7 @@ class Campaign:
         s, space = config.strategy, config.space
         opts = dict(s.options)
         if space.mixed:
-            opts.update({k: v for k, v in (("integers", space.integers), ("categories", space.categories)) if v})
+            opts.update(space.strategy_options())
             if x0 is not None:
                 x0 = np.clip(np.asarray(x0, dtype=float), *space.bounds)
         if s.restarts is not None:

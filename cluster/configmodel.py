@@ -40,7 +40,7 @@ __all__ = [
 
 #: the strategy a campaign uses for a space with integers or categoricals when strategy.name is not given
 MIXED_STRATEGY = "catcmawm"
-_SPACE_OPTIONS = ("integers", "categories")  # set by the campaign from the space
+_SPACE_OPTIONS = ("integers", "categories", "stds")  # set by the campaign from the space
 
 
 def mixed_strategies() -> list[str]:
@@ -122,8 +122,8 @@ class StrategyConfig(_Section):
     ``name`` may be left out (or null) in a campaign config: :class:`CampaignModel` then sets
     :data:`MIXED_STRATEGY` (``"catcmawm"``) when the space holds an integer or a categorical, else
     ``"cmaes"``; a categorical needs a strategy of :func:`mixed_strategies`.  With the mixed
-    strategy the campaign sets its ``integers``/``categories`` options from the space
-    (:attr:`cluster.space.Space.integers`, ``categories``): they are not config options;
+    strategy the campaign sets its ``integers``/``categories``/``stds`` options from the space
+    (:meth:`cluster.space.Space.strategy_options`): they are not config options;
     ``options`` are checked by :func:`esopt.registry.check_options` (strategy options,
     :class:`esopt.Tolerances` names and, with ``restarts``, the wrapper's options).
     ``stop_on_convergence``: ``false`` (default) = when the strategy's own termination criteria

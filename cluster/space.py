@@ -16,9 +16,10 @@ Mixed spaces (``Space(..., mixed=True)``, what a campaign with the mixed strateg
 category indices):
 
 * a float keeps its unit coordinate in ``[0, 1]``;
-* a linear int gets an *integer coordinate* holding the integer itself, bounds ``[lower, upper]``
-  (its step size ``sigma0`` is then in units of that integer; the margin keeps every integer
-  coordinate moving, and the covariance adapts its scale);
+* a linear int gets an *integer coordinate* holding the integer itself, bounds ``[lower, upper]``;
+  its initial standard deviation is ``sigma0 * (upper - lower + 1)`` (the strategy's ``stds``,
+  :meth:`Space.strategy_options`), so that ``sigma0`` is the same fraction of its range as on a
+  unit coordinate, whose range also gives every integer one equal share;
 * a log10 int keeps its continuous unit coordinate, rounded at decode as above (an integer
   coordinate cannot be log-spaced);
 * a categorical (``choices: [...]``) gets a *categorical coordinate* holding the index
@@ -354,6 +355,29 @@ class Space:
     def categories(self) -> dict[int, int]:
         """``{index: K}`` of the categorical coordinates (the strategy's ``categories``)."""
         return {i: len(p.choices) for i, (p, k) in enumerate(zip(self.params, self.kinds)) if k == "categorical"}
+
+    @property
+    def stds(self) -> np.ndarray:
+        """Initial standard deviations ``(d,)`` in multiples of ``sigma0``: ``upper - lower + 1``
+        (the number of integers) on integer coordinates, 1 elsewhere (the unit cube's range, and
+        ignored on categorical coordinates)."""
+        return np.array(
+            [p.upper - p.lower + 1.0 if k == "integer" else 1.0 for p, k in zip(self.params, self.kinds)], dtype=float
+        )
+
+    def strategy_options(self) -> dict[str, Any]:
+        """The options that describe this space to the mixed strategy :class:`esopt.CatCMAwM`:
+        ``integers``, ``categories`` and ``stds`` (:attr:`stds`), each only where it says
+        something (no integer coordinate: no ``integers`` and no ``stds``); ``{}`` without ``mixed``."""
+        if not self.mixed:
+            return {}
+        out: dict[str, Any] = {}
+        if self.integers:
+            out["integers"] = self.integers
+            out["stds"] = self.stds
+        if self.categories:
+            out["categories"] = self.categories
+        return out
 
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:

@@ -109,7 +109,7 @@ _EXTRA_KEY = "tune.subclass_attributes"  # pickle (uint8) of a subclass's own at
 _FINAL_CRITERIA = BUDGET_CRITERIA | {"ftarget"}
 _KNOWN_ID = "esopt-known-{}"  # pseudo trial id of a row holding a known result
 _SCHEDULING = ("sync", "async")
-_FROM_SPACE = ("x0", "bounds", "integers", "categories")  # strategy options the searcher sets from the space
+_FROM_SPACE = ("x0", "bounds", "integers", "categories", "stds")  # strategy options the searcher sets from the space
 
 
 def _metric_value(result: Mapping[str, Any] | None, metric: str) -> float | None:
@@ -341,10 +341,10 @@ class ESSearcher(Searcher):
     ):
         # x0, popsize, seed: None = the searcher's own (a restart passes new ones); a mixed space
         # sets the strategy's integers/categories, and a restart's x0 is clipped into the bounds
-        # (an integer coordinate's mean may drift past them), as the campaigns do
+        # (an integer coordinate's mean may drift past them), as the campaigns do; stds: Space.strategy_options
         space, options = tspace.space, dict(self._strategy_options)
         if space.mixed:
-            options.update({k: v for k, v in (("integers", space.integers), ("categories", space.categories)) if v})
+            options.update(space.strategy_options())
         return esopt.build(
             self._strategy_name if name is None else name,
             space.x0 if x0 is None else np.clip(np.asarray(x0, dtype=float), *space.bounds),

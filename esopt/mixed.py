@@ -24,7 +24,13 @@ Encoding of a candidate: ``ask()`` returns a ``(popsize, n)`` float array in whi
 start off-integer); on a categorical coordinate it must be a valid index, which is only what
 ``mean`` reports before the first update: the categorical distributions start uniform (as in the
 paper), and ``mean`` then reports each one's most probable category.  ``sigma0`` is the step size
-of the Gaussian part (``C = I`` at the start) and does not act on categoricals.
+of the Gaussian part and does not act on categoricals.  ``C`` starts as ``I``, or with ``stds``
+as ``diag(stds^2)`` on the Gaussian coordinates: variables with different search intervals
+``Delta s_i`` get ``c_ii = (Delta s_i)^2`` in ``C^(0)``, the initialization Hansen's tutorial
+(arXiv 1604.00772, Appendix B, initial values) gives for this case (pycma's ``CMA_stds`` serves
+the same purpose).  The campaigns use it so
+that ``sigma0`` is the same fraction of every range on integer coordinates, which hold the
+integer itself, as on the unit-cube ones (:meth:`cluster.space.Space.strategy_options`).
 
 ``tell(X, f)``: rows equal to the asked ones use the Gaussian sample kept at ask time; an
 injected row (any other row) must hold integer values in integer coordinates and valid indices in
@@ -161,6 +167,9 @@ class MixedParams:
         ``alpha / (K - 1)``, the least probability of a category.
     param_sum : int
         ``sum(K - 1)``, free parameters of the categorical distributions.
+    stds : ndarray (n,)
+        Initial standard deviations in multiples of ``sigma0`` (1 on categorical coordinates):
+        ``C^(0) = diag(stds[g_idx]^2)``.
     alpha_snr, delta_init : float
         ASNG's constants 1.5 and 1 (Akimoto et al., ICML 2019).
     """
@@ -180,6 +189,7 @@ class MixedParams:
     alpha: float
     qmin: np.ndarray
     param_sum: int
+    stds: np.ndarray
     alpha_snr: float = 1.5
     delta_init: float = 1.0
 
@@ -237,6 +247,10 @@ class CatCMAwM(EvolutionStrategy):
         Integer coordinates.
     categories : mapping {int: int} or (index, K) pairs, optional
         Categorical coordinates and their number of categories ``K >= 2``.
+    stds : array_like (n,), optional
+        Initial standard deviations of the coordinates in multiples of ``sigma0`` (finite, > 0):
+        ``C^(0) = diag(stds^2)`` on the Gaussian coordinates (tutorial Appendix B); entries at
+        categorical coordinates are ignored.  Default: all 1 (``C^(0) = I``).
     popsize, seed, bounds, tolerances
         As :class:`esopt.base.EvolutionStrategy`.  On an integer coordinate the bounds must hold
         at least two integers; on a categorical one they must contain ``[0, K-1]``.
@@ -245,8 +259,9 @@ class CatCMAwM(EvolutionStrategy):
     ------
     ValueError, TypeError
         As :class:`esopt.base.EvolutionStrategy`, and for a bad variable description
-        (:func:`parse_variables`), bounds that do not match it, or an ``x0`` whose categorical
-        entries are not valid indices.
+        (:func:`parse_variables`), bounds that do not match it, an ``x0`` whose categorical
+        entries are not valid indices, or ``stds`` of the wrong shape or with entries that are not
+        finite and positive.
     """
 
     name: ClassVar[str] = "catcmawm"
@@ -260,14 +275,25 @@ class CatCMAwM(EvolutionStrategy):
     alpha = param_field()
 
     def __init__(
-        self, x0, sigma0, *, integers=None, categories=None, popsize=None, seed=None, bounds=None, tolerances=None
+        self,
+        x0,
+        sigma0,
+        *,
+        integers=None,
+        categories=None,
+        stds=None,
+        popsize=None,
+        seed=None,
+        bounds=None,
+        tolerances=None,
     ):
         super().__init__(x0, sigma0, popsize=popsize, seed=seed, bounds=bounds, tolerances=tolerances)
         n = self.n
         int_idx, cat_idx, K = parse_variables(n, integers, categories)
         lo, hi = self._integer_range(int_idx)
         self._check_categorical_start(cat_idx, K)
-        self.params = self._make_params(int_idx, cat_idx, K, lo, hi)
+        stds = self._check_stds(stds, cat_idx)
+        self.params = self._make_params(int_idx, cat_idx, K, lo, hi, stds)
         self.state = self._initial_state()
 
     # ----- construction ------------------------------------------------------------------------
@@ -300,7 +326,25 @@ class CatCMAwM(EvolutionStrategy):
                     "indices); leave them unbounded (-inf, inf)"
                 )
 
-    def _make_params(self, int_idx, cat_idx, K, lo, hi) -> MixedParams:
+    def _check_stds(self, stds, cat_idx: np.ndarray) -> np.ndarray:
+        """``stds`` as a float ``(n,)`` array (ones if None; categorical entries set to 1)."""
+        if stds is None:
+            return np.ones(self.n)
+        try:
+            arr = np.array(stds, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"stds must be an array of {self.n} positive numbers, got {plain(stds)!r}") from e
+        if arr.shape != (self.n,):
+            raise ValueError(f"stds must have shape ({self.n},) (one entry per coordinate), got {arr.shape}")
+        g = np.ones(self.n, dtype=bool)
+        g[cat_idx] = False
+        bad = np.flatnonzero(g & ~(np.isfinite(arr) & (arr > 0)))
+        if bad.size:
+            raise ValueError(f"stds must be finite and > 0; coordinates {bad.tolist()} hold {arr[bad].tolist()}")
+        arr[cat_idx] = 1.0
+        return arr
+
+    def _make_params(self, int_idx, cat_idx, K, lo, hi, stds) -> MixedParams:
         n, lam = self.n, self.popsize
         g_mask = np.ones(n, dtype=bool)
         g_mask[cat_idx] = False
@@ -324,18 +368,21 @@ class CatCMAwM(EvolutionStrategy):
             alpha=alpha,
             qmin=alpha / (K - 1.0),
             param_sum=int(np.sum(K - 1)),
+            stds=stds,
         )
 
     def _initial_state(self) -> MixedState:
         p = self.params
         ng, Kmax = p.g_idx.size, int(p.K.max()) if p.K.size else 0
         valid = np.arange(Kmax)[None, :] < p.K[:, None]
+        d0 = p.stds[p.g_idx]
+        order = np.argsort(d0, kind="stable")  # eigenvalues ascending, as eigh returns them
         return MixedState(
             mean=self.x0.copy(),
             sigma=self.sigma0,
-            C=np.eye(ng),
-            B=np.eye(ng),
-            D=np.ones(ng),
+            C=np.diag(d0**2),
+            B=np.eye(ng)[:, order],
+            D=d0[order],
             pc=np.zeros(ng),
             ps=np.zeros(ng),
             A=np.ones(ng),
@@ -349,7 +396,10 @@ class CatCMAwM(EvolutionStrategy):
 
     def _init_options(self) -> dict[str, Any]:
         p = self.params
-        return {"integers": p.int_idx.copy(), "categories": np.stack([p.cat_idx, p.K], axis=1).reshape(-1, 2)}
+        out = {"integers": p.int_idx.copy(), "categories": np.stack([p.cat_idx, p.K], axis=1).reshape(-1, 2)}
+        if np.any(p.stds != 1.0):  # absent when all 1: checkpoints of earlier versions rebuild as before
+            out["stds"] = p.stds.copy()
+        return out
 
     @property
     def variable_kinds(self) -> np.ndarray:

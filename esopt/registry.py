@@ -448,6 +448,12 @@ register(
                 None,
                 "categorical coordinates: {index: number of categories K >= 2} or (index, K) pairs",
             ),
+            OptionSpec(
+                "stds",
+                (list, tuple, np.ndarray),
+                None,
+                "initial standard deviations per coordinate, multiples of sigma0 (C0 = diag(stds^2))",
+            ),
         ),
         "CatCMA with margin, continuous + integer + categorical (Hamano et al., GECCO 2024, arXiv 2405.09962)",
     )

@@ -320,3 +320,80 @@ def test_median_evaluations_within_25_percent_of_cmaes(index):
     assert np.all(np.isfinite(ours)) and np.all(np.isfinite(ref))
     ratio = np.median(ours) / np.median(ref)
     assert 0.75 <= ratio <= 1.25, (p.label, np.median(ours), np.median(ref))
+
+
+# ----- stds: per-coordinate initial standard deviations (C0 = diag(stds^2)) -----------------------
+STDS = np.array([1.0, 2.0, 21.0, 4.0, 1.0, 1.0])
+
+
+def test_stds_set_the_initial_covariance_and_the_first_samples_spread():
+    es = mixed(stds=STDS, popsize=4000, seed=11)
+    g = es.params.g_idx
+    np.testing.assert_allclose(np.diag(es.state.C), STDS[g] ** 2)
+    np.testing.assert_allclose(np.sort(es.state.D), np.sort(STDS[g]))
+    np.testing.assert_allclose(es.state.B @ np.diag(es.state.D**2) @ es.state.B.T, es.state.C)
+    Y = es._sample()  # the Gaussian sample before rounding and reflection
+    np.testing.assert_allclose(Y[:, g].std(axis=0), STDS[g], rtol=0.05)
+    plain = mixed(popsize=4000, seed=11)._sample()
+    np.testing.assert_allclose(plain[:, g].std(axis=0), 1.0, rtol=0.05)
+
+
+def test_stds_travel_through_checkpoints(tmp_path):
+    es = mixed(stds=STDS, seed=5)
+    loaded = esopt.load(esopt.save(es, tmp_path / "c.npz"))  # before any tell: C0 comes from stds
+    np.testing.assert_array_equal(loaded.params.stds, STDS)
+    for _ in range(8):
+        X1, X2 = es.ask(), loaded.ask()
+        assert np.array_equal(X1, X2)
+        es.tell(X1, sphere_int_onemax(X1))
+        loaded.tell(X2, sphere_int_onemax(X2))
+    states_equal(es.state_dict(), loaded.state_dict())
+    assert "init.options.stds" not in mixed(seed=5).state_dict()  # all ones: checkpoints as before
+
+
+@pytest.mark.parametrize(
+    "stds, error",
+    [
+        (np.ones(5), ValueError),  # wrong shape
+        (np.ones((2, 3)), ValueError),
+        ([1.0, 0.0, 1.0, 1.0, 1.0, 1.0], ValueError),  # zero
+        ([1.0, 1.0, -2.0, 1.0, 1.0, 1.0], ValueError),  # negative
+        ([1.0, 1.0, 1.0, np.inf, 1.0, 1.0], ValueError),
+        (["a"] * 6, TypeError),
+    ],
+)
+def test_bad_stds_are_rejected(stds, error):
+    with pytest.raises(error, match="stds"):
+        mixed(stds=stds)
+
+
+def test_categorical_entries_of_stds_are_ignored():
+    a = mixed(seed=4, stds=[1.0, 1.0, 1.0, 1.0, np.nan, 0.0])
+    b = mixed(seed=4)
+    for _ in range(5):
+        X1, X2 = a.ask(), b.ask()
+        assert np.array_equal(X1, X2)
+        a.tell(X1, sphere_int_onemax(X1))
+        b.tell(X2, sphere_int_onemax(X2))
+
+
+def test_stds_matching_an_integer_range_find_its_far_optimum_sooner():
+    """An integer in 0..60 whose optimum (55) lies far from the start (30): sigma0 0.2 "of the
+    range" through stds = 61 reaches it in fewer evaluations than the same sigma0 in integer units."""
+
+    def f(X):
+        return (X[:, 0] - 55.0) ** 2 + (X[:, 1] - 0.3) ** 2
+
+    def evals(stds, seed):
+        es = CatCMAwM([30.0, 0.5], 0.2, integers=[0], stds=stds, seed=seed, bounds=([0, 0], [60, 1]))
+        for _ in range(400):
+            X = es.ask()
+            fx = f(X)
+            es.tell(X, fx)
+            if np.any(X[:, 0] == 55):
+                return es.countevals
+        return np.inf
+
+    wide = [evals([61.0, 1.0], s) for s in range(7)]
+    narrow = [evals(None, s) for s in range(7)]
+    assert np.median(wide) < 0.5 * np.median(narrow), (wide, narrow)

@@ -178,6 +178,22 @@ def test_mixed_coordinates_integers_categories_and_bounds():
         s.encode({**d, "opt": "lion"})
 
 
+def test_strategy_options_give_integer_coordinates_sigma0_as_a_fraction_of_their_range():
+    s = Space(MIXED, mixed=True)  # T_0: linear int 1..20 (20 integers); the others unit or categorical
+    opts = s.strategy_options()
+    assert opts["integers"] == [2] and opts["categories"] == {4: 4}
+    assert opts["stds"].tolist() == [1.0, 1.0, 20.0, 1.0, 1.0]
+    # the strategy built from them samples T_0 with sigma0 * 20 integers, the unit ones with sigma0
+    import esopt
+
+    es = esopt.make_strategy("catcmawm", s.x0, 0.2, popsize=2000, seed=0, bounds=s.bounds, **opts)
+    Y = es._sample()
+    np.testing.assert_allclose(Y[:, [0, 1, 2, 3]].std(axis=0), [0.2, 0.2, 4.0, 0.2], rtol=0.06)
+    only_cat = Space({"lr": SPACE["lr"], "opt": MIXED["opt"]}, mixed=True)
+    assert only_cat.strategy_options() == {"categories": {1: 4}}  # no integer: no stds
+    assert Space(SPACE).strategy_options() == {}
+
+
 def test_a_categorical_needs_the_mixed_coordinates_and_init_sets_x0():
     with pytest.raises(ValueError, match=r"space\.opt\.choices needs the mixed strategy"):
         Space(MIXED)
