@@ -51,6 +51,16 @@ class InterruptAt:
         pass
 
 
+def test_the_campaigns_strategy_gets_the_spaces_integer_ranges_as_stds():
+    from cluster.config import ConfigError
+
+    es = Campaign._new_strategy_of(parse_config(CONFIG))
+    assert es.params.stds.tolist() == [1.0, 8.0, 1.0]  # n: 1..8, 8 integers; x: unit; opt: ignored
+    assert np.diag(es.state.C).tolist() == [1.0, 64.0]  # the Gaussian part: x, n
+    with pytest.raises(ConfigError, match="stds"):
+        parse_config({**CONFIG, "strategy": {**CONFIG["strategy"], "options": {"stds": [1.0, 1.0, 1.0]}}})
+
+
 def test_mixed_campaign_finds_the_category_and_journals_choices(ray_log, tmp_path):
     cfg = parse_config(CONFIG)
     assert cfg.strategy.name == "catcmawm" and cfg.space.mixed

@@ -163,6 +163,8 @@ def test_discrete_spaces_get_the_mixed_strategy_unless_one_is_named():
         make(restarts="ipop")
     with pytest.raises(ValueError, match="integers"):
         make(integers=[0])  # set from the space
+    with pytest.raises(ValueError, match="stds"):
+        make(stds=[1.0] * 5)  # set from the space too
 
 
 def test_mixed_strategy_sees_integer_and_category_coordinates():
@@ -170,6 +172,8 @@ def test_mixed_strategy_sees_integer_and_category_coordinates():
     names = s.space.names
     assert names == ["opt/name", "opt/lr", "x", "layers", "width"]
     assert list(s.strategy.variable_kinds) == ["k", "c", "c", "i", "i"]
+    # sigma0 is a fraction of each range on the integer coordinates too (8 integers each)
+    assert s.strategy.params.stds.tolist() == [1.0, 1.0, 1.0, 8.0, 8.0]
     X = s.strategy.ask()
     assert np.all(X[:, 0] == np.round(X[:, 0])) and set(X[:, 0]) <= {0, 1, 2, 3}  # category indices
     assert np.all(X[:, 3:] == np.round(X[:, 3:]))  # layers 1..8, width index 1..8 (value 16 k)
