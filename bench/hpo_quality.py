@@ -65,8 +65,9 @@ Provenance (bench/provenance.py): every run CSV in the cache, every CSV and PNG 
 sidecar ``<file>.provenance.json`` (commit, dirty paths, a digest of the source, package versions,
 BLAS library and kernel, Python, CPU; the results' sidecars also list each run's), and the
 markdown ends with the same in a few lines.  Cached runs or re-evaluations from other code (another
-source digest, or none recorded) are reported, and ``--save-results`` refuses them unless
-``--allow-stale``: results and the code they are committed with cannot drift apart silently.
+source digest, or none recorded) are reported, and ``--save-results`` refuses the stale ones (other
+code where it decides their candidates and values, :func:`stale_dirs`) unless ``--allow-stale``:
+results and the code they are committed with cannot drift apart silently.
 tests/test_bench_replay.py replays the first generations of the committed runs with
 :func:`make_es` and :func:`es_loop`.
 """
@@ -873,19 +874,30 @@ def write_outputs(folder: Path, tag, cfg, rows, reeval_rows, methods, seeds, n, 
     return paths
 
 
-#: folders whose code decides a trial's candidates and values: a cached run is stale if they differed
+#: folders whose code decides a trial's candidates and values: a cached run of an evolution
+#: strategy is stale if they differed; random search and TPE never call esopt (their candidates
+#: come from numpy and Optuna), so theirs, and the re-evaluations of ``x0``, are stale only if
+#: ``trials/`` differed (:func:`stale_dirs`)
 STALE_DIRS = ("esopt", "trials")
+
+
+def stale_dirs(name: str) -> tuple[str, ...]:
+    """The folders of :data:`STALE_DIRS` whose code decided cached result ``name`` (a run CSV named
+    ``<method>-<key>-...``, or the probe ``x0``): both for the evolution strategies, ``trials``
+    alone for random search, TPE and ``x0``."""
+    return STALE_DIRS if name.split("-", 1)[0] in ES_METHODS else ("trials",)
 
 
 def _stale(entries: dict, prov: dict, what: str = "") -> list[str]:
     """Names in ``entries`` ({name: run provenance or None}) without provenance or whose code in
-    :data:`STALE_DIRS` differed from ``prov``'s (source digests); printed as a warning, as are
-    entries that differ only elsewhere (``cluster/``, ``bench/``: not counted as stale)."""
+    :func:`stale_dirs` differed from ``prov``'s (source digests); printed as a warning, as are
+    entries that differ only elsewhere (``cluster/``, ``bench/``, or ``esopt/`` for random and TPE:
+    not counted as stale)."""
     every = tuple(prov["source_sha1_by_dir"])
-    stale = sorted(what + k for k, p in entries.items() if prov_mod.code_differs(p, prov, STALE_DIRS))
+    stale = sorted(what + k for k, p in entries.items() if prov_mod.code_differs(p, prov, stale_dirs(k)))
     other = sorted(what + k for k, p in entries.items() if p is not None and prov_mod.code_differs(p, prov, every))
     for names, msg in (
-        (stale, f"have no provenance or came from other {'/'.join(STALE_DIRS)} code"),
+        (stale, "have no provenance or came from other code where it decides them (stale_dirs)"),
         (sorted(set(other) - set(stale)), "came from other code outside those folders"),
     ):
         if names:

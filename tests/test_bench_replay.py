@@ -127,3 +127,18 @@ def test_committed_results_record_their_provenance(csv_path):
     assert prov["blas"] and all(b.get("architecture") for b in prov["blas"] if b.get("internal_api") == "openblas")
     assert prov["runs"] and not prov["stale"], f"{csv_path.name} was saved from stale runs: {prov['stale'][:4]}"
     assert np.all([p is not None and p["source_sha1"] for k, p in prov["runs"].items() if k != "reeval"])
+
+
+def test_a_run_is_stale_only_where_its_code_decides_it():
+    """An esopt change makes the evolution strategies' cached runs stale, not random search's or
+    TPE's (they never call esopt); a trials change makes every run stale."""
+    hq = _load_bench()
+    now = {"source_sha1_by_dir": {"esopt": "e2", "trials": "t1", "cluster": "c1", "bench": "b1"}}
+    old_esopt = {"source_sha1_by_dir": {**now["source_sha1_by_dir"], "esopt": "e1"}}
+    old_trials = {"source_sha1_by_dir": {**now["source_sha1_by_dir"], "trials": "t0"}}
+    names = ["catcmawm-1a-n100-s0.csv", "cmaes-9b-n100-s0.csv", "sepcmaes-3c-n100-s1.csv"]
+    peers = ["random-c9-n100-s0.csv", "tpe-be-n100-s0.csv", "x0"]
+    assert hq._stale({n: old_esopt for n in names + peers}, now) == sorted(names)
+    assert hq._stale({n: old_trials for n in names + peers}, now) == sorted(names + peers)
+    assert hq._stale({n: now for n in names + peers}, now) == []
+    assert hq._stale({"tpe-be-n100-s0.csv": None}, now, "reeval of ") == ["reeval of tpe-be-n100-s0.csv"]
