@@ -55,6 +55,15 @@ def run(es, generations, f=sphere_int_onemax):
         es.tell(X, f(X))
 
 
+def same_course(a, b, generations, f=sphere_int_onemax):
+    """Ask and tell ``a`` and ``b`` side by side; every population they ask must be equal."""
+    for _ in range(generations):
+        X1, X2 = a.ask(), b.ask()
+        assert np.array_equal(X1, X2)
+        a.tell(X1, f(X1))
+        b.tell(X2, f(X2))
+
+
 def leave_probability(es) -> np.ndarray:
     """Probability that a sample's integer differs from the mean's, per integer coordinate."""
     p, st = es.params, es.state
@@ -183,11 +192,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path, pending):
     if pending:
         es.tell(X, sphere_int_onemax(X))
         loaded.tell(X, sphere_int_onemax(X))
-    for _ in range(20):
-        X1, X2 = es.ask(), loaded.ask()
-        assert np.array_equal(X1, X2)
-        es.tell(X1, sphere_int_onemax(X1))
-        loaded.tell(X2, sphere_int_onemax(X2))
+    same_course(es, loaded, 20)
     states_equal(es.state_dict(), loaded.state_dict())
 
 
@@ -280,11 +285,7 @@ def test_checkpoints_of_every_variable_mix(kwargs, tmp_path):
     run(es, 5, f)
     loaded = esopt.load(esopt.save(es, tmp_path / "c.npz"))
     states_equal(es.state_dict(), loaded.state_dict())
-    for _ in range(10):
-        X1, X2 = es.ask(), loaded.ask()
-        assert np.array_equal(X1, X2)
-        es.tell(X1, f(X1))
-        loaded.tell(X2, f(X2))
+    same_course(es, loaded, 10, f)
     states_equal(es.state_dict(), loaded.state_dict())
 
 
@@ -342,11 +343,7 @@ def test_stds_travel_through_checkpoints(tmp_path):
     es = mixed(stds=STDS, seed=5)
     loaded = esopt.load(esopt.save(es, tmp_path / "c.npz"))  # before any tell: C0 comes from stds
     np.testing.assert_array_equal(loaded.params.stds, STDS)
-    for _ in range(8):
-        X1, X2 = es.ask(), loaded.ask()
-        assert np.array_equal(X1, X2)
-        es.tell(X1, sphere_int_onemax(X1))
-        loaded.tell(X2, sphere_int_onemax(X2))
+    same_course(es, loaded, 8)
     states_equal(es.state_dict(), loaded.state_dict())
     assert "init.options.stds" not in mixed(seed=5).state_dict()  # all ones: checkpoints as before
 
@@ -369,12 +366,7 @@ def test_bad_stds_are_rejected(stds, error):
 
 def test_categorical_entries_of_stds_are_ignored():
     a = mixed(seed=4, stds=[1.0, 1.0, 1.0, 1.0, np.nan, 0.0])
-    b = mixed(seed=4)
-    for _ in range(5):
-        X1, X2 = a.ask(), b.ask()
-        assert np.array_equal(X1, X2)
-        a.tell(X1, sphere_int_onemax(X1))
-        b.tell(X2, sphere_int_onemax(X2))
+    same_course(a, mixed(seed=4), 5)
 
 
 def test_stds_matching_an_integer_range_find_its_far_optimum_sooner():
