@@ -46,7 +46,8 @@ def test_committed_mnist1d_runs_of_another_commit_are_not_compared(capsys):
     et = _load()
     assert et.main(["--config", str(ROOT / "cluster/configs/mnist1d-mixed.yaml"), "--ref", "catcmawm"]) == 0
     out = capsys.readouterr().out
-    # the committed catcmawm runs are of 40b0360, cmaes's of a later commit, random's and tpe's of 506c26a
-    assert "| catcmawm |" in out and "| tpe |" not in out and "| cmaes |" not in out
-    assert "Not comparable (runs of another commit or session, other machine): cmaes, random, tpe" in out
+    # the committed catcmawm runs are of 40b0360, popsize 6's and cmaes's of later commits,
+    # random's and tpe's of 506c26a
+    assert "| catcmawm |" in out and "| tpe |" not in out and "| catcmawm:popsize=6 |" not in out
+    assert "Not comparable (runs of another commit or session, other machine): catcmawm:popsize=6, cmaes" in out
     assert et.main(["--config", str(ROOT / "cluster/configs/mnist1d-mixed.yaml"), "--ref", "nope"]) == 2
