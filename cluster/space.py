@@ -367,8 +367,10 @@ class Space:
 
     def strategy_options(self) -> dict[str, Any]:
         """The options that describe this space to the mixed strategy :class:`esopt.CatCMAwM`:
-        ``integers``, ``categories`` and ``stds`` (:attr:`stds`), each only where it says
-        something (no integer coordinate: no ``integers`` and no ``stds``); ``{}`` without ``mixed``."""
+        ``integers`` (list of int, :attr:`integers`), ``categories`` ({index: K},
+        :attr:`categories`) and ``stds`` (ndarray ``(d,)``, :attr:`stds`), each only where it says
+        something (no integer coordinate: no ``integers`` and no ``stds``); ``{}`` without
+        ``mixed``, so callers may pass it to any strategy's options.  Raises nothing."""
         if not self.mixed:
             return {}
         out: dict[str, Any] = {}

@@ -340,11 +340,11 @@ class ESSearcher(Searcher):
         self, tspace: TuneSpace, x0=None, popsize: int | None = None, seed: int | None = None, name: str | None = None
     ):
         # x0, popsize, seed: None = the searcher's own (a restart passes new ones); a mixed space
-        # sets the strategy's integers/categories, and a restart's x0 is clipped into the bounds
-        # (an integer coordinate's mean may drift past them), as the campaigns do; stds: Space.strategy_options
+        # sets the strategy's integers/categories/stds (Space.strategy_options, {} otherwise), and a
+        # restart's x0 is clipped into the bounds (an integer coordinate's mean may drift past them),
+        # as the campaigns do
         space, options = tspace.space, dict(self._strategy_options)
-        if space.mixed:
-            options.update(space.strategy_options())
+        options.update(space.strategy_options())
         return esopt.build(
             self._strategy_name if name is None else name,
             space.x0 if x0 is None else np.clip(np.asarray(x0, dtype=float), *space.bounds),

@@ -28,9 +28,9 @@ of the Gaussian part and does not act on categoricals.  ``C`` starts as ``I``, o
 as ``diag(stds^2)`` on the Gaussian coordinates: variables with different search intervals
 ``Delta s_i`` get ``c_ii = (Delta s_i)^2`` in ``C^(0)``, the initialization Hansen's tutorial
 (arXiv 1604.00772, Appendix B, initial values) gives for this case (pycma's ``CMA_stds`` serves
-the same purpose).  The campaigns use it so
-that ``sigma0`` is the same fraction of every range on integer coordinates, which hold the
-integer itself, as on the unit-cube ones (:meth:`cluster.space.Space.strategy_options`).
+the same purpose).  The campaigns use it so that ``sigma0`` is the same fraction of every range
+on integer coordinates, which hold the integer itself, as on the unit-cube ones
+(:meth:`cluster.space.Space.strategy_options`).
 
 ``tell(X, f)``: rows equal to the asked ones use the Gaussian sample kept at ask time; an
 injected row (any other row) must hold integer values in integer coordinates and valid indices in
