@@ -410,12 +410,4 @@ class CampaignModel(_Section):
                 f"{self.strategy.name!r} cannot handle the categorical space.{cats[0]} (choices); use one of "
                 f"{able} or leave strategy.name out (the default for such a space is {MIXED_STRATEGY!r})",
             )
-        discrete = [n for n, p in self.space.items() if p.coordinate_kind(True) != "unit"]
-        if self.strategy.name in able and self.strategy.restarts is not None and discrete:
-            raise KeyedError(
-                ("strategy", "restarts"),
-                f"{self.strategy.restarts!r} cannot wrap {self.strategy.name!r} on a space with integer or categorical "
-                f"coordinates (space.{discrete[0]}): the restart wrapper checkpoints scalar options only; leave "
-                "restarts null (with stop_on_convergence: false the campaign restarts IPOP-style on convergence)",
-            )
         return self

@@ -167,8 +167,9 @@ class ESSearcher(Searcher):
         count in ``num_samples``); then :meth:`suggest` returns ``Searcher.FINISHED``.  A
         generation cut short by it (or by ``num_samples``) is evaluated but never told.
     restarts : {"ipop", "bipop"}, optional
-        Wrap the strategy in a restart scheme (``esopt.build(..., restarts=...)``).  The wrapper
-        then restarts on convergence itself; its ``maxrestarts`` ends the search.
+        Wrap the strategy in a restart scheme (``esopt.build(..., restarts=...)``), the mixed
+        strategy on a discrete space too (every run gets the space's integers/categories/stds).
+        The wrapper then restarts on convergence itself; its ``maxrestarts`` ends the search.
     points_to_evaluate : list of dict, optional
         Configs (nested like the param_space, or flat ``"a/b"`` keys; constants ignored).
         Without ``evaluated_rewards`` they replace the first candidates of the first
@@ -208,8 +209,7 @@ class ESSearcher(Searcher):
         Unknown strategy or restart names, ``mode`` not in {min, max}, a non-string metric, bad
         ``popsize``/``seed``/``sigma0``/``max_trials``/``stop_on_convergence``/``max_t``/
         ``time_attr``, unsupported domains or bad choices (naming the parameter), a categorical
-        with a strategy that cannot search one, a restart wrapper around the mixed strategy on a
-        discrete space, points outside the space (a value not among the choices, a non-integer
+        with a strategy that cannot search one, points outside the space (a value not among the choices, a non-integer
         for an integer domain), ``evaluated_rewards`` without points or of another length,
         ``x0``/``bounds``/``integers``/``categories`` among the options (they come from the
         space); and whatever the strategy's constructor raises for ``strategy_options`` (at once
@@ -321,7 +321,7 @@ class ESSearcher(Searcher):
 
     def _setup(self, tspace: TuneSpace) -> None:
         where = "points_to_evaluate"
-        name = _resolve_strategy(self._strategy_arg, self._restarts, tspace)
+        name = _resolve_strategy(self._strategy_arg, tspace)
         tspace = tspace.with_mixed(name in mixed_strategies())
         checked = [tspace.check_point(p, f"{where}[{i}]") for i, p in enumerate(self._points)]
         self._strategy_name = name
@@ -915,7 +915,7 @@ class ESSearcher(Searcher):
         n_done = len(queue.done)
         name = meta["strategy"]
         if name is None and tspace is not None:  # saved before the space (and so the strategy) was known
-            name = _resolve_strategy(requested, self._restarts, tspace)
+            name = _resolve_strategy(requested, tspace)
         if tspace is not None:
             tspace = tspace.with_mixed(name in mixed_strategies())
         if "class" in state:

@@ -38,12 +38,11 @@ def check_strategy_options(strategy: str | None, options: dict, restarts: str | 
             ) from e
 
 
-def resolve_strategy(requested: str | None, restarts: str | None, tspace: TuneSpace) -> str:
+def resolve_strategy(requested: str | None, tspace: TuneSpace) -> str:
     """The strategy for ``tspace``: ``requested``, or when None :data:`MIXED_STRATEGY` for a space
     with an integer or categorical domain and ``"cmaes"`` otherwise (the campaigns' rule,
     :func:`cluster.configmodel.default_strategy`).  Raises ``ValueError`` for a categorical with a
-    strategy that cannot handle one, or for a restart wrapper around the mixed strategy on a space
-    with integer or categorical coordinates (the wrapper checkpoints scalar options only)."""
+    strategy that cannot handle one."""
     able = mixed_strategies()
     name = requested if requested is not None else (MIXED_STRATEGY if tspace.discrete else "cmaes")
     cats = tspace.categoricals
@@ -51,12 +50,6 @@ def resolve_strategy(requested: str | None, restarts: str | None, tspace: TuneSp
         raise ValueError(
             f"strategy {name!r} cannot search the categorical param_space[{cats[0]!r}] (tune.choice); use one of "
             f"{able} or leave strategy out (the default for such a space is {MIXED_STRATEGY!r})"
-        )
-    if name in able and restarts is not None and tspace.with_mixed(True).space.kinds.count("unit") < tspace.space.dim:
-        raise ValueError(
-            f"restarts={restarts!r} cannot wrap {name!r} on a space with integer or categorical coordinates "
-            f"({tspace.discrete[0]!r}): leave restarts=None (the searcher restarts IPOP-style on convergence "
-            "itself unless stop_on_convergence=True)"
         )
     return name
 

@@ -292,8 +292,9 @@ class CatCMAwM(EvolutionStrategy):
         int_idx, cat_idx, K = parse_variables(n, integers, categories)
         lo, hi = self._integer_range(int_idx)
         self._check_categorical_start(cat_idx, K)
-        stds = self._check_stds(stds, cat_idx)
-        self.params = self._make_params(int_idx, cat_idx, K, lo, hi, stds)
+        g_idx = np.setdiff1d(np.arange(n), cat_idx)  # the Gaussian (continuous and integer) coordinates
+        stds = self._check_stds(stds, g_idx)
+        self.params = self._make_params(int_idx, cat_idx, g_idx, K, lo, hi, stds)
         self.state = self._initial_state()
 
     # ----- construction ------------------------------------------------------------------------
@@ -326,8 +327,9 @@ class CatCMAwM(EvolutionStrategy):
                     "indices); leave them unbounded (-inf, inf)"
                 )
 
-    def _check_stds(self, stds, cat_idx: np.ndarray) -> np.ndarray:
-        """``stds`` as a float ``(n,)`` array (ones if None; categorical entries set to 1)."""
+    def _check_stds(self, stds, g_idx: np.ndarray) -> np.ndarray:
+        """``stds`` as a float ``(n,)`` array (ones if None; entries outside the Gaussian
+        coordinates ``g_idx``, i.e. categorical ones, set to 1)."""
         if stds is None:
             return np.ones(self.n)
         try:
@@ -336,19 +338,15 @@ class CatCMAwM(EvolutionStrategy):
             raise TypeError(f"stds must be an array of {self.n} positive numbers, got {plain(stds)!r}") from e
         if arr.shape != (self.n,):
             raise ValueError(f"stds must have shape ({self.n},) (one entry per coordinate), got {arr.shape}")
-        g = np.ones(self.n, dtype=bool)
-        g[cat_idx] = False
-        bad = np.flatnonzero(g & ~(np.isfinite(arr) & (arr > 0)))
+        bad = g_idx[~(np.isfinite(arr[g_idx]) & (arr[g_idx] > 0))]
         if bad.size:
             raise ValueError(f"stds must be finite and > 0; coordinates {bad.tolist()} hold {arr[bad].tolist()}")
-        arr[cat_idx] = 1.0
-        return arr
+        out = np.ones(self.n)
+        out[g_idx] = arr[g_idx]
+        return out
 
-    def _make_params(self, int_idx, cat_idx, K, lo, hi, stds) -> MixedParams:
+    def _make_params(self, int_idx, cat_idx, g_idx, K, lo, hi, stds) -> MixedParams:
         n, lam = self.n, self.popsize
-        g_mask = np.ones(n, dtype=bool)
-        g_mask[cat_idx] = False
-        g_idx = np.flatnonzero(g_mask)
         w, mu = recombination_weights(lam)
         wpos = w[:mu].copy()
         alpha = mg.margin_alpha(int_idx.size, cat_idx.size)

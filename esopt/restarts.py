@@ -23,7 +23,9 @@ array's shape) of the current generation.  ``stop()`` is ``{}`` until the restar
 exhausted or a global criterion (``ftarget``, ``maxfevals``, counted over all runs) fires; it
 then returns the last run's criteria, plus ``{'maxrestarts': max_restarts}`` when the restarts
 were exhausted.  ``result`` is the best over all runs with ``restart_history``.  Every run
-restarts from ``x0``.  Per-run criteria (``maxiter``, ``tolfun``, ...) apply to each run.
+restarts from ``x0`` with the same strategy options (for the mixed strategy :class:`esopt.CatCMAwM`
+its ``integers``, ``categories`` and ``stds``: a restart starts its categorical distributions
+uniform again).  Per-run criteria (``maxiter``, ``tolfun``, ...) apply to each run.
 
 Randomness: the wrapper's ``numpy.random.Generator`` draws each run's seed (and BIPOP's
 ``U1, U2``), so a seeded wrapper is reproducible; ``state_dict`` stores it and the current
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -100,18 +103,45 @@ class BIPOPProgress(RestartProgress):
     budget_large: int = 0
 
 
-def _plain_option(name: str, v):
-    """Strategy options must be checkpointable: plain scalars or strings (dtypes become names)."""
-    try:
-        plain = to_jsonable(v)
-    except TypeError:
-        plain = v
-    if plain is None or isinstance(plain, (bool, int, float, str)):
-        return plain
+def _checkpointable_option(name: str, v):
+    """An inner strategy's option in the form the wrapper keeps and checkpoints.
+
+    Accepted: ``None``, bool, int, float, str (numpy scalars become Python scalars, numpy dtypes
+    their names); numeric arrays (lists, tuples or ndarrays of bools, ints or floats, any shape:
+    kept as a copied ndarray, e.g. :class:`esopt.CatCMAwM`'s ``integers`` (k,) and ``stds``
+    (n,)); and mappings of ints to ints (``CatCMAwM``'s ``categories`` ``{coordinate: K}``: kept
+    as an int64 array of ``(key, value)`` pairs sorted by key, shape (k, 2), the form that
+    strategy also accepts).  The inner constructor still validates the value.
+
+    Raises ``TypeError`` (naming the option) for anything else: objects, strings in an array,
+    ragged sequences, mappings with other keys or values.
+    """
+    if isinstance(v, Mapping):
+        if all(_is_int(a) and _is_int(b) for a, b in v.items()):
+            pairs = sorted((int(a), int(b)) for a, b in v.items())
+            return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    elif isinstance(v, (list, tuple, np.ndarray)):
+        try:
+            arr = np.array(v)
+        except ValueError:  # ragged
+            arr = None
+        if arr is not None and arr.dtype.kind in "biuf":
+            return arr.item() if arr.ndim == 0 else arr
+    else:
+        try:
+            p = to_jsonable(v)
+        except TypeError:
+            p = v
+        if p is None or isinstance(p, (bool, int, float, str)):
+            return p
     raise TypeError(
-        f"strategy option {name}={v!r} must be a scalar, a string or a numpy dtype "
-        "so that the restart wrapper can be checkpointed"
+        f"strategy option {name}={v!r} must be a scalar, a string, a numpy dtype, a numeric array or a "
+        "mapping of ints to ints so that the restart wrapper can be checkpointed"
     )
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _resolve_method(method) -> tuple[type, str]:
@@ -151,7 +181,10 @@ class IPOP(Strategy):
     incpopsize : float >= 1
         Population size factor per restart (default 2).
     **strategy_options
-        Further constructor arguments of the inner strategy (plain scalars, strings or dtypes).
+        Further constructor arguments of the inner strategy, passed to every run: plain scalars,
+        strings, dtypes, numeric arrays or mappings of ints to ints (e.g. ``integers``,
+        ``categories`` and ``stds`` of ``'catcmawm'``, so that IPOP/BIPOP restart the mixed
+        strategy too; see ``_checkpointable_option``).
 
     Raises
     ------
@@ -197,7 +230,7 @@ class IPOP(Strategy):
         if not math.isfinite(incpopsize) or incpopsize < 1:
             raise ValueError(f"incpopsize must be a finite float >= 1, got {incpopsize!r}")
         tolerances = Tolerances.coerce(tolerances)
-        self.options = {k: _plain_option(k, v) for k, v in strategy_options.items()}
+        self.options = {k: _checkpointable_option(k, v) for k, v in strategy_options.items()}
         self.max_restarts = int(max_restarts)
         self.incpopsize = float(incpopsize)
         self.tolerances_given = tolerances

@@ -125,3 +125,31 @@ def test_mixed_campaign_restarts_after_convergence_in_the_space(ray_log, tmp_pat
             x = np.array(r["x"])
             assert x[1] == round(x[1]) and 1 <= x[1] <= 8 and x[2] in (0.0, 1.0, 2.0, 3.0)
             assert r["params"]["opt"] in CHOICES
+
+
+def test_mixed_campaign_with_ipop_restarts_resumes_equal_to_uninterrupted(ray_log, tmp_path):
+    # strategy.restarts around the mixed strategy: the wrapper restarts on the flat objective with
+    # a doubled population and the space's variables; a Ctrl-C in a restarted run resumes exactly
+    cfg = parse_config(
+        {
+            **CONFIG,
+            "objective": "helpers_objectives:flat",
+            "strategy": {**CONFIG["strategy"], "popsize": 4, "restarts": "ipop", "max_restarts": 2},
+            "budget": {"max_generations": 5},
+            "scheduler": {"mode": "sync"},
+        }
+    )
+    full = Campaign(cfg, tmp_path / "full").run()
+    assert full.status == "done"
+    interrupted = Campaign(cfg, tmp_path / "int").run(InterruptAt(4, 2))
+    assert interrupted.status == "interrupted"
+    assert Campaign.resume(tmp_path / "int").run().status == "done"
+    with Journal(tmp_path / "int", readonly=True) as a, Journal(tmp_path / "full", readonly=True) as b:
+        sizes = [g["popsize"] for g in b.generations()]
+        assert sizes[0] == 4 and max(sizes) >= 8  # the wrapper restarted with a larger population
+        assert [g["popsize"] for g in a.generations()] == sizes
+        ta, tb = a.trials(), b.trials()
+        assert [(t["x"], t["params"]) for t in ta] == [(t["x"], t["params"]) for t in tb]
+        for r in tb:
+            x = np.array(r["x"])
+            assert x[1] == round(x[1]) and 1 <= x[1] <= 8 and x[2] in (0.0, 1.0, 2.0, 3.0)

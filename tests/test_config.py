@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import textwrap
 
+import numpy as np
 import pytest
 
 from cluster import ConfigError, load_config, parse_config
@@ -322,8 +323,6 @@ def test_strategy_names_and_options_come_from_the_registry():
 
 
 def test_log_is_an_alias_of_log10_and_errors_show_plain_numbers():
-    import numpy as np
-
     cfg = parse_config(_with("space.lr", {"lower": 1e-4, "upper": 0.1, "scale": "log"}))
     assert cfg.space.params[0].scale == "log10" and cfg.raw["space"]["lr"]["scale"] == "log10"
     with pytest.raises(ConfigError) as exc:
@@ -403,11 +402,15 @@ def test_space_options_of_the_mixed_strategy_are_not_config_options():
 
 
 @pytest.mark.parametrize("restarts", ["ipop", "bipop"])
-def test_restart_wrappers_are_refused_on_a_mixed_space(restarts):
-    with pytest.raises(ConfigError) as e:
-        parse_config({**_mixed(opt=OPT), "strategy": {"restarts": restarts}})
-    assert e.value.path == "strategy.restarts" and "cannot wrap 'catcmawm'" in str(e.value)
-    # all-continuous with catcmawm named: nothing to pass through the wrapper, accepted
-    assert (
-        parse_config({**_mixed(), "strategy": {"name": "catcmawm", "restarts": restarts}}).strategy.restarts == restarts
-    )
+def test_restart_wrappers_wrap_the_mixed_strategy_with_the_spaces_variables(restarts):
+    from cluster.campaign import Campaign
+
+    cfg = parse_config({**_mixed(opt=OPT, k=BASE["space"]["k"]), "strategy": {"restarts": restarts}})
+    assert cfg.strategy.name == "catcmawm" and cfg.strategy.restarts == restarts
+    es = Campaign._new_strategy_of(cfg)
+    assert es.name == restarts and es.method == "catcmawm"
+    p = es.inner.params
+    assert p.int_idx.tolist() == [2] and p.cat_idx.tolist() == [1] and p.K.tolist() == [4]
+    assert p.stds.tolist() == cfg.space.stds.tolist() and p.stds[2] > 1  # sigma0 a fraction of the int's range
+    X = es.ask()
+    assert set(X[:, 1]) <= {0.0, 1.0, 2.0, 3.0} and np.array_equal(X[:, 2], np.round(X[:, 2]))

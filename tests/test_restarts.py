@@ -107,6 +107,44 @@ def test_strategy_options_reach_every_run_and_survive_checkpoints(tmp_path):
     assert loaded.inner.dtype == np.float32 and loaded.options == {"dtype": "float32", "mirrored": False}
 
 
+def _mixed_objective(X):
+    """Integer x0 (optimum 3 in 0..8), a wavy continuous x1, a categorical x2 (best index 2)."""
+    return (X[:, 0] - 3) ** 2 + (X[:, 1] - 0.3) ** 2 + np.sin(5 * X[:, 1]) ** 2 + (X[:, 2] != 2)
+
+
+@pytest.mark.parametrize("wrapper", [IPOP, BIPOP])
+def test_restarts_of_the_mixed_strategy_keep_its_variables_and_resume_bit_for_bit(wrapper, tmp_path):
+    kw = dict(integers=[0], categories={2: 4}, stds=[4.0, 1.0, 1.0], bounds=([0, -2, 0], [8, 2, 3]))
+    es = wrapper("catcmawm", np.zeros(3), 0.5, seed=1, max_restarts=3, tolerances={"maxiter": 8}, **kw)
+    assert es.options["categories"].tolist() == [[2, 4]] and es.options["stds"].dtype == float
+    twin = None
+    for g in range(30):
+        X = es.ask()
+        assert np.array_equal(X[:, 0], np.round(X[:, 0])) and set(X[:, 2]) <= {0.0, 1.0, 2.0, 3.0}
+        es.tell(X, _mixed_objective(X))
+        if g == 14:  # a checkpoint after restarts, in the middle of a run
+            twin = esopt.load(esopt.save(es, tmp_path / "mixed.npz"))
+    runs = es.restart_history
+    assert len(runs) >= 3 and len({r["popsize"] for r in runs}) >= 2
+    p = es.inner.params  # the run of today has the variables of the first
+    assert p.int_idx.tolist() == [0] and p.cat_idx.tolist() == [2] and p.stds.tolist() == [4.0, 1.0, 1.0]
+    assert es.result.x[2] == 2.0 and es.result.x[0] == 3.0
+    for _ in range(15):
+        X = twin.ask()
+        twin.tell(X, _mixed_objective(X))
+    assert np.array_equal(twin.ask(), es.ask())
+    assert twin.restart_history == es.restart_history
+
+
+@pytest.mark.parametrize(
+    "option",
+    [{"categories": {"a": 2}}, {"categories": {0: 2.5}}, {"integers": ["x"]}, {"stds": [[1.0], [1.0, 2.0]]}],
+)
+def test_options_that_cannot_be_checkpointed_are_refused_by_name(option):
+    with pytest.raises(TypeError, match=f"strategy option {next(iter(option))}="):
+        IPOP("catcmawm", np.zeros(3), 0.5, **option)
+
+
 # ----- BIPOP-CMA-ES against pycma --------------------------------------------------------------
 N_RASTRIGIN = 10
 

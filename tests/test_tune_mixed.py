@@ -159,8 +159,9 @@ def test_discrete_spaces_get_the_mixed_strategy_unless_one_is_named():
     s = ESSearcher(strategy="sepcmaes")  # the space arrives from the Tuner
     with pytest.raises(ValueError, match="catcmawm"):
         s.set_search_properties("loss", "min", SPACE)
-    with pytest.raises(ValueError, match="restarts='ipop' cannot wrap 'catcmawm'"):
-        make(restarts="ipop")
+    wrapped = make(restarts="ipop")  # the wrapper's every run gets the space's variables
+    assert wrapped.strategy.method == "catcmawm"
+    assert list(wrapped.strategy.inner.variable_kinds) == ["k", "c", "c", "i", "i"]
     with pytest.raises(ValueError, match="integers"):
         make(integers=[0])  # set from the space
     with pytest.raises(ValueError, match="stds"):
