@@ -209,11 +209,11 @@ class ESSearcher(Searcher):
         Unknown strategy or restart names, ``mode`` not in {min, max}, a non-string metric, bad
         ``popsize``/``seed``/``sigma0``/``max_trials``/``stop_on_convergence``/``max_t``/
         ``time_attr``, unsupported domains or bad choices (naming the parameter), a categorical
-        with a strategy that cannot search one, points outside the space (a value not among the choices, a non-integer
-        for an integer domain), ``evaluated_rewards`` without points or of another length,
-        ``x0``/``bounds``/``integers``/``categories`` among the options (they come from the
-        space); and whatever the strategy's constructor raises for ``strategy_options`` (at once
-        if ``space`` is given, else when Tune passes the space).
+        with a strategy that cannot search one, points outside the space (a value not among the
+        choices, a non-integer for an integer domain), ``evaluated_rewards`` without points or of
+        another length, ``x0``/``bounds``/``integers``/``categories``/``stds`` among the options
+        (they come from the space); and whatever the strategy's constructor raises for
+        ``strategy_options`` (at once if ``space`` is given, else when Tune passes the space).
 
     Notes
     -----
