@@ -152,6 +152,41 @@ def test_categorical_distribution_keeps_the_margin_and_sums_to_one():
     assert np.all(es.mean[4:] == 0)
 
 
+def test_asng_cumulation_rate_stays_a_rate_with_a_large_population():
+    # 80 candidates, the categorical solved early and held at its margin: the natural gradient points
+    # the same way every generation, and ASNG's Delta fell geometrically until beta = delta /
+    # sqrt(param_sum) passed 2 (without the bound: a ValueError from sqrt(beta (2 - beta)) in
+    # generation 54 with this seed; popsize 40, seed 0: generation 71)
+    def f(X):
+        xc = X[:, :4]
+        rastrigin = 40 + np.sum(xc**2 - 10 * np.cos(2 * np.pi * xc), axis=1)
+        return rastrigin + np.sum((X[:, 4:7] - 3) ** 2, axis=1) + (X[:, 7] != 2)
+
+    x0 = np.random.default_rng(102).uniform(-4, 4, 8)
+    x0[4:7], x0[7] = 8, 0
+    es = CatCMAwM(
+        x0,
+        2.0,
+        popsize=80,
+        seed=1,
+        integers=[4, 5, 6],
+        categories={7: 5},
+        stds=[1, 1, 1, 1, 4, 4, 4, 1],
+        bounds=([-5.12] * 4 + [0] * 4, [5.12] * 4 + [10] * 3 + [4]),
+    )
+    floor = es.params.delta_init / np.sqrt(es.params.param_sum)
+    at_floor = 0
+    while not es.stop():
+        X = es.ask()
+        es.tell(X, f(X))
+        st = es.state
+        assert st.Delta >= floor and st.delta / np.sqrt(es.params.param_sum) <= 1.0
+        assert np.all(np.isfinite(st.s)) and np.isfinite(st.gamma)
+        at_floor += st.Delta == floor
+    assert at_floor > 0  # the bound acted (the failure it prevents is reachable here)
+    assert es.mean[7] == 2.0
+
+
 def test_categorical_margin_unit():
     """Rows summing to one after a natural-gradient step (entries may be negative or tiny)."""
     rng = np.random.default_rng(0)
