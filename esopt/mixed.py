@@ -170,14 +170,17 @@ class MixedParams:
     stds : ndarray (n,)
         Initial standard deviations in multiples of ``sigma0`` (1 on categorical coordinates):
         ``C^(0) = diag(stds[g_idx]^2)``.
+    Delta_min : float
+        Lower bound of ASNG's ``Delta``: ``delta_init / sqrt(param_sum)`` (0 without
+        categoricals), so that the step ``delta = delta_init / Delta`` keeps the cumulation rate
+        ``beta = delta / sqrt(param_sum) <= 1`` (the update needs ``beta < 2``).  The ASNG paper
+        and cmaes 0.13.1 bound ``Delta`` only above; with a categorical held at its margin by a
+        large population the gradient direction repeats every generation and ``Delta`` falls
+        geometrically (9.4 to 0.02 in 7 generations at popsize 80), until ``beta`` passed 2 and
+        ``tell`` raised ``ValueError`` (cmaes's ``np.sqrt`` gives NaN there).  A run whose
+        ``beta`` stays <= 1 is unchanged by the bound.
     alpha_snr, delta_init : float
-        ASNG's constants 1.5 and 1 (Akimoto et al., ICML 2019).  Its step ``delta = delta_init /
-        Delta`` and cumulation rate ``beta = delta / sqrt(param_sum)``; ``Delta`` is bounded below
-        by ``delta_init / sqrt(param_sum)`` so that ``beta <= 1`` (a rate; the update needs
-        ``beta < 2``).  The paper and cmaes 0.13.1 bound ``Delta`` only above; with a population
-        of 80 on a categorical held at its margin, ``Delta`` fell from 9.4 to 0.02 in 7
-        generations and ``beta`` passed 2 (esopt then raised ``ValueError``, cmaes's ``np.sqrt``
-        gives NaN).  A run in which ``beta`` stays <= 1 is unchanged by it.
+        ASNG's constants 1.5 and 1 (Akimoto et al., ICML 2019).
     """
 
     n: int
@@ -196,6 +199,7 @@ class MixedParams:
     qmin: np.ndarray
     param_sum: int
     stds: np.ndarray
+    Delta_min: float
     alpha_snr: float = 1.5
     delta_init: float = 1.0
 
@@ -334,8 +338,10 @@ class CatCMAwM(EvolutionStrategy):
                 )
 
     def _check_stds(self, stds, g_idx: np.ndarray) -> np.ndarray:
-        """``stds`` as a float ``(n,)`` array (ones if None; entries outside the Gaussian
-        coordinates ``g_idx``, i.e. categorical ones, set to 1)."""
+        """``stds`` (array_like (n,) or None) as a float ``(n,)`` array: ones if None; entries
+        outside the Gaussian coordinates ``g_idx`` ((n_g,) ints: the categorical ones) set to 1.
+        ``TypeError`` if not numeric, ``ValueError`` for another shape or a Gaussian entry that
+        is not finite and > 0."""
         if stds is None:
             return np.ones(self.n)
         try:
@@ -356,6 +362,7 @@ class CatCMAwM(EvolutionStrategy):
         w, mu = recombination_weights(lam)
         wpos = w[:mu].copy()
         alpha = mg.margin_alpha(int_idx.size, cat_idx.size)
+        param_sum = int(np.sum(K - 1))
         return MixedParams(
             n=n,
             popsize=lam,
@@ -371,8 +378,9 @@ class CatCMAwM(EvolutionStrategy):
             wpos=wpos,
             alpha=alpha,
             qmin=alpha / (K - 1.0),
-            param_sum=int(np.sum(K - 1)),
+            param_sum=param_sum,
             stds=stds,
+            Delta_min=MixedParams.delta_init / math.sqrt(param_sum) if param_sum else 0.0,
         )
 
     def _initial_state(self) -> MixedState:
@@ -549,11 +557,7 @@ class CatCMAwM(EvolutionStrategy):
         st.s = (1 - beta) * st.s + math.sqrt(beta * (2 - beta)) * sq / max(pnorm, 1e-300)
         st.gamma = (1 - beta) ** 2 * st.gamma + beta * (2 - beta)
         Delta = st.Delta * math.exp(beta * (st.gamma - float(st.s @ st.s) / p.alpha_snr))
-        # Delta >= delta_init / sqrt(param_sum) keeps the next cumulation rate beta <= 1 (see
-        # MixedParams.delta_init): unbounded, a categorical held at its margin by a large
-        # population gives the same gradient direction every generation, Delta falls
-        # geometrically and beta passes 2, where sqrt(beta (2 - beta)) is undefined
-        st.Delta = float(max(Delta, p.delta_init / math.sqrt(p.param_sum)))
+        st.Delta = float(max(Delta, p.Delta_min))  # keeps the next beta <= 1 (MixedParams.Delta_min)
         st.q = mg.categorical_margin(q, p.K, p.qmin)
         mean = st.mean.copy()
         mean[p.cat_idx] = np.argmax(st.q, axis=1)

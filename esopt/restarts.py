@@ -141,6 +141,7 @@ def _checkpointable_option(name: str, v):
 
 
 def _is_int(v) -> bool:
+    """True for a Python or numpy integer that is not a bool."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
@@ -221,7 +222,7 @@ class IPOP(Strategy):
         **strategy_options,
     ):
         self._cls, self.method = _resolve_method(method)
-        if isinstance(max_restarts, bool) or not isinstance(max_restarts, (int, np.integer)):
+        if not _is_int(max_restarts):
             raise TypeError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
         if max_restarts < 0:
             raise ValueError(f"max_restarts must be >= 0, got {max_restarts}")
