@@ -82,6 +82,7 @@ import esopt
 from esopt.checkpoint import atomic_write_bytes, read_state, state_to_npz_bytes
 from esopt.jsonutil import to_jsonable
 from esopt.minimize import BUDGET_CRITERIA
+from esopt.numtypes import is_int, is_real
 from esopt.registry import strategy_class
 
 from .configmodel import mixed_strategies
@@ -992,14 +993,14 @@ def _check_rows(where: str, X, n_rows: int, rows: Mapping[str, int]) -> None:
 
 
 def _is_int(v, minimum: int) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= minimum
+    return is_int(v) and v >= minimum
 
 
 def _reward(v, where: str) -> float | None:
     """A known metric value as a float; None (failed) for None and NaN/inf.  ``TypeError`` otherwise."""
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+    if not is_real(v):
         raise TypeError(f"{where} must be a number (the metric) or None, got {v!r}")
     v = float(v)
     return v if math.isfinite(v) else None

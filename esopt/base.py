@@ -44,6 +44,7 @@ import numpy as np
 from . import statedict as sd
 from .bounds import BoxBounds
 from .jsonutil import plain
+from .numtypes import is_int, is_real
 from .statedict import STATE_FORMAT_VERSION
 from .termination import FitnessHistory, SearchView, Tolerances, check
 
@@ -230,7 +231,7 @@ def _check_x0_sigma0(x0, sigma0) -> tuple[np.ndarray, float]:
         raise ValueError(f"x0 must be a non-empty 1-D array of shape (n,), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"x0 must be finite, got non-finite entries at {np.flatnonzero(~np.isfinite(x)).tolist()}")
-    if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float, np.integer, np.floating)):
+    if not is_real(sigma0):
         raise TypeError(f"sigma0 must be a positive float, got {plain(sigma0)!r}")
     s = float(sigma0)
     if not np.isfinite(s) or s <= 0:
@@ -241,7 +242,7 @@ def _check_x0_sigma0(x0, sigma0) -> tuple[np.ndarray, float]:
 def _check_popsize(popsize, n: int, minimum: int = 2) -> int:
     if popsize is None:
         return default_popsize(n)
-    if isinstance(popsize, bool) or not isinstance(popsize, (int, np.integer)):
+    if not is_int(popsize):
         raise TypeError(f"popsize must be an int, got {plain(popsize)!r}")
     if popsize < minimum:
         raise ValueError(f"popsize must be >= {minimum}, got {popsize}")

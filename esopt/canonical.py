@@ -34,6 +34,7 @@ import numpy as np
 
 from .base import EvolutionStrategy, param_field, state_field
 from .injection import clip_factors
+from .numtypes import is_int, is_real
 from .weights import log_weights, mueff
 
 __all__ = ["CanonicalES", "CanonicalParams", "CanonicalState"]
@@ -142,11 +143,11 @@ class CanonicalES(EvolutionStrategy):
         for name, flag in (("csa", csa), ("mirrored", mirrored)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+        if not is_real(lr):
             raise TypeError(f"lr must be a positive float, got {lr!r}")
         if not np.isfinite(lr) or lr <= 0:
             raise ValueError(f"lr must be a positive finite float, got {lr!r}")
-        if mu is not None and (isinstance(mu, bool) or not isinstance(mu, (int, np.integer))):
+        if mu is not None and not is_int(mu):
             raise TypeError(f"mu must be an int, got {mu!r}")
         super().__init__(x0, sigma0, popsize=popsize, seed=seed, bounds=bounds, tolerances=tolerances)
         if mu is not None and not 1 <= mu <= self.popsize:

@@ -65,6 +65,7 @@ from scipy.linalg.lapack import dtrtrs
 
 from .base import EvolutionStrategy, param_field, state_field
 from .injection import clip_factors
+from .numtypes import is_int, is_real
 from .weights import log_weights, mueff
 
 __all__ = ["LMMAES", "LMMAParams", "LMMAState"]
@@ -86,13 +87,13 @@ def _as_dtype_name(dtype) -> str:
 
 def _check_options(m, mirrored, damps) -> None:
     """``TypeError``/``ValueError`` for a bad ``m``, ``mirrored`` or ``damps`` (before any state)."""
-    if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer))):
+    if m is not None and not is_int(m):
         raise TypeError(f"m must be an int >= 0, got {m!r}")
     if m is not None and m < 0:
         raise ValueError(f"m (number of direction vectors) must be >= 0, got {m}")
     if not isinstance(mirrored, (bool, np.bool_)):
         raise TypeError(f"mirrored must be a bool, got {mirrored!r}")
-    if isinstance(damps, bool) or not isinstance(damps, (int, float, np.integer, np.floating)):
+    if not is_real(damps):
         raise TypeError(f"damps must be a positive float, got {damps!r}")
     if not np.isfinite(damps) or damps <= 0:
         raise ValueError(f"damps must be a positive finite float, got {damps!r}")

@@ -63,6 +63,7 @@ from . import margin as mg
 from .base import EvolutionStrategy, param_field, state_field
 from .cma import CMAParameters, sampling_transform
 from .jsonutil import plain
+from .numtypes import is_int
 from .weights import mueff as _mueff
 from .weights import recombination_weights
 
@@ -77,7 +78,7 @@ EIG_FLOOR = 1e-14
 def _index_list(values, n: int, what: str) -> list[int]:
     out = []
     for v in values:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        if not is_int(v):
             raise TypeError(f"{what}: coordinate indices must be ints, got {plain(v)!r}")
         if not 0 <= int(v) < n:
             raise ValueError(f"{what}: coordinate index {int(v)} is outside 0..{n - 1}")
@@ -128,7 +129,7 @@ def parse_variables(n: int, integers=None, categories=None) -> tuple[np.ndarray,
     pairs = [] if categories is None else _category_pairs(categories)
     cat_idx = _index_list([p[0] for p in pairs], n, "categories")
     for j, k in pairs:
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        if not is_int(k):
             raise TypeError(f"categories: the number of categories of coordinate {j} must be an int, got {plain(k)!r}")
         if k < 2:
             raise ValueError(f"categories: coordinate {j} has {int(k)} categories; a categorical needs at least 2")

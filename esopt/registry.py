@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .numtypes import is_int, is_real
 from .termination import Tolerances
 
 __all__ = [
@@ -106,13 +107,11 @@ class OptionSpec:
 def _is_instance(value: Any, t: type) -> bool:
     if t is bool:
         return isinstance(value, (bool, np.bool_))
-    if isinstance(value, (bool, np.bool_)):
-        return False
     if t is int:
-        return isinstance(value, (int, np.integer))
+        return is_int(value)
     if t is float:
-        return isinstance(value, (int, float, np.integer, np.floating))
-    return isinstance(value, t)
+        return is_real(value)
+    return isinstance(value, t) and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ import numpy as np
 from . import statedict as sd
 from .base import EvolutionStrategy, Result, Strategy, make_rng, progress_field
 from .jsonutil import to_jsonable
+from .numtypes import is_int, is_real
 from .termination import Tolerances
 
 __all__ = ["IPOP", "BIPOP", "RestartResult", "RestartProgress", "BIPOPProgress"]
@@ -117,7 +118,7 @@ def _checkpointable_option(name: str, v):
     ragged sequences, mappings with other keys or values.
     """
     if isinstance(v, Mapping):
-        if all(_is_int(a) and _is_int(b) for a, b in v.items()):
+        if all(is_int(a) and is_int(b) for a, b in v.items()):
             pairs = sorted((int(a), int(b)) for a, b in v.items())
             return np.array(pairs, dtype=np.int64).reshape(-1, 2)
     elif isinstance(v, (list, tuple, np.ndarray)):
@@ -138,11 +139,6 @@ def _checkpointable_option(name: str, v):
         f"strategy option {name}={v!r} must be a scalar, a string, a numpy dtype, a numeric array or a "
         "mapping of ints to ints so that the restart wrapper can be checkpointed"
     )
-
-
-def _is_int(v) -> bool:
-    """True for a Python or numpy integer that is not a bool."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _resolve_method(method) -> tuple[type, str]:
@@ -222,11 +218,11 @@ class IPOP(Strategy):
         **strategy_options,
     ):
         self._cls, self.method = _resolve_method(method)
-        if not _is_int(max_restarts):
+        if not is_int(max_restarts):
             raise TypeError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
         if max_restarts < 0:
             raise ValueError(f"max_restarts must be >= 0, got {max_restarts}")
-        if isinstance(incpopsize, bool) or not isinstance(incpopsize, (int, float, np.integer, np.floating)):
+        if not is_real(incpopsize):
             raise TypeError(f"incpopsize must be a float >= 1, got {incpopsize!r}")
         if not math.isfinite(incpopsize) or incpopsize < 1:
             raise ValueError(f"incpopsize must be a finite float >= 1, got {incpopsize!r}")

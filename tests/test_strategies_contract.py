@@ -137,6 +137,11 @@ def test_bad_constructor_arguments(config):
         make(config, x0=x0, popsize=1)
     with pytest.raises(TypeError):
         make(config, x0=x0, popsize=4.5)
+    for flag in (True, np.True_):  # a bool is not a number here, although bool subclasses int
+        with pytest.raises(TypeError, match="popsize"):
+            make(config, x0=x0, popsize=flag)
+        with pytest.raises(TypeError, match="sigma0"):
+            make(config, x0=x0, sigma0=flag)
     with pytest.raises(ValueError):
         make(config, x0=x0, bounds=(1.0, 1.0))
     with pytest.raises(ValueError):
