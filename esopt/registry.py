@@ -111,7 +111,7 @@ def _is_instance(value: Any, t: type) -> bool:
         return is_int(value)
     if t is float:
         return is_real(value)
-    return isinstance(value, t) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, t)  # str, dict, list, tuple, ndarray: a bool is none of them
 
 
 @dataclass(frozen=True)
