@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import statedict as sd
-from .bounds import BoxBounds
+from .bounds import BoxBounds, as_box_bounds
 from .jsonutil import plain
 from .numtypes import is_int, is_real
 from .statedict import STATE_FORMAT_VERSION
@@ -263,7 +263,8 @@ class EvolutionStrategy(Strategy):
     seed : int, numpy.random.Generator or None
         Source of randomness; a Generator is used as is (not copied).
     bounds : (lower, upper), optional
-        Scalars or ``(n,)`` arrays; handled by :class:`esopt.bounds.BoxBounds` (reflection).
+        Scalars or ``(n,)`` arrays, or a :class:`scipy.optimize.Bounds`; handled by
+        :class:`esopt.bounds.BoxBounds` (reflection; parsed by :func:`esopt.bounds.as_box_bounds`).
     tolerances : Tolerances or dict, optional
         Termination thresholds (pycma's names); defaults as pycma.
 
@@ -303,9 +304,7 @@ class EvolutionStrategy(Strategy):
         self.popsize = _check_popsize(popsize, n, self._min_popsize)
         self.bounds: BoxBounds | None = None
         if bounds is not None:
-            if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-                raise ValueError("bounds must be a pair (lower, upper) of scalars or (n,) arrays")
-            self.bounds = BoxBounds(bounds[0], bounds[1], n)
+            self.bounds = as_box_bounds(bounds, n)
             if not self.bounds.contains(x):
                 out = np.flatnonzero((x < self.bounds.lower) | (x > self.bounds.upper)).tolist()
                 raise ValueError(f"x0 lies outside the bounds in coordinates {out}; move x0 inside the box")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .jsonutil import plain
 
-__all__ = ["BoxBounds"]
+__all__ = ["BoxBounds", "as_box_bounds"]
 
 
 class BoxBounds:
@@ -94,6 +94,53 @@ class BoxBounds:
     def inverse(self, X: np.ndarray) -> np.ndarray:
         """Pre-image of in-box points ``X`` in the fundamental domain: the identity (a copy)."""
         return np.array(X, dtype=float, copy=True)
+
+
+def as_box_bounds(bounds, n: int) -> BoxBounds:
+    """Build :class:`BoxBounds` from a strategy's ``bounds`` argument.
+
+    Parameters
+    ----------
+    bounds : pair ``(lower, upper)`` or :class:`scipy.optimize.Bounds`
+        ``lower`` and ``upper`` are floats or array_likes of shape ``(n,)`` (pycma's convention);
+        any object with ``lb`` and ``ub`` attributes (scipy's ``Bounds``) is read as
+        ``(bounds.lb, bounds.ub)``, a ``(1,)`` array standing for a scalar as in scipy.
+    n : int
+        Dimension.
+
+    Raises
+    ------
+    ValueError
+        If ``bounds`` is neither of the two forms, or the bounds are invalid (:class:`BoxBounds`).
+        scipy's other form, a sequence of ``n`` ``(min, max)`` pairs, is not accepted (with
+        ``n = 2`` it reads as ``(lower, upper)``); when ``bounds`` has that shape the message says
+        how to pass it.
+    TypeError
+        If a bound is not numeric.
+    """
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        # scipy stores a scalar bound as a (1,) array; it means the same bound for every coordinate
+        lb, ub = (b[0] if np.ndim(b) == 1 and len(b) == 1 else b for b in (bounds.lb, bounds.ub))
+        return BoxBounds(lb, ub, n)
+    hint = ""
+    if _shape_of(bounds) == (n, 2):
+        hint = (
+            f"; bounds has shape ({n}, 2): if these are scipy-style (min, max) pairs, one per "
+            "coordinate, pass bounds=tuple(zip(*pairs)) or scipy.optimize.Bounds(lower, upper)"
+        )
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise ValueError(f"bounds must be a pair (lower, upper) of scalars or ({n},) arrays{hint}")
+    try:
+        return BoxBounds(bounds[0], bounds[1], n)
+    except ValueError as e:
+        raise ValueError(f"{e}{hint}") from None
+
+
+def _shape_of(obj) -> tuple | None:
+    try:
+        return np.shape(obj)
+    except ValueError:  # ragged nested sequences
+        return None
 
 
 def _as_bound(b, n: int, name: str) -> np.ndarray:

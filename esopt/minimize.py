@@ -76,7 +76,8 @@ def minimize(
         Initial step size (units of ``x``).
     method : str
         A name in :data:`esopt.registry.STRATEGIES` (``"cmaes"``, ``"sepcmaes"``, ``"lmmaes"``,
-        ``"canonical"``).
+        ``"canonical"``, ``"catcmawm"`` for integer and categorical coordinates, given by
+        ``options={"integers": [...], "categories": {index: K}}``).
     vectorized : bool
         See ``fun``.
     popsize, seed, bounds

@@ -187,7 +187,9 @@ def _tolx(v: SearchView, t: Tolerances) -> bool:
 
 
 def _fin_range(a: np.ndarray) -> float:
-    return float(np.max(a) - np.min(a)) if a.size else math.inf
+    """``max(a) - min(a)``; ``inf`` when ``a`` is empty or holds a non-finite value (as values
+    that rank worst are stored), so that no NaN (``inf - inf``) and no RuntimeWarning arise."""
+    return float(np.max(a) - np.min(a)) if a.size and np.isfinite(a).all() else math.inf
 
 
 def _tolfun(v: SearchView, t: Tolerances) -> bool:

@@ -94,3 +94,33 @@ def test_error_messages_show_plain_numbers_not_numpy_reprs():
     assert "lower[0]=1.0 >= upper[0]=0.0" in msgs[0]
     assert msgs[1].endswith("got -1.0") and msgs[2].endswith("got -1.0")
     assert not any("np.float64" in m for m in msgs)
+
+
+def test_scipy_bounds_object_is_the_same_box_as_the_pair():
+    from scipy.optimize import Bounds
+
+    from esopt import IPOP
+
+    a = CMAES(np.full(3, 0.5), 0.8, seed=2, bounds=([0.0, -1.0, 0.0], [1.0, 1.0, 2.0]))
+    b = CMAES(np.full(3, 0.5), 0.8, seed=2, bounds=Bounds([0.0, -1.0, 0.0], [1.0, 1.0, 2.0]))
+    for _ in range(5):
+        Xa, Xb = a.ask(), b.ask()
+        assert np.array_equal(Xa, Xb)
+        a.tell(Xa, np.sum(Xa**2, axis=1))
+        b.tell(Xb, np.sum(Xb**2, axis=1))
+    assert np.array_equal(a.mean, b.mean)
+    # a restart wrapper rebuilds its inner strategy from the argument given and checkpoints the box
+    r = IPOP("cmaes", np.full(2, 0.5), 0.3, seed=1, bounds=Bounds(0.0, 1.0))
+    r2 = IPOP.from_state_dict(r.state_dict())
+    assert np.array_equal(r2.bounds.lower, [0.0, 0.0]) and np.array_equal(r2.bounds.upper, [1.0, 1.0])
+
+
+def test_scipy_style_pairs_are_refused_with_the_way_to_pass_them():
+    # n = 3: three (min, max) pairs are not a (lower, upper) pair
+    with pytest.raises(ValueError, match=r"shape \(3, 2\).*zip\(\*pairs\)"):
+        CMAES(np.zeros(3), 1.0, bounds=[(-1, 1), (-1, 1), (-1, 1)])
+    # n = 2: the pairs read as lower=(0, 3), upper=(0, 3); the message names the likely mix-up
+    with pytest.raises(ValueError, match=r"lower\[0\]=0.0 >= upper\[0\]=0.0.*scipy-style"):
+        CMAES(np.ones(2), 1.0, bounds=[(0, 3), (0, 3)])
+    # a valid (lower, upper) pair of shape (2, 2) stays valid
+    assert np.array_equal(CMAES(np.ones(2), 1.0, bounds=[(0, 0), (3, 3)]).bounds.upper, [3.0, 3.0])

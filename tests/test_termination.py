@@ -183,3 +183,16 @@ def test_sphere_run_ends_by_tolfun_likepycma():
         ref.optimize(tf.sphere)
     assert set(es.stop()) == set(ref.stop()) == {"tolfun"}
     assert abs(es.countiter / ref.countiter - 1) < 0.25
+
+
+def test_all_nonfinite_generation_stops_without_a_numpy_warning():
+    """Every value NaN: ``max - min`` of the stored +inf values was ``inf - inf`` (a RuntimeWarning)."""
+    import warnings
+
+    es = CMAES(np.ones(3), 1.0, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        es.tell(es.ask(), np.full(es.popsize, np.nan))
+        stop = es.stop()
+    assert [str(w.message) for w in caught if "invalid value" in str(w.message)] == []
+    assert "tolfun" not in stop  # an all-failed generation is not convergence
