@@ -219,6 +219,15 @@ class Strategy(abc.ABC):
     def from_state_dict(cls, d: dict[str, Any]) -> Strategy:
         """Rebuild a strategy from :meth:`state_dict` output; it continues bit-for-bit."""
 
+    def __repr__(self) -> str:
+        """One line for a REPL or a log: class, ``n``, ``popsize``, generations (``nit``),
+        evaluations (``nfev``), ``sigma``, the best value seen and the criteria that fired."""
+        r = self.result
+        return (
+            f"{type(self).__name__}(n={self.n}, popsize={self.popsize}, nit={r.nit}, nfev={r.nfev}, "
+            f"sigma={float(r.sigma):.4g}, f_best={float(r.f):.6g}, stop={dict(r.stop)})"
+        )
+
 
 def _check_x0_sigma0(x0, sigma0) -> tuple[np.ndarray, float]:
     try:
@@ -381,7 +390,14 @@ class EvolutionStrategy(Strategy):
             return X, f, None
         same = (X == asked_X).all(axis=1)
         if self.bounds is not None and not self.bounds.contains(X[~same]).all():
-            raise ValueError("injected rows of X lie outside the bounds; clip them into the box")
+            lo, up = self.bounds.lower, self.bounds.upper
+            out = ~same[:, None] & ((X < lo) | (X > up))
+            rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
+            j = int(cols[0])
+            raise ValueError(
+                f"injected rows {rows.tolist()} of X lie outside the bounds in coordinates {cols.tolist()} "
+                f"(coordinate {j} must lie in [{plain(lo[j])!r}, {plain(up[j])!r}]); clip them into the box"
+            )
         return X, f, same
 
     def tell(self, X, f) -> None:

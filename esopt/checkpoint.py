@@ -109,7 +109,13 @@ def save(strategy: Strategy | dict[str, Any], path: str | os.PathLike) -> Path:
     ------
     TypeError
         If the state holds values that are neither arrays nor plain scalars.
+    IsADirectoryError
+        If ``path`` is a directory (the message suggests a file name in it); nothing is written.
     """
+    if Path(path).is_dir():
+        raise IsADirectoryError(
+            f"checkpoint path {str(path)!r} is a directory; give a file name, e.g. {str(Path(path) / 'es.npz')!r}"
+        )
     state = strategy if isinstance(strategy, dict) else strategy.state_dict()
     return atomic_write_bytes(path, state_to_npz_bytes(state))
 

@@ -242,3 +242,10 @@ def test_state_dict_is_format_2_and_a_format_1_dict_still_loads():
     v1["version"] = 1
     loaded = CMAES.from_state_dict(v1)
     assert np.array_equal(loaded.ask(), es.ask())
+
+
+def test_save_to_a_directory_says_so_and_writes_nothing(tmp_path):
+    es = CMAES(np.zeros(3), 1.0, seed=0)
+    with pytest.raises(IsADirectoryError, match=r"is a directory; give a file name, e\.g\. .*es\.npz"):
+        esopt.save(es, tmp_path)
+    assert list(tmp_path.iterdir()) == []

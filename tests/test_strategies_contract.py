@@ -206,6 +206,30 @@ def test_stop_result_and_maxfevals(config):
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_repr_shows_the_progress(config):
+    es = make(config, seed=4)
+    run(es, 2)
+    r = es.result
+    name = type(es).__name__
+    assert repr(es) == (
+        f"{name}(n={N}, popsize={es.popsize}, nit=2, nfev={r.nfev}, sigma={r.sigma:.4g}, f_best={r.f:.6g}, stop={{}})"
+    )
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_injected_rows_outside_the_box_are_named_in_the_error(config):
+    es = make(config, seed=8, bounds=(-3.0, 3.0))
+    X = es.ask()
+    X[1, 4] = 3.5
+    before = es.state_dict()
+    with pytest.raises(
+        ValueError, match=r"rows \[1\] of X .* coordinates \[4\] \(coordinate 4 must lie in \[-3.0, 3.0\]\)"
+    ):
+        es.tell(X, sphere(X))
+    assert_states_equal(before, es.state_dict())
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_injected_candidates_are_accepted(config):
     es = make(config, seed=8, bounds=(-3.0, 3.0))
     run(es, 2)
