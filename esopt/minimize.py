@@ -25,9 +25,9 @@ def is_success(stop: dict) -> bool:
     return bool(SUCCESS_CRITERIA.intersection(stop)) and not BUDGET_CRITERIA.intersection(stop)
 
 
-def _evaluate(fun: Callable, X: np.ndarray, vectorized: bool) -> np.ndarray:
+def _evaluate(fun: Callable, X: np.ndarray, vectorized: bool, args: tuple = ()) -> np.ndarray:
     if vectorized:
-        f = np.asarray(fun(X.copy()), dtype=float)
+        f = np.asarray(fun(X.copy(), *args), dtype=float)
         if f.shape != (X.shape[0],):
             raise ValueError(
                 f"with vectorized=True, fun must map a ({X.shape[0]}, n) array to shape ({X.shape[0]},), "
@@ -36,7 +36,7 @@ def _evaluate(fun: Callable, X: np.ndarray, vectorized: bool) -> np.ndarray:
         return f
     f = np.empty(X.shape[0])
     for i, x in enumerate(X):
-        v = fun(x.copy())
+        v = fun(x.copy(), *args)
         try:
             f[i] = float(v)
         except (TypeError, ValueError) as e:
@@ -53,6 +53,7 @@ def minimize(
     sigma0: float,
     method: str = "cmaes",
     *,
+    args: tuple = (),
     vectorized: bool = False,
     popsize: int | None = None,
     seed: int | np.random.Generator | None = None,
@@ -78,6 +79,9 @@ def minimize(
         A name in :data:`esopt.registry.STRATEGIES` (``"cmaes"``, ``"sepcmaes"``, ``"lmmaes"``,
         ``"canonical"``, ``"catcmawm"`` for integer and categorical coordinates, given by
         ``options={"integers": [...], "categories": {index: K}}``).
+    args : tuple
+        Extra positional arguments: ``fun(x, *args)`` (or ``fun(X, *args)``), as in
+        :func:`scipy.optimize.minimize`.
     vectorized : bool
         See ``fun``.
     popsize, seed, bounds
@@ -112,7 +116,7 @@ def minimize(
     Raises
     ------
     TypeError
-        If ``fun``/``callback`` are not callable, ``options`` is not a dict, or ``fun`` returns
+        If ``fun``/``callback`` are not callable, ``args`` is not a tuple, ``options`` is not a dict, or ``fun`` returns
         a non-scalar in non-vectorized mode.
     ValueError
         For unknown ``method``/``restarts``/option names, a wrong output shape in vectorized
@@ -120,6 +124,8 @@ def minimize(
     """
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+    if not isinstance(args, tuple):
+        raise TypeError(f"args must be a tuple of extra arguments for fun, got {type(args).__name__}; e.g. args=(a,)")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     opts = dict(options) if isinstance(options, dict) else options
@@ -132,7 +138,7 @@ def minimize(
         if stop:
             break
         X = es.ask()
-        es.tell(X, _evaluate(fun, X, vectorized))
+        es.tell(X, _evaluate(fun, X, vectorized, args))
         if callback is not None:
             ret = callback(es)
             if ret is not None and bool(ret):

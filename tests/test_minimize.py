@@ -55,6 +55,19 @@ def test_scalar_mode_calls_once_per_candidate_and_same_result_as_vectorized():
     assert np.array_equal(a.x, b.x) and a.fun == b.fun
 
 
+def test_args_are_passed_as_in_scipy():
+    def shifted(x, c, scale):
+        return float(scale * np.sum((x - c) ** 2))
+
+    def shifted_pop(X, c, scale):
+        return scale * np.sum((X - c) ** 2, axis=1)
+
+    a = esopt.minimize(shifted, np.zeros(3), 0.5, args=(1.5, 2.0), seed=4)
+    b = esopt.minimize(shifted_pop, np.zeros(3), 0.5, args=(1.5, 2.0), seed=4, vectorized=True)
+    np.testing.assert_allclose(a.x, 1.5, atol=1e-5)
+    assert np.array_equal(a.x, b.x) and a.fun == b.fun
+
+
 def test_seed_reproducible():
     a = esopt.minimize(tf.rastrigin, np.full(3, 2.0), 1.0, seed=5, options={"maxiter": 30})
     b = esopt.minimize(tf.rastrigin, np.full(3, 2.0), 1.0, seed=5, options={"maxiter": 30})
@@ -100,6 +113,7 @@ def test_nothing_evaluated_returns_the_initial_mean():
         (dict(method="nelder-mead"), ValueError, "unknown method"),
         (dict(restarts="sometimes"), ValueError, "restarts"),
         (dict(callback=3), TypeError, "callback"),
+        (dict(args=[1.0]), TypeError, "args must be a tuple"),
     ],
 )
 def test_bad_arguments(kwargs, exc, match):
