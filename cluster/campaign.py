@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import CampaignConfig, ConfigError, parse_config, upgrade_stored
+from .config import CampaignConfig, ConfigError, parse_config, require_stop, upgrade_stored
 from .lock import LOCK_NAME, PID_NAME, CampaignLock, CampaignLocked
 from .objective import Objective, make_objective
 from .penalty import penalize
@@ -240,7 +240,8 @@ class Campaign:
     FileExistsError
         If the directory already holds a campaign journal.
     ConfigError
-        If the objective cannot be imported or the strategy rejects its options.
+        If the objective cannot be imported, the strategy rejects its options, or nothing would
+        stop the campaign (no budget and ``stop_on_convergence`` false, :func:`cluster.config.require_stop`).
     CampaignLocked
         If another driver holds the directory.
 
@@ -259,6 +260,7 @@ class Campaign:
                 f"`esopt resume {directory}` (or cluster.Campaign.resume({str(directory)!r}).run() in Python), "
                 "or choose another directory"
             )
+        require_stop(config)
         objective = make_objective(config)
         self._new_strategy_of(config)  # strategy options checked before anything is written
         created = [p for p in (directory, *directory.parents) if not p.exists()]
@@ -472,8 +474,9 @@ class Campaign:
         def build(x0, popsize, new_seed):
             return self._new_strategy_of(self.config, x0=x0, popsize=popsize, seed=new_seed)
 
+        earlier = sum(1 for r in self.journal.restarts() if r["after_generation"] < search.generation)
         search.strategy = restart_after_convergence(
-            search.strategy, build, seed=seed, n_told=search.n_told, max_popsize=left
+            search.strategy, build, seed=seed, n_told=search.n_told, max_popsize=left, n_restarts=earlier
         )
         record = {
             "after_generation": search.generation,

@@ -87,12 +87,15 @@ def default_directory(name: str, root: str | Path = "runs", now: datetime | None
 def _journal_dir(directory: str) -> Path:
     """Check that ``directory`` holds a journal; raise ``FileNotFoundError`` saying what is missing.
 
-    A config file given instead of a campaign directory gets a message that says so and lists the
-    campaign directories of that config found under ``runs/`` (:func:`_runs_of`).
+    The journal file itself (``DIR/campaign.db``) stands for its directory.  A config file given
+    instead of a campaign directory gets a message that says so and lists the campaign
+    directories of that config found under ``runs/`` (:func:`_runs_of`).
     """
     d = Path(directory)
     if (d / JOURNAL_FILE).is_file():
         return d
+    if d.name == JOURNAL_FILE and d.is_file():
+        return d.parent
     if d.is_file():
         raise FileNotFoundError(_config_not_directory(d))
     raise FileNotFoundError(

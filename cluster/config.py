@@ -62,6 +62,7 @@ from .configmodel import (
 from .space import Space, _show
 
 __all__ = [
+    "require_stop",
     "BudgetConfig",
     "CampaignConfig",
     "ConfigError",
@@ -295,6 +296,28 @@ def parse_config(
     return CampaignConfig(
         name=name, space=space, trial=dict(model.trial), base_dir=base, fidelity=model.fidelity, **fields
     )
+
+
+def require_stop(config: CampaignConfig) -> None:
+    """Refuse a new campaign that nothing would stop.
+
+    With ``strategy.stop_on_convergence: false`` (the default) the strategy is restarted whenever
+    its own criteria fire (:mod:`cluster.continuation`), so a config without any ``budget`` key
+    would run forever.  Checked when a campaign is created (:class:`cluster.Campaign`), not when a
+    journal is resumed: a stored config is never refused for it.
+
+    Raises :class:`ConfigError` at ``budget`` when none of ``max_trials``, ``max_generations``,
+    ``max_time_s``, ``max_resource`` and ``ftarget`` is set and ``stop_on_convergence`` is false.
+    """
+    b = config.budget
+    limits = (b.max_trials, b.max_generations, b.max_time_s, b.max_resource, b.ftarget)
+    if all(v is None for v in limits) and not config.strategy.stop_on_convergence:
+        raise ConfigError(
+            "budget",
+            "nothing would stop this campaign: give budget.max_trials, max_generations or max_time_s "
+            "(or ftarget, or max_resource with fidelity), or set strategy.stop_on_convergence: true to end "
+            "when the strategy converges; without either the strategy is restarted until it is interrupted",
+        )
 
 
 def _check_reports(fn: Callable[..., Any], model: CampaignModel) -> None:

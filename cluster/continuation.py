@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["restart_after_convergence", "restart_seed", "describe_stop"]
+__all__ = ["restart_after_convergence", "restart_seed", "describe_stop", "MAX_POPSIZE_INCREASES"]
+
+#: Restarts that multiply the population size; later ones keep it.  pycma's IPOP stops after 9
+#: restarts (its ``restarts`` option), i.e. at 2**9 = 512 times the first population: a campaign,
+#: which goes on until its budget, keeps restarting at that size instead of doubling without bound
+#: (a cheap objective under ``max_time_s`` reached popsize 8192 in 30 s, 2**20 would follow).
+MAX_POPSIZE_INCREASES = 9
 
 
 def restart_seed(seed: int, n_told: int) -> int:
@@ -56,6 +62,7 @@ def restart_after_convergence(
     n_told: int,
     incpopsize: int = 2,
     max_popsize: int | None = None,
+    n_restarts: int = 0,
 ) -> Any:
     """A fresh strategy continuing the search of ``strategy``, whose ``stop()`` fired.
 
@@ -76,14 +83,21 @@ def restart_after_convergence(
         Factor on the population size (IPOP; Auger and Hansen 2005 use 2).
     max_popsize : int or None
         Cap on the new population size (e.g. the remaining trial budget); ``None``: no cap.
+    n_restarts : int
+        Restarts of this search before this one; from the :data:`MAX_POPSIZE_INCREASES`-th on
+        the population size is kept instead of multiplied.
 
-    Returns the new strategy.  Raises ``ValueError`` for ``incpopsize < 1`` or ``max_popsize < 2``.
+    Returns the new strategy.  Raises ``ValueError`` for ``incpopsize < 1``, ``max_popsize < 2``
+    or ``n_restarts < 0``.
     """
     if int(incpopsize) < 1:
         raise ValueError(f"incpopsize must be >= 1, got {incpopsize}")
     if max_popsize is not None and int(max_popsize) < 2:
         raise ValueError(f"max_popsize must be >= 2 or None, got {max_popsize}")
-    popsize = int(strategy.popsize) * int(incpopsize)
+    if int(n_restarts) < 0:
+        raise ValueError(f"n_restarts must be >= 0, got {n_restarts}")
+    factor = int(incpopsize) if int(n_restarts) < MAX_POPSIZE_INCREASES else 1
+    popsize = int(strategy.popsize) * factor
     if max_popsize is not None:
         popsize = max(2, min(popsize, int(max_popsize)))
     x0 = np.array(strategy.result.mean, dtype=float, copy=True)

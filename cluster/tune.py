@@ -762,6 +762,7 @@ class ESSearcher(Searcher):
             seed=0 if self._seed is None else self._seed,
             n_told=self._n_told,
             max_popsize=None if left is None or left < 2 else left,
+            n_restarts=len(self._restart_log),
         )
         entry = {
             "generation": self._generation,

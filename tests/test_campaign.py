@@ -366,3 +366,51 @@ def test_progress_bar_counts_only_trials_that_run(ray_log, tmp_path):
     assert Campaign(cfg, tmp_path / "c").run(progress=watch).status == "done"
     assert watch.seen and max(watch.seen) == 2  # both CPUs busy at some point, never more
     assert all(f"run={k}" not in watch.file.getvalue() for k in range(3, 7))
+
+
+def test_restarts_stop_doubling_the_popsize_after_max_popsize_increases(ray_log, tmp_path, monkeypatch):
+    """A cheap objective under max_time_s doubled the popsize without bound (8192 after 30 s);
+    after ``MAX_POPSIZE_INCREASES`` restarts (9, as pycma's IPOP) the popsize is kept.  The
+    constant is lowered to 2 here so that the test needs 60 trials, not 4,000."""
+    import cluster.continuation as cont
+    from cluster.campaign import restarts
+
+    monkeypatch.setattr(cont, "MAX_POPSIZE_INCREASES", 2)
+    cfg = _cfg(**FLAT, budget={"max_trials": 4 + 8 + 16 + 16 + 16})
+    r = Campaign(cfg, tmp_path / "c").run()
+    assert r.status == "done" and r.n_trials == 60
+    with Journal(tmp_path / "c", readonly=True) as j:
+        assert [g["popsize"] for g in j.generations()] == [4, 8, 16, 16, 16]
+        assert [d["popsize"] for d in restarts(j)] == [8, 16, 16, 16]
+
+
+def test_a_campaign_that_nothing_would_stop_is_refused_before_anything_is_written(tmp_path):
+    from cluster import ConfigError
+
+    cfg = _cfg(**FLAT, budget={})
+    with pytest.raises(ConfigError, match=r"^budget: nothing would stop this campaign") as e:
+        Campaign(cfg, tmp_path / "c")
+    assert e.value.path == "budget" and not (tmp_path / "c").exists()
+    # ending at convergence is a stop; so is any budget key
+    for ok in (
+        _cfg(**{**FLAT, "strategy": {**FLAT["strategy"], "stop_on_convergence": True}}, budget={}),
+        _cfg(**FLAT, budget={"max_time_s": 5}),
+        _cfg(**FLAT, budget={"ftarget": 0.0}),
+    ):
+        Campaign(ok, tmp_path / f"ok{len(list(tmp_path.iterdir()))}").close()
+
+
+def test_restart_after_convergence_keeps_the_popsize_from_the_ninth_restart():
+    from cluster.continuation import MAX_POPSIZE_INCREASES, restart_after_convergence
+
+    es = esopt.CMAES(np.full(3, 0.5), 0.2, popsize=6, seed=0, bounds=(0.0, 1.0))
+
+    def build(x0, popsize, seed):
+        return esopt.CMAES(x0, 0.2, popsize=popsize, seed=seed, bounds=(0.0, 1.0))
+
+    assert MAX_POPSIZE_INCREASES == 9
+    grow = [restart_after_convergence(es, build, seed=1, n_told=6, n_restarts=k).popsize for k in (0, 8, 9, 20)]
+    assert grow == [12, 12, 6, 6]
+    assert restart_after_convergence(es, build, seed=1, n_told=6, n_restarts=9, max_popsize=4).popsize == 4
+    with pytest.raises(ValueError, match="n_restarts"):
+        restart_after_convergence(es, build, seed=1, n_told=6, n_restarts=-1)

@@ -369,6 +369,17 @@ def test_trials_errors_are_printed_in_percent(tmp_path, capsys):
     assert "validation error: 0.5%   test error: 2%" in out
 
 
+def test_the_journal_file_stands_for_its_campaign_directory(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    _hand_journal(run_dir, TRIALS_CONFIG, [("done", 0.005, None, None)] * 2)
+    assert main(["status", str(run_dir)]) == EXIT_DONE
+    by_dir = capsys.readouterr().out
+    assert main(["status", str(run_dir / "campaign.db")]) == EXIT_DONE
+    assert capsys.readouterr().out == by_dir and "best so far: 0.5% validation error" in by_dir
+    assert main(["report", str(run_dir / "campaign.db")]) == EXIT_DONE
+    assert (run_dir / "report" / "trials.csv").is_file()
+
+
 def test_status_of_a_config_file_names_its_campaign_directories(tmp_path, capsys, monkeypatch):
     from cluster.store import Journal
 

@@ -890,3 +890,14 @@ def test_async_restart_tells_results_sampled_before_it_to_the_new_run():
 def test_bad_scheduling_raises():
     with pytest.raises(ValueError, match="scheduling must be"):
         make(scheduling="eager")
+
+
+def test_restarts_stop_doubling_the_popsize_after_max_popsize_increases(monkeypatch):
+    """With num_samples=-1 (a stopper ends the run) the popsize doubled at every restart without
+    bound; after ``MAX_POPSIZE_INCREASES`` restarts it is kept (lowered to 2 here, 9 by default)."""
+    import cluster.continuation as cont
+
+    monkeypatch.setattr(cont, "MAX_POPSIZE_INCREASES", 2)
+    s = make(popsize=4, seed=3)
+    run_flat(s, 4 + 8 + 16 + 16 + 16 + 16)
+    assert [h["popsize"] for h in s.restart_history][:5] == [8, 16, 16, 16, 16]
