@@ -30,7 +30,9 @@ above, and a categorical is refused (only the mixed strategy handles one).
 
 Choices must be JSON scalars of one kind (all strings, all booleans, or all finite numbers: ints
 and floats may mix), at least two, no duplicates (``1`` and ``1.0`` are the same number), so that
-the journal stores them exactly.
+the journal stores them exactly.  ``None`` (YAML ``null``) may be one of them beside any kind, as
+in ``tune.choice([None, 3, 5])`` for "no limit"; since ``init: null`` means "not given", ``None``
+is the starting choice only when it is listed first.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def _is_number(v: Any) -> bool:
 
 
 def _choice_kind(v: Any) -> str | None:
-    """``"str"``, ``"bool"``, ``"number"`` for a journal-safe choice, else None."""
+    """``"str"``, ``"bool"``, ``"number"``, ``"null"`` (for ``None``) for a journal-safe choice, else None."""
+    if v is None:
+        return "null"
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, str):
@@ -107,7 +111,8 @@ class Param:
         Starting value in own units (default: the centre of the scaled range); for a
         categorical one of ``choices`` (default: the first).
     choices : tuple or None
-        A categorical: its values (str, bool or finite numbers, one kind, >= 2, no duplicates);
+        A categorical: its values (str, bool or finite numbers, one kind, and ``None`` beside any
+        kind; >= 2, no duplicates);
         ``lower``, ``upper`` must then be None and ``scale``, ``type`` their defaults.
 
     Raises
@@ -163,11 +168,16 @@ class Param:
         for v in c:
             if _choice_kind(v) is None:
                 self._fail(
-                    "choices", f"must be strings, numbers or booleans (journaled as JSON), got {_show(v)} in {list(c)}"
+                    "choices",
+                    f"must be strings, numbers, booleans or null/None (journaled as JSON), got {_show(v)} in {list(c)}",
                 )
-        kinds = sorted({_choice_kind(v) for v in c})
+        kinds = sorted({_choice_kind(v) for v in c} - {"null"})
         if len(kinds) > 1:
-            self._fail("choices", f"must all be of one kind (strings, numbers or booleans), got {kinds} in {list(c)}")
+            self._fail(
+                "choices",
+                "must all be of one kind (strings, numbers or booleans; null/None may join any), "
+                f"got {kinds} in {list(c)}",
+            )
         dup = [v for i, v in enumerate(c) if any(_same_choice(v, w) for w in c[:i])]
         if dup:
             self._fail("choices", f"has duplicates {dup} in {list(c)}; list each choice once")

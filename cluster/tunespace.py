@@ -36,8 +36,9 @@ Tune domain                        ``Param`` (own units)   coordinate: continuou
 Quantized floats are searched continuously and rounded only when a config is decoded (then clipped
 to the multiples of ``q`` inside ``[lower, upper]``, Tune's rule).  Quantized integers are searched
 on their grid index, so that the mixed strategy's margin moves them from one multiple of ``q`` to
-the next.  Choices must be JSON scalars of one kind (strings, booleans, or finite numbers), at least
-two, no duplicates (:class:`cluster.space.Param`'s rule, so that checkpoints hold them exactly).
+the next.  Choices must be JSON scalars of one kind (strings, booleans, or finite numbers;
+``None`` may join any kind), at least two, no duplicates (:class:`cluster.space.Param`'s rule, so
+that checkpoints hold them exactly).
 
 Split out of :mod:`cluster.tune` (which re-exports ``TuneSpace`` and ``convert_search_space``).
 """

@@ -370,10 +370,11 @@ def test_a_categorical_with_a_continuous_strategy_names_the_ones_that_can(name):
         ({"choices": [1, 1.0]}, "space.opt.choices", "has duplicates [1.0]"),
         ({"choices": ["a", 1]}, "space.opt.choices", "must all be of one kind"),
         ({"choices": [True, 1]}, "space.opt.choices", "must all be of one kind"),
-        ({"choices": [[1], [2]]}, "space.opt.choices", "must be strings, numbers or booleans"),
-        ({"choices": [{"a": 1}, 2]}, "space.opt.choices", "must be strings, numbers or booleans"),
-        ({"choices": [None, 2]}, "space.opt.choices", "must be strings, numbers or booleans"),
-        ({"choices": [float("inf"), 2]}, "space.opt.choices", "must be strings, numbers or booleans"),
+        ({"choices": [[1], [2]]}, "space.opt.choices", "must be strings, numbers, booleans or null"),
+        ({"choices": [{"a": 1}, 2]}, "space.opt.choices", "must be strings, numbers, booleans or null"),
+        ({"choices": [None, "a", 2]}, "space.opt.choices", "must all be of one kind"),
+        ({"choices": [None, None]}, "space.opt.choices", "has duplicates [None]"),
+        ({"choices": [float("inf"), 2]}, "space.opt.choices", "must be strings, numbers, booleans or null"),
         ({"choices": "adamw"}, "space.opt.choices", "must be a list of at least two values"),
         ({"choices": ["a", "b"], "lower": 0}, "space.opt.lower", "cannot be given together with choices"),
         ({"choices": ["a", "b"], "scale": "log10"}, "space.opt.scale", "cannot be given together with choices"),
@@ -386,6 +387,16 @@ def test_bad_choices_name_the_key_path(spec, path, message):
     with pytest.raises(ConfigError) as e:
         parse_config(_mixed(opt=spec))
     assert e.value.path == path and str(e.value).startswith(path + ":") and message in str(e.value)
+
+
+def test_null_is_a_choice_beside_any_kind():
+    """``depth: {choices: [null, 3, 5]}`` ("no limit" or a number), as Tune's ``choice([None, 3, 5])``."""
+    cfg = parse_config(_mixed(depth={"choices": [None, 3, 5]}, act={"choices": ["relu", None]}))
+    assert cfg.space.x0.tolist()[1:] == [0.0, 0.0]  # the first choice (init: null means "not given")
+    assert cfg.space.decode([0.5, 0.0, 1.0])["depth"] is None and cfg.space.decode([0.5, 2.0, 1.0])["act"] is None
+    for params in ({"lr": 0.01, "depth": None, "act": "relu"}, {"lr": 0.01, "depth": 5, "act": None}):
+        assert cfg.space.decode(cfg.space.encode(params))["depth"] == params["depth"]
+    assert parse_config(cfg.raw) == cfg  # the journal's JSON (null) parses back to the same space
 
 
 def test_mixed_choices_of_numbers_and_booleans_are_accepted():

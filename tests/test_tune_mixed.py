@@ -142,6 +142,28 @@ def test_numeric_and_boolean_choices_come_back_as_themselves():
     assert all(type(b) is int and type(f) is bool for b, f in values)
 
 
+def test_none_is_a_choice_as_in_tunes_own_searchers():
+    """``tune.choice(["relu", None])`` and ``tune.choice([None, 3, 5])`` are common in Tune scripts
+    (OptunaSearch takes them); they were refused."""
+    ts = convert_search_space({"act": tune.choice(["relu", None]), "depth": tune.choice([None, 3, 5])})
+    assert {ts.decode([i, j])["act"] for i in range(2) for j in range(3)} == {"relu", None}
+    assert {ts.decode([i, j])["depth"] for i in range(2) for j in range(3)} == {None, 3, 5}
+    s = ESSearcher(
+        {"act": tune.choice(["relu", None]), "x": tune.uniform(0, 1)},
+        metric="loss",
+        mode="min",
+        popsize=4,
+        seed=1,
+        points_to_evaluate=[{"act": None, "x": 0.5}],
+    )
+    seen = []
+    for i in range(12):
+        c = s.suggest(str(i))
+        seen.append(c["act"])
+        s.on_trial_complete(str(i), {"loss": (c["act"] is None) + c["x"]})
+    assert seen[0] is None and None in seen[1:] and "relu" in seen and s.n_told == 12
+
+
 # ------------------------------------------------------------------------------------------------
 # which strategy
 # ------------------------------------------------------------------------------------------------
@@ -194,11 +216,11 @@ def test_mixed_strategy_sees_integer_and_category_coordinates():
         (tune.choice(["adam"]), "1 choice"),
         (tune.choice(["adam", "sgd", "adam"]), "duplicates"),
         (tune.choice([1, 1.0]), "duplicates"),
-        (tune.choice([[1], [2]]), "strings, numbers or booleans"),
-        (tune.choice([{"a": 1}, {"a": 2}]), "strings, numbers or booleans"),
+        (tune.choice([[1], [2]]), "strings, numbers, booleans or null"),
+        (tune.choice([{"a": 1}, {"a": 2}]), "strings, numbers, booleans or null"),
         (tune.choice(["adam", 1]), "one kind"),
-        (tune.choice([None, "adam"]), "strings, numbers or booleans"),
-        (tune.choice([1.0, float("nan")]), "strings, numbers or booleans"),
+        (tune.choice([None, "adam", 1]), "one kind"),
+        (tune.choice([1.0, float("nan")]), "strings, numbers, booleans or null"),
         (tune.qrandint(1, 3, 4), "0 value"),
     ],
 )
