@@ -300,7 +300,9 @@ class Campaign:
         stored_raw = Journal._validate(directory / DB_NAME)
         if config is not None:
             check_config_match(stored_raw, config.raw, directory / DB_NAME)
-        stored = parse_config(upgrade_stored(stored_raw))  # keys added since it was written: legacy values
+        # keys added since it was written: legacy values; a trials space is not checked against the hyperparameters'
+        # ranges again (a journal written before that check resumes as it ran, its out-of-range trials failing)
+        stored = parse_config(upgrade_stored(stored_raw), check_values=False)
         objective = make_objective(stored)
         lock = CampaignLock(directory)
         try:
@@ -510,7 +512,8 @@ class Campaign:
         with status ``"interrupted"``; while ``run`` executes in the main thread, SIGTERM does the
         same (the previous SIGTERM handler is restored afterwards).  Other exceptions mark the
         campaign ``failed`` (message = the error) and propagate.  A generation in which every
-        trial failed, and trial failures under ``on_error: abort``, end it ``failed``.
+        trial failed, and trial failures under ``on_error: abort``, end it ``failed``; resumed with
+        its budget spent after such a generation, it stays ``failed`` and nothing is written.
 
         Raises
         ------
@@ -542,6 +545,9 @@ class Campaign:
         session = executor = None
         try:
             stop = {} if search.open_gen is not None else self._decide(search, clock(), progress)
+            if stop and info["status"] == CampaignStatus.FAILED and self._last_tell_failed(search):
+                # it ended failed at its last generation and nothing is left to run: it stays failed
+                return self._result(CampaignStatus.FAILED.value, info["message"] or "failed", {})
             if stop:
                 return self._finish(stop, clock())
             if self.executor_factory is None:
@@ -597,6 +603,19 @@ class Campaign:
             self._refused = True
             raise ConfigError("resources", str(e)) from e
         return session
+
+    def _last_tell_failed(self, search: _Search) -> bool:
+        """True when every trial told in the last tell (generation ``search.generation``) failed.
+
+        Such a campaign ended ``failed`` there (:meth:`_all_failed_message`); a resume that finds
+        its budget spent leaves it so (status, message and exit code) instead of calling it done.
+        A campaign that failed for another reason (a driver error after a good tell) is finished
+        as ``done``.  Sync: the trials of that generation; async: those whose ``told_generation``
+        it is.
+        """
+        g = search.generation
+        rows = [r for r in self.journal.trials() if (r.told_generation if self._async else r.generation) == g]
+        return bool(rows) and all(r.status == _FAILED for r in rows)
 
     def _executor(self):
         if self.executor_factory is not None:

@@ -24,7 +24,8 @@ under ``runs/``.
 Exit codes: 0 the campaign is done, 1 it failed (or another driver holds its directory, or the
 journal's disk is full: free space and ``esopt resume DIR``),
 2 bad config, journal or arguments (the message names the key path; no traceback),
-130 interrupted (Ctrl-C; ``esopt resume DIR`` continues it).
+130 interrupted (Ctrl-C; ``esopt resume DIR`` continues it), 141 the reader of stdout went away
+(``esopt status DIR | head``; no message).
 """
 
 from __future__ import annotations
@@ -41,9 +42,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "default_directory", "EXIT_DONE", "EXIT_FAILED", "EXIT_CONFIG", "EXIT_INTERRUPTED"]
+__all__ = [
+    "main",
+    "default_directory",
+    "check_folder",
+    "EXIT_DONE",
+    "EXIT_FAILED",
+    "EXIT_CONFIG",
+    "EXIT_INTERRUPTED",
+    "EXIT_BROKEN_PIPE",
+]
 
 EXIT_DONE, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: stdout closed by its reader (``esopt status DIR | head -3``): 128 + SIGPIPE, as a command the
+#: shell's SIGPIPE ends; nothing is printed
+EXIT_BROKEN_PIPE = 141
 _STATUS_EXIT = {"done": EXIT_DONE, "failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}
 JOURNAL_FILE = "campaign.db"
 
@@ -81,6 +94,24 @@ def default_directory(name: str, root: str | Path = "runs", now: datetime | None
     while path.exists():
         k += 1
         path = base.with_name(f"{base.name}-{k}")
+    return path
+
+
+def check_folder(path: Path, option: str) -> Path:
+    """``path``, a folder that an option (``--dir``, ``--out``) names, to be used or created.
+
+    Raises :class:`cluster.config.ConfigError` at ``option`` (exit 2, one line) when ``path``, or
+    the nearest of its parents that exists, is a file: ``mkdir`` would fail there with
+    ``FileExistsError``/``NotADirectoryError``.  Nothing is created here.
+    """
+    from .config import ConfigError
+
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == path else f"lies under {p}, which is a file"
+                raise ConfigError(option, f"{path} {where}, not a folder; give a folder (it is created if missing)")
+            break
     return path
 
 
@@ -145,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="esopt",
         description="Evolutionary hyperparameter tuning campaigns on Ray, journaled in SQLite.",
-        epilog="Exit codes: 0 done, 1 failed, 2 bad config/journal/arguments, 130 interrupted.",
+        epilog="Exit codes: 0 done, 1 failed, 2 bad config/journal/arguments, 130 interrupted, 141 broken pipe.",
     )
     p.add_argument("--version", action="version", version=f"esopt {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -202,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Expected failures become messages on stderr and exit codes (see the module docstring): bad
     config / journal / directory -> 2, another driver, an unreachable Ray cluster or a full disk
     under the journal (:class:`cluster.journalwrite.JournalFullError`, "no space left on device
-    while journaling ...") -> 1, Ctrl-C -> 130.  ``--help``, ``--version`` and usage errors raise
+    while journaling ...") -> 1, Ctrl-C -> 130, stdout closed by its reader (a
+    ``BrokenPipeError``, e.g. ``esopt status DIR | head -3``) -> 141 without a message (it is a
+    ``ConnectionError``, and is not the Ray cluster's).  ``--help``, ``--version`` and usage errors raise
     ``SystemExit`` (argparse).
     Anything else is a bug and propagates with its traceback.
     """
@@ -225,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError) as e:
         _err(str(e))
         return EXIT_CONFIG
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except ConnectionError as e:
         _err(f"cannot reach the Ray cluster: {e}")
         return EXIT_FAILED
@@ -239,6 +275,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at ``os.devnull``, so that flushing it at exit raises no second ``BrokenPipeError``."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced (e.g. captured) stdout: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _full_message(e: OSError, args) -> str:
@@ -270,7 +321,7 @@ def _cmd_tune(args) -> int:
     from .config import load_config
 
     cfg = load_config(args.config)
-    directory = Path(args.dir) if args.dir else default_directory(cfg.name)
+    directory = check_folder(Path(args.dir), "--dir") if args.dir else default_directory(cfg.name)
     if (directory / JOURNAL_FILE).exists():
         q = shlex.quote(str(directory))
         raise FileExistsError(
@@ -515,7 +566,7 @@ def _cmd_report(args) -> int:
     directory = _journal_dir(args.directory)
     from .report import write_report
 
-    files = write_report(directory, args.out)
+    files = write_report(directory, None if args.out is None else check_folder(Path(args.out), "--out"))
     for name, path in files.items():
         print(f"{name:<14} {path}")
     return EXIT_DONE

@@ -255,6 +255,7 @@ def parse_config(
     *,
     check_objective: bool = True,
     check_data: bool = True,
+    check_values: bool = True,
     base_dir: str | Path | None = None,
     default_name: str | None = None,
 ) -> CampaignConfig:
@@ -267,6 +268,12 @@ def parse_config(
     (``mnist``, ``cifar10``, ``imagenet32``) has ``trial.data_dir`` and that the folder holds its
     files in their published formats (``trials.data.dataset_files``; headers only): switch it off
     only where the data is on the workers but not on the driver's machine.
+    ``check_values`` (with ``check_objective``, for ``trials:train_and_evaluate``) checks every
+    value a trial can get, each bound, ``init`` and choice of the space and ``trial.fixed``,
+    against ``trials.HPARAMS`` (valid ranges, integers, which optimizer or model a name applies
+    to) as each trial checks it (:func:`_check_hparam_values`): without it such a config starts
+    and its trials fail one by one.  :meth:`cluster.Campaign.resume` switches it off, so that a
+    journal written before this check resumes as it ran.
     ``default_name`` is the name when ``raw`` has none (:func:`load_config` passes the file's stem);
     ``base_dir`` the folder of the config file (``raw["base_dir"]`` if not given).
 
@@ -290,7 +297,7 @@ def parse_config(
     if check_objective:
         fn = import_callable(model.objective, "objective", base_dir=base)
         if model.objective == TRIALS_OBJECTIVE:
-            _check_trials(dict(model.trial), space, check_data=check_data)
+            _check_trials(dict(model.trial), space, check_data=check_data, check_values=check_values)
         _check_reports(fn, model)
     fields = {k: getattr(model, k) for k in ("objective", *SECTIONS)}
     return CampaignConfig(
@@ -350,7 +357,7 @@ def _resolve_name(name: str | None, default_name: str | None) -> str:
         ) from None
 
 
-def _check_trials(trial: dict, space: Space, *, check_data: bool) -> None:
+def _check_trials(trial: dict, space: Space, *, check_data: bool, check_values: bool = True) -> None:
     try:
         import trials
         from trials.data import dataset_files
@@ -365,6 +372,8 @@ def _check_trials(trial: dict, space: Space, *, check_data: bool) -> None:
             raise ConfigError(
                 f"space.{pname}", f"is not a hyperparameter of {TRIALS_OBJECTIVE}; known: {sorted(trials.HPARAMS)}"
             )
+    if check_values:
+        _check_hparam_values(spec, space)
     if spec.dataset not in ("digits", "mnist1d") and spec.data_dir is None:  # bundled / generated: no files
         raise ConfigError(
             "trial.data_dir",
@@ -376,6 +385,56 @@ def _check_trials(trial: dict, space: Space, *, check_data: bool) -> None:
             dataset_files(spec.dataset, spec.data_dir)
         except (OSError, ValueError) as e:
             raise ConfigError("trial.data_dir", f"{e} (checked when the config is read)") from e
+
+
+def _check_hparam_values(spec: Any, space: Space) -> None:
+    """Refuse a space or ``trial.fixed`` whose values ``trials.train_and_evaluate`` would reject.
+
+    ``spec`` is the ``trials.TrialSpec`` of ``trial:``.  Each value a trial can get is passed
+    through ``trials.resolve_hparams`` with ``spec.fixed``, ``spec.optimizer`` and the resolved
+    model, as every trial does before training: ``trial.fixed`` alone, then each parameter at its
+    ``init`` and at its start (decoded: the centre / the first choice without ``init``), at
+    ``lower`` and ``upper`` (the decoded values include both) and at each of its choices,
+    together with the tuned ``optimizer``'s start when the space holds one (a coefficient of
+    another optimizer is then only range-checked, as in a trial), then all starts together (pairs
+    such as ``weight_decay`` and ``weight_decay_norm``).  An integer hyperparameter
+    (``filters1``, ...) needs ``type: int``.
+
+    Raises :class:`ConfigError` at ``trial.fixed``, ``space.<name>.type``, ``.init``, ``.lower``,
+    ``.upper``, ``.choices``, ``space.<name>`` or ``space`` with the trial's own message, e.g.
+    ``space.lr.upper: hyperparameter 'lr'=1000 is outside its valid range (0, 100] ...``.
+    """
+    from trials import HPARAMS, resolve_hparams
+
+    model = spec.resolved_model()
+
+    def check(path: str, hparams: dict) -> None:
+        try:
+            resolve_hparams(hparams, spec.fixed, spec.optimizer, model)
+        except ValueError as e:
+            raise ConfigError(path, f"{e} (checked when the config is read)") from None
+
+    check("trial.fixed", {})
+    start = space.decode(space.x0)
+    base = {"optimizer": start["optimizer"]} if "optimizer" in start else {}
+    for p in space.params:
+        h = HPARAMS[p.name]
+        if h.integer and not p.is_categorical and p.type != "int":
+            raise ConfigError(
+                f"space.{p.name}.type",
+                f"must be int: {p.name!r} is an integer hyperparameter ({h.unit}) of {TRIALS_OBJECTIVE}, "
+                "and a non-integral value fails the trial; add type: int",
+            )
+        here = f"space.{p.name}"
+        if p.init is not None:
+            check(here + ".init", {**base, p.name: p.init})
+        check(here, {**base, p.name: start[p.name]})
+        values = (
+            [(".choices", c) for c in p.choices] if p.is_categorical else [(".lower", p.lower), (".upper", p.upper)]
+        )
+        for key, v in values:
+            check(here + key, {**base, p.name: int(v) if p.type == "int" else v})
+    check("space", start)
 
 
 def upgrade_stored(stored: Mapping[str, Any]) -> dict[str, Any]:

@@ -413,7 +413,7 @@ def simulate(
     directory: str | os.PathLike,
     *,
     workers: int,
-    durations: str | os.PathLike | None = None,
+    durations: str | os.PathLike | DurationTable | None = None,
     duration: Callable[[Mapping[str, Any], Mapping[str, Any]], float] | None = None,
     resume: bool = False,
     progress: Any = None,
@@ -421,8 +421,9 @@ def simulate(
     """Run (or, with ``resume``, continue) the campaign of ``config`` in ``directory`` on
     ``workers`` simulated workers; see the module docstring.
 
-    ``durations`` replays a recorded table (:class:`DurationTable`); ``duration`` computes each
-    trial's seconds from ``(params, result)``.  The journal's times are virtual seconds.
+    ``durations`` replays a recorded table (a CSV path, or a :class:`DurationTable` already read
+    from one, :func:`read_durations`); ``duration`` computes each trial's seconds from
+    ``(params, result)``.  The journal's times are virtual seconds.
 
     Raises
     ------
@@ -435,7 +436,11 @@ def simulate(
 
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be an int in 1..{MAX_WORKERS}, got {workers!r}")
-    table = None if durations is None else DurationTable(durations, config.space)
+    table = (
+        durations
+        if durations is None or isinstance(durations, DurationTable)
+        else DurationTable(durations, config.space)
+    )
     if resume:
         campaign = Campaign.resume(directory, config=config)
     else:
@@ -532,6 +537,20 @@ def check_workers(value: Any) -> int:
     return w
 
 
+def read_durations(path: str | os.PathLike, space) -> DurationTable:
+    """``--durations``: the :class:`DurationTable` of the CSV ``path`` for ``space``.
+
+    Raises :class:`ConfigError` at ``--durations`` (the CLI's exit 2, one line) when the file
+    cannot be read, is not a CSV in UTF-8 text, lacks a column or has no usable row.
+    """
+    try:
+        return DurationTable(path, space)
+    except OSError as e:
+        raise ConfigError("--durations", f"cannot read {str(path)!r}: {e.strerror or e}") from None
+    except (csv.Error, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise ConfigError("--durations", f"{str(path)!r} is not a usable trials CSV: {e}") from None
+
+
 def add_parser(sub) -> None:
     """Add ``esopt simulate`` to the CLI's subparsers ``sub``."""
     sm = sub.add_parser(
@@ -554,15 +573,16 @@ def cmd_simulate(args) -> int:
     """``esopt simulate``: exit 0 done, 1 failed (see :func:`cluster.cli.main` for the others)."""
     import sys
 
-    from .cli import JOURNAL_FILE, default_directory
+    from .cli import JOURNAL_FILE, check_folder, default_directory
     from .config import load_config
 
     workers = check_workers(args.workers)
     cfg = load_config(args.config)
-    directory = Path(args.dir) if args.dir else default_directory(f"{cfg.name}-sim")
+    table = None if args.durations is None else read_durations(args.durations, cfg.space)
+    directory = check_folder(Path(args.dir), "--dir") if args.dir else default_directory(f"{cfg.name}-sim")
     resume = (directory / JOURNAL_FILE).exists()
     what = "continuing" if resume else "running"
     print(f"{what} simulated campaign {cfg.name} in {directory} on {workers} workers", file=sys.stderr)
-    result = simulate(cfg, directory, workers=workers, durations=args.durations, resume=resume)
+    result = simulate(cfg, directory, workers=workers, durations=table, resume=resume)
     print(result.summary())
     return 0 if result.campaign.status == "done" else 1
