@@ -69,6 +69,7 @@ import logging
 import math
 import os
 import pickle
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,7 @@ class ESSearcher(Searcher):
             raise ValueError(f"popsize must be an int >= 2 or None, got {popsize!r}")
         if seed is not None and not _is_int(seed, 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-        if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)) or not (0 < sigma0 < math.inf):
+        if not is_real(sigma0) or not (0 < sigma0 < math.inf):
             raise ValueError(f"sigma0 must be a positive finite float (a fraction of each range), got {sigma0!r}")
         if max_trials is not None and not _is_int(max_trials, 1):
             raise ValueError(f"max_trials must be a positive int or None, got {max_trials!r}")
@@ -366,7 +367,8 @@ class ESSearcher(Searcher):
         ``metric``/``mode`` given here override those given to the constructor; a ``mode``
         without any metric selects Ray's default metric ``"_metric"``.  ``spec["num_samples"]``
         caps the population size of restarts to the trials left (Tune calls this only with a
-        ``param_space``; otherwise only ``max_trials`` caps it).
+        ``param_space``; otherwise only ``max_trials`` caps it); ``num_samples=-1`` (Tune passes
+        ``sys.maxsize``: run until a stopper or ``max_trials`` ends the experiment) caps nothing.
 
         Raises
         ------
@@ -391,7 +393,7 @@ class ESSearcher(Searcher):
             self._mode = mode
         self._default_metric()
         num_samples = spec.get("num_samples")
-        if _is_int(num_samples, 1):
+        if _is_int(num_samples, 1) and num_samples < sys.maxsize:  # num_samples=-1 arrives as sys.maxsize
             self._num_samples = int(num_samples)
         if self._strategy is not None and self._num_samples and self._num_samples % self.popsize:
             logger.warning(
@@ -684,15 +686,17 @@ class ESSearcher(Searcher):
 
         A trial that errored, lacks the metric, or reports a non-number counts as failed and is
         told the penalty of :func:`cluster.penalty.penalize`.  Trial ids not handed out in the
-        current generation (e.g. re-runs of older trials after a restore) are ignored.
+        current generation (async: not outstanding; e.g. re-runs of older trials after a restore)
+        are ignored before their result is read: they change nothing, not even the largest level
+        that ``max_t="auto"`` takes as the full budget.
         """
+        if trial_id not in (self._queue.out if self._scheduling == "async" else self._rows):
+            logger.debug("ESSearcher: ignoring result of trial %s (not handed out or already told)", trial_id)
+            return
         value = None if error else _metric_value(result, self._metric)
         level = None if error else self._fidelity.level(result, _metric_value)
         if self._scheduling == "async":
             self._complete_async(trial_id, value, level)
-            return
-        if trial_id not in self._rows:
-            logger.debug("ESSearcher: ignoring result of trial %s (not in the current generation)", trial_id)
             return
         self._results[trial_id] = value
         if level is not None:

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from ray.tune.impl.placeholder import _FunctionResolver, _RefResolver
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer, LogUniform, Quantized, Uniform
 from ray.tune.search.variant_generator import parse_spec_vars
 
@@ -139,10 +140,11 @@ class TuneSpace:
             return _nest(by_path)
         return _fill(self.template, (), by_path)
 
-    def flat_values(self, config: Mapping[str, Any]) -> dict[str, Any]:
+    def flat_values(self, config: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         """A (nested or flat-keyed) config -> flat ``{name: value}`` of this space's parameters.
 
-        Raises ``ValueError`` naming a parameter that the config lacks.
+        Raises ``ValueError`` naming a parameter that the config lacks (and the config: ``where``,
+        e.g. ``"points_to_evaluate[0]"``).
         """
         out = {}
         for name, path in self.paths.items():
@@ -152,7 +154,10 @@ class TuneSpace:
                     node = node[key]
             except (KeyError, TypeError, IndexError):
                 if name not in config:
-                    raise ValueError(f"config {dict(config)!r} has no value for parameter {name!r}") from None
+                    raise ValueError(
+                        f"{where} {dict(config)!r} has no value for parameter {name!r}; give every "
+                        f"parameter of the space a value: {list(self.paths)}"
+                    ) from None
                 node = config[name]
             out[name] = node
         return out
@@ -166,7 +171,7 @@ class TuneSpace:
         integer domain, or not a multiple of ``q`` for ``qrandint``/``qlograndint``.  numpy
         scalars come back as Python values.
         """
-        flat = self.flat_values(point)
+        flat = self.flat_values(point, where)
         for p in self.space.params:
             flat[p.name] = self._check_value(p, flat[p.name], f"{where}[{p.name!r}]")
         return flat
@@ -263,11 +268,12 @@ def convert_search_space(param_space: Mapping[str, Any], *, mixed: bool | None =
     TypeError
         If ``param_space`` is not a mapping.
     ValueError
-        Naming the parameter, for ``tune.sample_from``, ``tune.grid_search``, ``tune.randn`` and
-        any other domain not in the table, for a domain inside a list, for empty, single-valued
-        or infinite ranges, for bad choices (empty, one, duplicates, unhashable or mixed kinds,
-        values a checkpoint cannot hold exactly), for ``mixed=False`` with a ``tune.choice``, and
-        if the space has no domain at all.
+        Naming the parameter, for ``tune.sample_from`` (also in the placeholder form that
+        ``tune.Tuner(param_space=...)`` hands to the searcher), ``tune.grid_search``,
+        ``tune.randn`` and any other domain not in the table, for a domain inside a list, for
+        empty, single-valued or infinite ranges, for bad choices (empty, one, duplicates,
+        unhashable or mixed kinds, objects such as classes, values a checkpoint cannot hold
+        exactly), for ``mixed=False`` with a ``tune.choice``, and if the space has no domain at all.
     """
     if not isinstance(param_space, Mapping):
         raise TypeError(f"param_space must be a dict of Tune domains, got {type(param_space).__name__}")
@@ -278,6 +284,8 @@ def convert_search_space(param_space: Mapping[str, Any], *, mixed: bool | None =
             "(Tune would run every grid value once per sample). Use tune.choice for a categorical, "
             "tune.uniform/loguniform/randint for a range, or fix the value."
         )
+    for path in _placeholder_paths(param_space, (), _FunctionResolver.TOKEN):
+        raise ValueError(_sample_from_message(f"param_space[{_name(path)!r}]"))
     if not domain_vars:
         raise ValueError("param_space has no Tune domain (tune.uniform, tune.choice, ...) to search")
     params, paths, q, iq = [], {}, {}, {}
@@ -306,14 +314,38 @@ def _name(path) -> str:
     return "/".join(str(k) for k in path)
 
 
+def _is_placeholder(v: Any, token: str) -> bool:
+    # Tune's tune.run replaces a tune.sample_from (token "__fn_ph") and any object that is not a
+    # primitive (token "__ref_ph") by a placeholder tuple (token, hash) before it hands the
+    # param_space to the searcher, and resolves the placeholders in each trial's config
+    # (ray/tune/impl/placeholder.py)
+    return isinstance(v, tuple) and len(v) == 2 and v[0] == token and isinstance(v[1], str)
+
+
+def _placeholder_paths(node: Any, path: tuple, token: str):
+    # paths of the placeholders with ``token`` among the constants of a param_space (dicts, lists, tuples)
+    if _is_placeholder(node, token):
+        yield path
+    elif isinstance(node, Mapping):
+        for k, v in node.items():
+            yield from _placeholder_paths(v, path + (k,), token)
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _placeholder_paths(v, path + (i,), token)
+
+
+def _sample_from_message(where: str) -> str:
+    return (
+        f"{where} is a tune.sample_from: its value is computed from the rest of the config, so "
+        "ESSearcher cannot search it. Use a domain (tune.uniform, tune.choice, ...) or compute the "
+        "value inside the trainable."
+    )
+
+
 def _param_from_domain(name: str, domain: Domain) -> tuple[Param, float | int | None]:
     where = f"param_space[{name!r}]"
     if isinstance(domain, Function):
-        raise ValueError(
-            f"{where} is a tune.sample_from: its value is computed from the rest of the config, so "
-            "ESSearcher cannot search it. Use a domain (tune.uniform, tune.choice, ...) or compute the "
-            "value inside the trainable."
-        )
+        raise ValueError(_sample_from_message(where))
     if isinstance(domain, Categorical):
         return _categorical(where, name, domain), None
     sampler = domain.get_sampler()
@@ -351,6 +383,13 @@ def _categorical(where: str, name: str, domain: Categorical) -> Param:
         raise ValueError(
             f"{where}: tune.choice({choices!r}) has {len(choices)} choice(s); a categorical needs at least "
             "two (put a single value in param_space as a constant)"
+        )
+    if any(_is_placeholder(c, _RefResolver.TOKEN) for c in choices):
+        raise ValueError(
+            f"{where}: tune.choice of objects (classes, functions, arrays...; Tune hands them to the "
+            "searcher as placeholders): ESSearcher's choices must be strings, numbers, booleans or "
+            "None. Choose among names, e.g. tune.choice(['adam', 'sgd']), and look the object up "
+            "inside the trainable."
         )
     try:
         return Param(name, choices=tuple(choices))
