@@ -119,3 +119,17 @@ def ray_local_factory() -> Iterator[Callable[..., dict[str, float]]]:
         yield local.start
     finally:
         local.close()
+
+
+@pytest.fixture(scope="module")
+def ray_tune_local(ray_local_factory, request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
+    """A private local Ray instance for real Ray Tune runs (2 CPUs, quiet), with the requesting test
+    module shipped by value: Ray workers cannot import a test module (tests/ is not on their path),
+    so its trainables travel pickled by value.  Yields ``ray.cluster_resources()``."""
+    import ray
+
+    ray.cloudpickle.register_pickle_by_value(request.module)
+    try:
+        yield ray_local_factory(num_cpus=2, logging_level="ERROR", log_to_driver=False)
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(request.module)

@@ -553,15 +553,6 @@ def test_checkpoint_of_esopt_0_1_0_continues_exactly():
 # ------------------------------------------------------------------------------------------------
 # real Ray Tune
 # ------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray_local(ray_local_factory):
-    """conftest's private local Ray (2 CPUs, address="local"), quiet, with this module shipped by value."""
-    # Ray workers cannot import this test module (tests/ is not on their path): ship its functions by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
-        yield ray_local_factory(num_cpus=2, logging_level="ERROR", log_to_driver=False)
-    finally:
-        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def fit(trainable, searcher, tmp, name, num_samples, metric="loss", mode="min", callbacks=None, param_space=None):
@@ -577,7 +568,7 @@ def fit(trainable, searcher, tmp, name, num_samples, metric="loss", mode="min", 
 
 
 @pytest.fixture(scope="module")
-def reference(ray_local, tmp_path_factory):
+def reference(ray_tune_local, tmp_path_factory):
     """Uninterrupted mode="min" run: the space comes through Tune's param_space."""
     searcher = ESSearcher(popsize=POPSIZE, seed=SEED)
     results = fit(
@@ -656,7 +647,7 @@ def flaky(config):
     return {"loss": loss(config)}
 
 
-def test_erroring_trainable_does_not_stop_the_search(ray_local, tmp_path):
+def test_erroring_trainable_does_not_stop_the_search(ray_tune_local, tmp_path):
     searcher = ESSearcher(PARAM_SPACE, metric="loss", mode="min", popsize=4, seed=2)
     results = fit(flaky, searcher, tmp_path, "flaky", 12)
     assert len(results) == 12 and results.num_errors >= 1
@@ -666,13 +657,13 @@ def test_erroring_trainable_does_not_stop_the_search(ray_local, tmp_path):
     assert searcher.strategy.result.f == min(ok)  # penalties never count as the best
 
 
-def test_max_trials_finishes_the_experiment(ray_local, tmp_path):
+def test_max_trials_finishes_the_experiment(ray_tune_local, tmp_path):
     searcher = ESSearcher(PARAM_SPACE, metric="loss", mode="min", popsize=4, seed=0, max_trials=8)
     results = fit(objective, ConcurrencyLimiter(searcher, max_concurrent=2), tmp_path, "budget", 100)
     assert len(results) == 8 and searcher.generation == 2
 
 
-def test_readme_snippet_runs(ray_local, tmp_path, monkeypatch, capsys):
+def test_readme_snippet_runs(ray_tune_local, tmp_path, monkeypatch, capsys):
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "ESSearcher" in b]
     assert len(blocks) == 1, "README.md must hold exactly one python block with ESSearcher"
@@ -721,7 +712,7 @@ def invalid_objective(config):
     return {DEFAULT_METRIC: value}
 
 
-def test_mode_only_and_invalid_values_in_a_tune_run(ray_local, tmp_path):
+def test_mode_only_and_invalid_values_in_a_tune_run(ray_tune_local, tmp_path):
     """Ray's InvalidValuesTest, Nevergrad form: TuneConfig(mode="max") without a metric, NaN/inf results."""
     searcher = ESSearcher(popsize=4, seed=1)
     tuner = tune.Tuner(
@@ -747,7 +738,7 @@ def flat_objective(config):
     return {"loss": 0.5}  # every trial at the same value (e.g. chance-level accuracy)
 
 
-def test_flat_objective_restarts_and_runs_the_whole_budget(ray_local, tmp_path, caplog):
+def test_flat_objective_restarts_and_runs_the_whole_budget(ray_tune_local, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="cluster.tune")
     searcher = ESSearcher(seed=0)  # popsize 6 (d = 2); with the param_space, Tune passes num_samples too
     results = fit(flat_objective, searcher, tmp_path, "flat", 16, param_space=PARAM_SPACE)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("ray.tune")
 
-import ray  # noqa: E402
-import ray.cloudpickle  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
@@ -137,16 +134,9 @@ def test_bad_fidelity_arguments_raise(kw):
 # ------------------------------------------------------------------------------------------------
 # a real Tune run with ASHAScheduler
 # ------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray_local(ray_local_factory):
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
-        yield ray_local_factory(num_cpus=2, logging_level="ERROR", log_to_driver=False)
-    finally:
-        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
-def test_asha_stopped_trials_are_told_ranked_not_penalized(ray_local, tmp_path):
+def test_asha_stopped_trials_are_told_ranked_not_penalized(ray_tune_local, tmp_path):
     searcher = Recorder(popsize=POPSIZE, seed=1, max_t=MAX_T)
     scheduler = ASHAScheduler(max_t=MAX_T, grace_period=1, reduction_factor=3)
     results = tune.Tuner(

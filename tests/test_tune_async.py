@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -21,8 +20,6 @@ import pytest
 
 pytest.importorskip("ray.tune")
 
-import ray  # noqa: E402
-import ray.cloudpickle  # noqa: E402
 from ray import tune  # noqa: E402
 
 from cluster.tune import ESSearcher  # noqa: E402
@@ -82,15 +79,6 @@ def searcher(**kw) -> Recorder:
     return Recorder(popsize=POPSIZE, seed=SEED, scheduling="async", **kw)
 
 
-@pytest.fixture(scope="module")
-def ray_local(ray_local_factory):
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
-        yield ray_local_factory(num_cpus=2, logging_level="ERROR", log_to_driver=False)
-    finally:
-        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-
-
 def barrier(tmp: Path) -> Path:
     path = Path(tmp) / "barrier"
     path.mkdir(parents=True, exist_ok=True)
@@ -114,7 +102,7 @@ def tuner(s, tmp, name, num_samples, callbacks=None, slots=SLOTS):
 
 
 @pytest.fixture(scope="module")
-def run(ray_local, tmp_path_factory):
+def run(ray_tune_local, tmp_path_factory):
     s = searcher()
     results = tuner(s, tmp_path_factory.mktemp("async"), "async", N_TRIALS).fit()
     return s, results
@@ -198,7 +186,7 @@ def replay(events) -> Recorder:
     return s
 
 
-def test_restore_in_the_middle_of_an_async_run_is_exact(ray_local, tmp_path):
+def test_restore_in_the_middle_of_an_async_run_is_exact(ray_tune_local, tmp_path):
     n_total = 16
     for i in range(SLOTS):  # no waiting for all slots: this test is about the checkpoint
         (barrier(tmp_path) / f"prefilled-{i}").touch()

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import ray  # noqa: E402
-import ray.cloudpickle  # noqa: E402
 from ray import tune  # noqa: E402
 
 from cluster.tune import ESSearcher  # noqa: E402
@@ -39,16 +36,6 @@ class Adam:  # objects a Tune script may put in a tune.choice
 
 class SGD:
     pass
-
-
-@pytest.fixture(scope="module")
-def ray_local(ray_local_factory):
-    """conftest's private local Ray (2 CPUs, address="local"), with this module shipped by value."""
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
-        yield ray_local_factory(num_cpus=2, logging_level="ERROR", log_to_driver=False)
-    finally:
-        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def tuner(searcher, tmp, name, num_samples, param_space):
@@ -72,7 +59,7 @@ def tuner(searcher, tmp, name, num_samples, param_space):
         ({"opt": {"layers": [3, tune.sample_from(lambda spec: 4)]}}, "opt/layers/1"),
     ],
 )
-def test_sample_from_in_the_tuners_param_space_is_refused_naming_it(ray_local, tmp_path, extra, name):
+def test_sample_from_in_the_tuners_param_space_is_refused_naming_it(ray_tune_local, tmp_path, extra, name):
     """tune.run replaces a sample_from by a placeholder tuple before the searcher sees the
     param_space; it used to pass through as a constant (Tune resolved it, the ES never searched
     it), although ESSearcher(space) refuses it and the README says it is refused."""
@@ -83,7 +70,7 @@ def test_sample_from_in_the_tuners_param_space_is_refused_naming_it(ray_local, t
     assert not any(p.name.startswith("objective_") for p in (tmp_path / "sample_from").iterdir())  # no trial ran
 
 
-def test_choice_of_objects_in_the_tuners_param_space_gets_a_message_that_says_what_to_do(ray_local, tmp_path):
+def test_choice_of_objects_in_the_tuners_param_space_gets_a_message_that_says_what_to_do(ray_tune_local, tmp_path):
     """OptunaSearch takes tune.choice([Adam, SGD]) (Tune resolves the placeholders); ESSearcher
     cannot hold objects in a checkpoint, and said so with Tune's placeholders ('__ref_ph', hash)."""
     searcher = ESSearcher(popsize=4, seed=0)
@@ -95,7 +82,7 @@ def test_choice_of_objects_in_the_tuners_param_space_gets_a_message_that_says_wh
     assert "__ref_ph" not in message
 
 
-def test_num_samples_minus_one_logs_no_warning_about_a_multiple_of_popsize(ray_local, tmp_path, caplog):
+def test_num_samples_minus_one_logs_no_warning_about_a_multiple_of_popsize(ray_tune_local, tmp_path, caplog):
     """Tune turns num_samples=-1 into sys.maxsize; the searcher warned that
     'num_samples=9223372036854775807 is not a multiple of popsize=4'."""
     searcher = ESSearcher(popsize=4, seed=0, max_trials=8)  # max_trials ends the endless run

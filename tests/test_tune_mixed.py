@@ -5,15 +5,12 @@ from __future__ import annotations
 import copy
 import math
 import re
-import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("ray.tune")
 
-import ray  # noqa: E402
-import ray.cloudpickle  # noqa: E402
 from ray import tune  # noqa: E402
 
 from cluster.tune import ESSearcher, convert_search_space  # noqa: E402
@@ -366,16 +363,7 @@ def objective(config):
     return {"loss": loss(config)}
 
 
-@pytest.fixture(scope="module")
-def ray_local(ray_local_factory):
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
-        yield ray_local_factory(num_cpus=2, logging_level="ERROR", log_to_driver=False)
-    finally:
-        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-
-
-def test_tuner_learns_which_category_is_best(ray_local, tmp_path):
+def test_tuner_learns_which_category_is_best(ray_tune_local, tmp_path):
     popsize, generations = 6, 7
     searcher = Recording(popsize=popsize, seed=0, points_to_evaluate=[POINT])
     tuner = tune.Tuner(
