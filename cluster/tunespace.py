@@ -51,9 +51,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from ray.tune.impl.placeholder import _FunctionResolver, _RefResolver
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer, LogUniform, Quantized, Uniform
 from ray.tune.search.variant_generator import parse_spec_vars
+
+try:  # the tokens of the placeholders Tune puts in a param_space (private Ray API, hence the fallback)
+    from ray.tune.impl.placeholder import _FunctionResolver, _RefResolver
+
+    _FN_TOKEN, _REF_TOKEN = _FunctionResolver.TOKEN, _RefResolver.TOKEN
+except (ImportError, AttributeError):  # pragma: no cover - Ray moved them: the tokens of Ray 2.x
+    _FN_TOKEN, _REF_TOKEN = "__fn_ph", "__ref_ph"
 
 from .space import Param, ParamError, Space
 
@@ -284,7 +290,7 @@ def convert_search_space(param_space: Mapping[str, Any], *, mixed: bool | None =
             "(Tune would run every grid value once per sample). Use tune.choice for a categorical, "
             "tune.uniform/loguniform/randint for a range, or fix the value."
         )
-    for path in _placeholder_paths(param_space, (), _FunctionResolver.TOKEN):
+    for path in _placeholder_paths(param_space, (), _FN_TOKEN):
         raise ValueError(_sample_from_message(f"param_space[{_name(path)!r}]"))
     if not domain_vars:
         raise ValueError("param_space has no Tune domain (tune.uniform, tune.choice, ...) to search")
@@ -384,7 +390,7 @@ def _categorical(where: str, name: str, domain: Categorical) -> Param:
             f"{where}: tune.choice({choices!r}) has {len(choices)} choice(s); a categorical needs at least "
             "two (put a single value in param_space as a constant)"
         )
-    if any(_is_placeholder(c, _RefResolver.TOKEN) for c in choices):
+    if any(_is_placeholder(c, _REF_TOKEN) for c in choices):
         raise ValueError(
             f"{where}: tune.choice of objects (classes, functions, arrays...; Tune hands them to the "
             "searcher as placeholders): ESSearcher's choices must be strings, numbers, booleans or "
