@@ -614,7 +614,10 @@ class Campaign:
         it is.
         """
         g = search.generation
-        rows = [r for r in self.journal.trials() if (r.told_generation if self._async else r.generation) == g]
+        if self._async:  # told in completion order: any asked generation may hold them
+            rows = [r for r in self.journal.trials() if r.told_generation == g]
+        else:
+            rows = self.journal.trials(g)
         return bool(rows) and all(r.status == _FAILED for r in rows)
 
     def _executor(self):

@@ -290,8 +290,9 @@ def convert_search_space(param_space: Mapping[str, Any], *, mixed: bool | None =
             "(Tune would run every grid value once per sample). Use tune.choice for a categorical, "
             "tune.uniform/loguniform/randint for a range, or fix the value."
         )
-    for path in _placeholder_paths(param_space, (), _FN_TOKEN):
-        raise ValueError(_sample_from_message(f"param_space[{_name(path)!r}]"))
+    fn_path = next(_placeholder_paths(param_space, (), _FN_TOKEN), None)
+    if fn_path is not None:
+        raise ValueError(_sample_from_message(f"param_space[{_name(fn_path)!r}]"))
     if not domain_vars:
         raise ValueError("param_space has no Tune domain (tune.uniform, tune.choice, ...) to search")
     params, paths, q, iq = [], {}, {}, {}

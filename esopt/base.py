@@ -314,8 +314,8 @@ class EvolutionStrategy(Strategy):
         self.bounds: BoxBounds | None = None
         if bounds is not None:
             self.bounds = as_box_bounds(bounds, n)
-            if not self.bounds.contains(x):
-                out = np.flatnonzero((x < self.bounds.lower) | (x > self.bounds.upper)).tolist()
+            out = np.flatnonzero(self.bounds.outside(x)).tolist()
+            if out:
                 raise ValueError(f"x0 lies outside the bounds in coordinates {out}; move x0 inside the box")
         tolerances = Tolerances.coerce(tolerances)
         self.tolerances_given = tolerances
@@ -389,9 +389,9 @@ class EvolutionStrategy(Strategy):
         if np.array_equal(X, asked_X):  # fast path: X is exactly the asked population
             return X, f, None
         same = (X == asked_X).all(axis=1)
-        if self.bounds is not None and not self.bounds.contains(X[~same]).all():
+        out = None if self.bounds is None else self.bounds.outside(X) & ~same[:, None]  # (popsize, n)
+        if out is not None and out.any():
             lo, up = self.bounds.lower, self.bounds.upper
-            out = ~same[:, None] & ((X < lo) | (X > up))
             rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
             j = int(cols[0])
             raise ValueError(

@@ -58,13 +58,18 @@ class BoxBounds:
         self._up_fin = np.isfinite(up)
         self._both = self._lo_fin & self._up_fin
 
+    def outside(self, X: np.ndarray) -> np.ndarray:
+        """Boolean mask, the shape of ``X`` (``(n,)`` or ``(k, n)``): True where a coordinate lies
+        below ``lower`` or above ``upper`` (or is NaN)."""
+        X = np.asarray(X, dtype=float)
+        return ~((X >= self.lower) & (X <= self.upper))
+
     def contains(self, X: np.ndarray) -> np.ndarray:
         """Return a boolean mask over the last axis' rows: True where every coordinate is in the box.
 
         ``X`` has shape ``(n,)`` or ``(k, n)``; the result has shape ``()`` or ``(k,)``.
         """
-        X = np.asarray(X, dtype=float)
-        return np.all((X >= self.lower) & (X <= self.upper), axis=-1)
+        return ~np.any(self.outside(X), axis=-1)
 
     def transform(self, Y: np.ndarray) -> np.ndarray:
         """Map unconstrained points ``Y`` (shape ``(n,)`` or ``(k, n)``) into the box (same shape).

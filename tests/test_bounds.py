@@ -124,3 +124,11 @@ def test_scipy_style_pairs_are_refused_with_the_way_to_pass_them():
         CMAES(np.ones(2), 1.0, bounds=[(0, 3), (0, 3)])
     # a valid (lower, upper) pair of shape (2, 2) stays valid
     assert np.array_equal(CMAES(np.ones(2), 1.0, bounds=[(0, 0), (3, 3)]).bounds.upper, [3.0, 3.0])
+
+
+def test_outside_marks_each_coordinate_and_contains_is_its_row_negation():
+    b = BoxBounds([0.0, -np.inf], [1.0, 2.0], 2)
+    X = np.array([[0.5, -1e9], [1.5, 2.0], [0.0, np.nan], [-0.1, 3.0]])
+    np.testing.assert_array_equal(b.outside(X), [[False, False], [True, False], [False, True], [True, True]])
+    np.testing.assert_array_equal(b.contains(X), [True, False, False, False])
+    assert b.outside(X[0]).shape == (2,) and bool(b.contains(X[0]))
