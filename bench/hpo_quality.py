@@ -134,15 +134,16 @@ def load(config_path: str):
 
 
 def parse_method(spec: str) -> tuple[str, dict]:
-    """``"cmaes:popsize=8,sigma0=0.2"`` -> ``("cmaes", {"popsize": 8, "sigma0": 0.2})``.
+    """``"cmaes:popsize=8,sigma0=0.2"`` -> ``("cmaes", {"popsize": 8, "sigma0": 0.2})``;
+    ``surrogate=lq`` (ES methods) wraps the strategy in :class:`esopt.LQSurrogate`.
 
     Raises ``ValueError`` for an unknown method or option.
     """
     name, _, opts = spec.partition(":")
     allowed = {
-        "catcmawm": {"popsize", "sigma0"},
-        "cmaes": {"popsize", "sigma0"},
-        "sepcmaes": {"popsize", "sigma0"},
+        "catcmawm": {"popsize", "sigma0", "surrogate"},
+        "cmaes": {"popsize", "sigma0", "surrogate"},
+        "sepcmaes": {"popsize", "sigma0", "surrogate"},
         "random": set(),
         "tpe": {"n_startup_trials"},
     }
@@ -153,7 +154,12 @@ def parse_method(spec: str) -> tuple[str, dict]:
         key, _, val = item.partition("=")
         if key not in allowed[name]:
             raise ValueError(f"method {name!r} takes options {sorted(allowed[name])}, got {key!r}")
-        kw[key] = int(val) if key in ("popsize", "n_startup_trials") else float(val)
+        if key == "surrogate":
+            if val != "lq":
+                raise ValueError(f"surrogate must be 'lq' (esopt.LQSurrogate), got {val!r}")
+            kw[key] = val
+        else:
+            kw[key] = int(val) if key in ("popsize", "n_startup_trials") else float(val)
     return name, kw
 
 
@@ -240,19 +246,25 @@ def make_es(cfg, name: str, kw: dict, seed: int):
     extra = {}
     if name == "catcmawm":
         extra = space.strategy_options()
-    return esopt.make_strategy(
+    es = esopt.make_strategy(
         name, space.x0, sigma0, popsize=popsize, seed=int(cfg.strategy.seed) + int(seed), bounds=space.bounds, **extra
     )
+    return esopt.LQSurrogate(es) if kw.get("surrogate") == "lq" else es
 
 
 def es_loop(es, space, n_trials: int, objective) -> None:
     """Generations of ``es`` until ``n_trials`` candidates are evaluated: ask, decode each row with
     ``space.decode``, ``f = objective(hp, generation, sigma)`` (sigma: the step size the generation
     was sampled with, unit-cube units), tell; a last, incomplete generation is evaluated but not
-    told (the campaign driver's generation semantics)."""
+    told (the campaign driver's generation semantics).  With :class:`esopt.LQSurrogate` one ask is
+    one round of the pre-screened generation (``generation`` is then the inner strategy's)."""
+    from esopt import LQSurrogate
+
     gen, done = 0, 0
     while done < n_trials:
         sigma = float(es.sigma)
+        if isinstance(es, LQSurrogate):  # rounds of the inner generation
+            gen = int(es.result.nit)
         X = es.ask()
         k = min(len(X), n_trials - done)
         f = [objective(space.decode(x), gen, sigma) for x in X[:k]]
@@ -644,6 +656,8 @@ def run_key(cfg, method: str, overrides: dict) -> str:
     key = {"space": raw["space"], "trial": {**raw["trial"], **overrides}, "name": name, "options": kw}
     if name in ES_METHODS:
         key["options"] = {k: kw.get(k, raw["strategy"][k]) for k in ("popsize", "sigma0", "seed")}
+        if "surrogate" in kw:
+            key["options"]["surrogate"] = kw["surrogate"]
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -2,7 +2,8 @@
 
 Public names: the strategies :class:`CMAES`, :class:`SepCMAES`, :class:`LMMAES`,
 :class:`CanonicalES`, the mixed-variable :class:`CatCMAwM` (continuous, integer and categorical
-coordinates), the restart wrappers :class:`IPOP` and :class:`BIPOP`, :func:`minimize`,
+coordinates), the restart wrappers :class:`IPOP` and :class:`BIPOP`, the surrogate pre-screening wrapper
+:class:`LQSurrogate` (lq-CMA-ES), :func:`minimize`,
 :func:`save` / :func:`load`, :class:`Tolerances`, the registry (:func:`build`,
 :func:`check_options`, :func:`register`, :class:`StrategyInfo`, :class:`OptionSpec`; see
 :mod:`esopt.registry`), and the module :mod:`esopt.testfunctions`.  Helpers shared with the other layers:
@@ -24,6 +25,7 @@ from .mixed import CatCMAwM
 from .registry import (
     RESTARTS,
     STRATEGIES,
+    SURROGATES,
     OptionSpec,
     StrategyInfo,
     build,
@@ -34,6 +36,7 @@ from .registry import (
 )
 from .restarts import BIPOP, IPOP
 from .sepcma import SepCMAES
+from .surrogate import LQSurrogate
 from .termination import Tolerances
 
 __version__ = "0.1.0"
@@ -44,8 +47,10 @@ __all__ = [
     "CatCMAwM",
     "IPOP",
     "LMMAES",
+    "LQSurrogate",
     "RESTARTS",
     "STRATEGIES",
+    "SURROGATES",
     "BoxBounds",
     "OptionSpec",
     "StrategyInfo",

@@ -62,6 +62,7 @@ def minimize(
     callback: Callable | None = None,
     restarts: str | None = None,
     max_restarts: int = 9,
+    surrogate: str | None = None,
 ):
     """Minimize ``fun`` with an evolution strategy until a termination criterion fires.
 
@@ -98,6 +99,12 @@ def minimize(
     max_restarts : int
         Passed to the restart wrapper unless ``options`` holds it (ignored when ``restarts`` is
         None).
+    surrogate : {"lq"} or None
+        Pre-screen each generation with a global linear-quadratic surrogate
+        (:class:`esopt.surrogate.LQSurrogate`, lq-CMA-ES, Hansen, GECCO 2019): only the
+        candidates the model cannot rank are evaluated, so ``fun`` is called on fewer rows per
+        generation (``vectorized`` calls get ``(k, n)`` arrays, ``1 <= k <= popsize``).  For
+        expensive objectives; ``nfev`` and ``maxfevals`` count true evaluations.
 
     Returns
     -------
@@ -131,7 +138,17 @@ def minimize(
     opts = dict(options) if isinstance(options, dict) else options
     if restarts is not None and isinstance(opts, dict):
         opts.setdefault("max_restarts", max_restarts)
-    es = build(method, x0, sigma0, restarts=restarts, popsize=popsize, seed=seed, bounds=bounds, options=opts)
+    es = build(
+        method,
+        x0,
+        sigma0,
+        restarts=restarts,
+        popsize=popsize,
+        seed=seed,
+        bounds=bounds,
+        options=opts,
+        surrogate=surrogate,
+    )
     stop: dict = {}
     while True:
         stop = es.stop()

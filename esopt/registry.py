@@ -155,6 +155,8 @@ class StrategyInfo:
 
 STRATEGIES: dict[str, StrategyInfo] = {}
 RESTARTS: dict[str, StrategyInfo] = {}
+#: surrogate pre-screening wrappers (``"lq"``: :class:`esopt.surrogate.LQSurrogate`), by name
+SURROGATES: dict[str, StrategyInfo] = {}
 
 
 def register(info: StrategyInfo, *, restart: bool = False) -> StrategyInfo:
@@ -186,14 +188,15 @@ def unregister(name: str) -> StrategyInfo:
 
 
 def _info(name: str) -> StrategyInfo:
-    info = STRATEGIES.get(name) or RESTARTS.get(name)
+    info = STRATEGIES.get(name) or RESTARTS.get(name) or SURROGATES.get(name)
     if info is None:
-        raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES) + sorted(RESTARTS)}")
+        known = sorted(STRATEGIES) + sorted(RESTARTS) + sorted(SURROGATES)
+        raise ValueError(f"unknown strategy {name!r}; known: {known}")
     return info
 
 
 def strategy_class(name: str) -> type:
-    """The class registered under ``name`` (a key of ``STRATEGIES`` or ``RESTARTS``).
+    """The class registered under ``name`` (a key of ``STRATEGIES``, ``RESTARTS`` or ``SURROGATES``).
 
     Raises ``ValueError`` listing the known names for an unknown one.
     """
@@ -320,8 +323,10 @@ def build(
     seed=None,
     bounds=None,
     options: Mapping[str, Any] | None = None,
+    surrogate: str | None = None,
 ):
-    """Construct ``method`` (a ``STRATEGIES`` name), optionally inside ``restarts``.
+    """Construct ``method`` (a ``STRATEGIES`` name), optionally inside ``restarts``, optionally
+    pre-screened by ``surrogate``.
 
     Parameters
     ----------
@@ -337,6 +342,9 @@ def build(
         As :class:`esopt.base.EvolutionStrategy` (the first run's popsize for a wrapper).
     options : mapping, optional
         Flat options, see :func:`check_options`.
+    surrogate : {"lq"} or None
+        Wrap the result in :class:`esopt.surrogate.LQSurrogate` (lq-CMA-ES pre-screening, Hansen,
+        GECCO 2019); ``maxfevals`` then counts true evaluations and goes to the wrapper.
 
     Returns
     -------
@@ -345,13 +353,21 @@ def build(
     Raises
     ------
     ValueError, TypeError
-        As :func:`check_options`, and whatever the constructor rejects (``sigma0 <= 0``, ...).
+        As :func:`check_options`, for an unknown ``surrogate``, and whatever the constructor
+        rejects (``sigma0 <= 0``, ...).
     """
+    if surrogate is not None and (not isinstance(surrogate, str) or surrogate not in SURROGATES):
+        raise ValueError(f"unknown surrogate {surrogate!r}; known: {sorted(SURROGATES)} or None")
     strat, tol, wrap = split_options(method, options, restarts=restarts)
+    maxfevals = tol.pop("maxfevals", None) if surrogate is not None else None
     common = dict(popsize=popsize, seed=seed, bounds=bounds, tolerances=Tolerances(**tol))
     if restarts is None:
-        return STRATEGIES[method].load()(x0, sigma0, **common, **strat)
-    return RESTARTS[restarts].load()(method, x0, sigma0, **common, **wrap, **strat)
+        es = STRATEGIES[method].load()(x0, sigma0, **common, **strat)
+    else:
+        es = RESTARTS[restarts].load()(method, x0, sigma0, **common, **wrap, **strat)
+    if surrogate is None:
+        return es
+    return SURROGATES[surrogate].load()(es, maxfevals=maxfevals)
 
 
 def make_strategy(method: str, x0, sigma0: float, *, restarts: str | None = None, **kwargs: Any):
@@ -470,4 +486,10 @@ register(
         "bipop", "esopt.restarts:BIPOP", _WRAPPER_OPTIONS, "BIPOP restarts (Hansen, GECCO BBOB workshop 2009)"
     ),
     restart=True,
+)
+SURROGATES["lq"] = StrategyInfo(
+    "lq",
+    "esopt.surrogate:LQSurrogate",
+    (),
+    "lq-CMA-ES surrogate pre-screening around any strategy (Hansen, GECCO 2019, doi 10.1145/3321707.3321842)",
 )
