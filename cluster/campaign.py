@@ -365,6 +365,7 @@ class Campaign:
                 seed=s.seed if seed is None else seed,
                 bounds=space.bounds,
                 options=opts,
+                surrogate=getattr(s, "surrogate", None),
             )
         except (TypeError, ValueError) as e:
             raise ConfigError("strategy", f"{s.name!r} rejects the strategy settings: {e}") from e
@@ -604,6 +605,23 @@ class Campaign:
             raise ConfigError("resources", str(e)) from e
         return session
 
+    def _all_failed(self, search: _Search, rows: list) -> bool:
+        """True when the trials just told (``rows``, generation ``search.generation``) all failed,
+        so the strategy learnt nothing: the campaign ends ``failed``.  With a surrogate a generation
+        is one round of 1..popsize trials, so the last ``popsize`` trials told (this round and the
+        rounds before it) must all have failed."""
+        if not rows or not all(r["status"] == _FAILED for r in rows):
+            return False
+        if getattr(self.config.strategy, "surrogate", None) is None:
+            return True
+        seen, g = len(rows), search.generation - 1
+        while seen < int(search.strategy.popsize) and g >= 1:
+            earlier = self.journal.trials(g)
+            if not all(r["status"] == _FAILED for r in earlier):
+                return False
+            seen, g = seen + len(earlier), g - 1
+        return seen >= int(search.strategy.popsize)
+
     def _last_tell_failed(self, search: _Search) -> bool:
         """True when every trial told in the last tell (generation ``search.generation``) failed.
 
@@ -659,7 +677,7 @@ class Campaign:
             _call(progress, "on_generation_end", batch.generation, search.best)
             if batch.generation == first and session is not None:
                 session.refresh_record()
-            if all(r["status"] == _FAILED for r in rows):
+            if self._all_failed(search, rows):
                 return self._failed(self._all_failed_message(batch.generation, rows), clock())
             stop = self._decide(search, clock(), progress)
             if stop:

@@ -530,7 +530,12 @@ def _cmd_status(args) -> int:
     s = cfg.strategy
     limits = ", ".join(f"{k}={_fmt(v)}" for k, v in cfg.budget.model_dump().items() if v is not None) or "none"
     popsize = gens[-1]["popsize"] if gens else s.popsize if s.popsize is not None else "default"
-    out.append(f"strategy {s.name} (popsize {popsize}, seed {s.seed}); budget {limits}; scheduler {cfg.scheduler.mode}")
+    if getattr(s, "surrogate", None):  # a journal generation is one round, not a population
+        popsize = s.popsize if s.popsize is not None else "default"
+    lq = f", surrogate {s.surrogate}" if getattr(s, "surrogate", None) else ""
+    out.append(
+        f"strategy {s.name} (popsize {popsize}, seed {s.seed}{lq}); budget {limits}; scheduler {cfg.scheduler.mode}"
+    )
     told = [g for g in gens if g.get("told_at") is not None]
     gline = f"generations: {len(gens)} asked, {len(told)} told"
     if gens and gens[-1].get("sigma") is not None:

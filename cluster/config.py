@@ -10,7 +10,7 @@ Schema (key names are the contract; every key optional unless marked)::
       T_0: {lower: 1, upper: 20, type: int}                  # integer
       optimizer: {choices: [adamw, sgdw, radam, nadam]}      # categorical: the objective gets the choice
     strategy: {name: cmaes, popsize: null, sigma0: 0.3, seed: 0, restarts: null, max_restarts: 9, options: {},
-               stop_on_convergence: false}
+               stop_on_convergence: false, surrogate: null}   # surrogate: lq (pre-screening; sync only)
     budget: {max_trials: 64, max_generations: null, ftarget: null, max_time_s: null, max_resource: null}
     resources: {num_cpus: 1, num_gpus: 0, max_concurrent: null, timeout_s: null, fresh_process: null}
     failures: {on_error: penalty, max_retries: 2}

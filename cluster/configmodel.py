@@ -130,6 +130,10 @@ class StrategyConfig(_Section):
     fire before the budget, restart it IPOP-style (:mod:`cluster.continuation`) and go on until
     the budget; ``true`` = end the campaign there, as esopt 0.1.0 did (journals written by 0.1.0
     resume with ``true``, see :data:`cluster.config.LEGACY_DEFAULTS`).
+    ``surrogate: lq``: lq-CMA-ES pre-screening (:class:`esopt.LQSurrogate`, Hansen, GECCO 2019):
+    each generation is evaluated in rounds of the candidates a quadratic model of the journaled
+    values ranks best, until the model ranks the newest trials well (Kendall's tau >= 0.85); a
+    journal generation is then one round.  Needs ``scheduler.mode: sync`` and no ``fidelity``.
     """
 
     name: str = "cmaes"
@@ -140,6 +144,7 @@ class StrategyConfig(_Section):
     max_restarts: Integer = Field(9, ge=0)  # with restarts only
     options: dict[str, Any] = Field(default_factory=dict)  # strategy options / esopt.Tolerances names
     stop_on_convergence: StrictBool = False  # true: the strategy's criteria end the campaign (0.1.0)
+    surrogate: str | None = None  # None, or a key of esopt.registry.SURROGATES ("lq"): pre-screening, sync only
 
     @field_validator("sigma0")
     @classmethod
@@ -155,6 +160,15 @@ class StrategyConfig(_Section):
 
         if v not in STRATEGIES:
             raise ValueError(f"must be one of {sorted(STRATEGIES)} (esopt.registry.STRATEGIES), got {_show(v)}")
+        return v
+
+    @field_validator("surrogate")
+    @classmethod
+    def _known_surrogate(cls, v: str | None) -> str | None:
+        from esopt.registry import SURROGATES
+
+        if v is not None and v not in SURROGATES:
+            raise ValueError(f"must be null or one of {sorted(SURROGATES)} (esopt.registry.SURROGATES), got {_show(v)}")
         return v
 
     @field_validator("restarts")
@@ -397,6 +411,25 @@ class CampaignModel(_Section):
                 ("budget", "max_resource"),
                 f"must be >= fidelity.max ({fid.max} {fid.resource}): one trial at the full budget uses that much, "
                 f"got {budget.max_resource:g}",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _surrogate_needs_sync_rounds(self) -> CampaignModel:
+        if self.strategy.surrogate is None:
+            return self
+        if self.scheduler.mode != "sync":
+            raise KeyedError(
+                ("strategy", "surrogate"),
+                "needs scheduler.mode: sync: each round of a pre-screened generation depends on the values of the "
+                "previous round, so results cannot be told one by one as they arrive; add scheduler: {mode: sync} "
+                "or remove strategy.surrogate",
+            )
+        if self.fidelity is not None:
+            raise KeyedError(
+                ("strategy", "surrogate"),
+                "cannot be combined with fidelity: stopped trials are told a rank (rung reached, value there), "
+                "which a quadratic model of the objective cannot fit; remove one of the two",
             )
         return self
 
