@@ -46,8 +46,9 @@ def test_committed_mnist1d_runs_of_another_commit_are_not_compared(capsys):
     et = _load()
     assert et.main(["--config", str(ROOT / "cluster/configs/mnist1d-mixed.yaml"), "--ref", "catcmawm"]) == 0
     out = capsys.readouterr().out
-    # the committed catcmawm runs are of 40b0360, popsize 6's and cmaes's of later commits,
-    # random's and tpe's of 506c26a
-    assert "| catcmawm |" in out and "| tpe |" not in out and "| catcmawm:popsize=6 |" not in out
-    assert "Not comparable (runs of another commit or session, other machine): catcmawm:popsize=6, cmaes" in out
+    # the committed catcmawm and cmaes runs are of one session (12e46f9), the surrogate's of another
+    # (1b9ac3e), random's and tpe's of 506c26a
+    assert "| catcmawm |" in out and "| cmaes |" in out
+    assert "| tpe |" not in out and "| catcmawm:surrogate=lq |" not in out
+    assert "Not comparable (runs of another commit or session, other machine): catcmawm:surrogate=lq, random, tpe" in out
     assert et.main(["--config", str(ROOT / "cluster/configs/mnist1d-mixed.yaml"), "--ref", "nope"]) == 2
