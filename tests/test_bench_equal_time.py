@@ -50,5 +50,7 @@ def test_committed_mnist1d_runs_of_another_commit_are_not_compared(capsys):
     # (1b9ac3e), random's and tpe's of 506c26a
     assert "| catcmawm |" in out and "| cmaes |" in out
     assert "| tpe |" not in out and "| catcmawm:surrogate=lq |" not in out
-    assert "Not comparable (runs of another commit or session, other machine): catcmawm:surrogate=lq, random, tpe" in out
+    assert (
+        "Not comparable (runs of another commit or session, other machine): catcmawm:surrogate=lq, random, tpe" in out
+    )
     assert et.main(["--config", str(ROOT / "cluster/configs/mnist1d-mixed.yaml"), "--ref", "nope"]) == 2
