@@ -264,7 +264,7 @@ def es_loop(es, space, n_trials: int, objective) -> None:
     while done < n_trials:
         sigma = float(es.sigma)
         if isinstance(es, LQSurrogate):  # rounds of the inner generation
-            gen = int(es.result.nit)
+            gen = int(es.inner.countiter)
         X = es.ask()
         k = min(len(X), n_trials - done)
         f = [objective(space.decode(x), gen, sigma) for x in X[:k]]

@@ -365,7 +365,7 @@ class Campaign:
                 seed=s.seed if seed is None else seed,
                 bounds=space.bounds,
                 options=opts,
-                surrogate=getattr(s, "surrogate", None),
+                surrogate=s.surrogate,
             )
         except (TypeError, ValueError) as e:
             raise ConfigError("strategy", f"{s.name!r} rejects the strategy settings: {e}") from e
@@ -612,7 +612,7 @@ class Campaign:
         rounds before it) must all have failed."""
         if not rows or not all(r["status"] == _FAILED for r in rows):
             return False
-        if getattr(self.config.strategy, "surrogate", None) is None:
+        if self.config.strategy.surrogate is None:
             return True
         seen, g = len(rows), search.generation - 1
         while seen < int(search.strategy.popsize) and g >= 1:

@@ -530,9 +530,9 @@ def _cmd_status(args) -> int:
     s = cfg.strategy
     limits = ", ".join(f"{k}={_fmt(v)}" for k, v in cfg.budget.model_dump().items() if v is not None) or "none"
     popsize = gens[-1]["popsize"] if gens else s.popsize if s.popsize is not None else "default"
-    if getattr(s, "surrogate", None):  # a journal generation is one round, not a population
+    if s.surrogate:  # a journal generation is one round, not a population
         popsize = s.popsize if s.popsize is not None else "default"
-    lq = f", surrogate {s.surrogate}" if getattr(s, "surrogate", None) else ""
+    lq = f", surrogate {s.surrogate}" if s.surrogate else ""
     out.append(
         f"strategy {s.name} (popsize {popsize}, seed {s.seed}{lq}); budget {limits}; scheduler {cfg.scheduler.mode}"
     )

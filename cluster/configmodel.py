@@ -162,22 +162,16 @@ class StrategyConfig(_Section):
             raise ValueError(f"must be one of {sorted(STRATEGIES)} (esopt.registry.STRATEGIES), got {_show(v)}")
         return v
 
-    @field_validator("surrogate")
+    @field_validator("restarts", "surrogate")
     @classmethod
-    def _known_surrogate(cls, v: str | None) -> str | None:
-        from esopt.registry import SURROGATES
+    def _known_wrapper(cls, v: str | None, info) -> str | None:
+        """``restarts`` names a key of ``esopt.registry.RESTARTS``, ``surrogate`` one of ``SURROGATES``."""
+        from esopt import registry
 
-        if v is not None and v not in SURROGATES:
-            raise ValueError(f"must be null or one of {sorted(SURROGATES)} (esopt.registry.SURROGATES), got {_show(v)}")
-        return v
-
-    @field_validator("restarts")
-    @classmethod
-    def _known_restarts(cls, v: str | None) -> str | None:
-        from esopt.registry import RESTARTS
-
-        if v is not None and v not in RESTARTS:
-            raise ValueError(f"must be null or one of {sorted(RESTARTS)} (esopt.registry.RESTARTS), got {_show(v)}")
+        table = {"restarts": "RESTARTS", "surrogate": "SURROGATES"}[info.field_name]
+        known = getattr(registry, table)
+        if v is not None and v not in known:
+            raise ValueError(f"must be null or one of {sorted(known)} (esopt.registry.{table}), got {_show(v)}")
         return v
 
     @model_validator(mode="after")

@@ -157,8 +157,9 @@ class LQModel:
         self._coef = None
 
     def reset(self) -> None:
-        """Forget every point (after a restart with a larger population, as pycma)."""
-        self.archive = LQArchive(np.empty((0, self.p)), np.empty(0))
+        """Forget every point (after a restart with a larger population, as pycma); the
+        :attr:`archive` object stays the same (a strategy's progress refers to it)."""
+        self.archive.Z, self.archive.F = np.empty((0, self.p)), np.empty(0)
         self._coef = None
 
     def expand(self, Z: np.ndarray) -> np.ndarray:

@@ -402,8 +402,7 @@ class IPOP(Strategy):
         d["init.incpopsize"] = self.incpopsize
         d["rng"] = sd.rng_entry(self._rng)
         d.update(sd.flatten(self.progress, "restarts."))
-        for k, v in self.inner.state_dict().items():
-            d[f"inner.{k}"] = v
+        d.update(sd.nest(self.inner.state_dict(), "inner."))
         return d
 
     @classmethod
@@ -434,8 +433,7 @@ class IPOP(Strategy):
             )
             sd.load_rng(obj._rng, d)
             obj.progress = sd.unflatten(obj.progress, "restarts.", d)
-            inner = {k[len("inner.") :]: v for k, v in d.items() if k.startswith("inner.")}
-            obj.inner = obj._cls.from_state_dict(inner)
+            obj.inner = obj._cls.from_state_dict(sd.unnest(d, "inner."))
         except KeyError as e:
             raise ValueError(f"state dict for {cls.__name__} is missing key {e.args[0]!r}") from None
         return obj

@@ -39,6 +39,8 @@ __all__ = [
     "read_init",
     "rng_entry",
     "load_rng",
+    "nest",
+    "unnest",
 ]
 
 #: Version written into every state dict.
@@ -153,6 +155,16 @@ def init_entries(
 
 def _with_prefix(d: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in d.items() if k.startswith(prefix)}
+
+
+def nest(d: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """``{prefix + key: value}``: a wrapped strategy's state dict stored inside its wrapper's."""
+    return {prefix + k: v for k, v in d.items()}
+
+
+def unnest(d: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Inverse of :func:`nest`: the entries of ``d`` under ``prefix``, the prefix removed."""
+    return _with_prefix(d, prefix)
 
 
 def read_init(d: Mapping[str, Any]) -> dict[str, Any]:

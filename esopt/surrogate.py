@@ -179,7 +179,6 @@ class LQSurrogate(Strategy):
         if lam > pr.model_popsize:
             if pr.model_popsize:  # a restart with a larger population: old data describe another search
                 self.model.reset()
-                pr.model = self.model.archive
             pr.model_popsize = lam
             self.model.min_size = lam
         pr.P = np.asarray(self.inner.ask(), dtype=float)
@@ -236,7 +235,6 @@ class LQSurrogate(Strategy):
         pr.ftrue[rows] = f
         pr.evaluated[rows] = True
         self.model.add(features(asked, self.categories), f)
-        pr.model = self.model.archive
         pr.countevals += int(rows.size)
         finite = np.isfinite(f)
         if finite.any():
@@ -300,10 +298,8 @@ class LQSurrogate(Strategy):
         d = sd.header(self.name)
         d["init.tau_threshold"] = self.tau_threshold
         d["init.maxfevals"] = self.maxfevals
-        self.progress.model = self.model.archive
         d.update(sd.flatten(self.progress, "surrogate."))
-        for k, v in self.inner.state_dict().items():
-            d[f"inner.{k}"] = v
+        d.update(sd.nest(self.inner.state_dict(), "inner."))
         return d
 
     @classmethod
@@ -317,7 +313,7 @@ class LQSurrogate(Strategy):
 
         sd.check_header(d, cls.name, cls.__name__)
         try:
-            inner_d = {k[len("inner.") :]: v for k, v in d.items() if k.startswith("inner.")}
+            inner_d = sd.unnest(d, "inner.")
             inner = strategy_class(str(inner_d["class"])).from_state_dict(inner_d)
             obj = cls(inner, tau_threshold=float(d["init.tau_threshold"]), maxfevals=d["init.maxfevals"])
             # the optional arrays are None in the template: they keep their stored dtypes (or None)
