@@ -403,6 +403,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.command = reproducing_command(list(sys.argv[1:] if argv is None else argv))
     t0 = time.perf_counter()
+    import provenance as prov_mod  # bench/provenance.py: of the code as it is before the study runs
+
+    prov = prov_mod.provenance(command=args.command)
     if args.study == "synthetic":
         rows = synthetic_study(args)
         table = synthetic_table(rows, args)
@@ -423,9 +426,6 @@ def main(argv=None) -> int:
     if args.save_results:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"multifidelity-{args.study}.json").write_text(json.dumps(rows, indent=1))
-        import provenance as prov_mod
-
-        prov = prov_mod.provenance(command=args.command)
         md = RESULTS / f"multifidelity-{args.study}.md"
         md.write_text(f"`{args.command}`\n\n{table}\n\n{prov_mod.markdown(prov)}\n")
         prov_mod.write_sidecar(md, prov)
