@@ -24,7 +24,8 @@ another (sequential: asynchronous workers are not simulated), all with the same 
 
 * ``cmaes-full``: esopt CMA-ES (default popsize, sigma0 0.3 from the centre), every trial to ``R``;
 * ``cmaes-asha``: the same CMA-ES with :class:`cluster.fidelity.ASHA` (rungs ``1, 3, 9, 27``,
-  eta 3) stopping trials, told the lexicographic (rung, value) fitness of :meth:`ASHA.fitness`;
+  eta 3; the first rung is ``--fidelity-min``) stopping trials, told the lexicographic (rung,
+  value) fitness of :meth:`ASHA.fitness`;
 * ``cmaes-asha-min3``: the same with the first rung at step 3 (rungs ``3, 9, 27``);
 * ``cmaes-asha-window`` / ``cmaes-asha-window-min3``: ``cmaes-asha`` / ``cmaes-asha-min3`` with
   ``fidelity.window = popsize`` (a rung's cutoff among its last popsize values, the current
@@ -37,6 +38,12 @@ the resource (steps) until a method first reaches the target = the median final 
 ``cmaes-full``, as a fraction of the budget, and that fraction over ``cmaes-full``'s own (the
 "x of full budget" of the digits study).  ``rho = 1`` is the ceiling of what successive halving
 can save CMA-ES: no real task ranks configurations better at its first rung.
+
+With digits-highdim's rungs (16 epochs, first rung 2: rungs ``2, 6, 16``)::
+
+    nice -n 10 python bench/multifidelity.py --study synthetic --seeds 10 --r-max 16 --fidelity-min 2 --save-results
+
+saves ``multifidelity-synthetic-R16-min2.*`` beside the default study's files.
 
 ``--study correlation`` (minutes on 2 cores)::
 
@@ -148,7 +155,7 @@ def synthetic_run(method: str, rho: float, seed: int, args) -> dict:
     budget = args.budget * args.r_max
     x0, sigma0 = np.full(args.dim, 0.5), 0.3
     use_asha = "asha" in method
-    r_min = 3 if method.endswith("min3") else 1
+    r_min = 3 if method.endswith("min3") else args.fidelity_min
     es = CMAES(x0, sigma0, seed=seed) if method.startswith("cmaes") else None
     popsize = es.popsize if es is not None else 10
     window = popsize if "window" in method else None
@@ -238,7 +245,7 @@ def synthetic_table(rows: list[dict], args) -> str:
     """Markdown: one row per rho; per method its median final best and its resource to the target
     (seeds that reached it, median fraction of the budget, and that over cmaes-full's)."""
     out = [
-        f"d = {args.dim}, R = {args.r_max} steps, rungs {ASHA(1, args.r_max, args.eta).rungs} (min3: "
+        f"d = {args.dim}, R = {args.r_max} steps, rungs {ASHA(args.fidelity_min, args.r_max, args.eta).rungs} (min3: "
         f"{ASHA(3, args.r_max, args.eta).rungs}), eta {args.eta:g}, budget {args.budget} full-budget trials "
         f"({args.budget * args.r_max} steps), {args.seeds} seeds.  Each cell: median final best f over seeds "
         "(full-budget trials only; optimum 0); the seeds that reached the target (the median final best of "
@@ -379,6 +386,16 @@ def reproducing_command(argv: list[str]) -> str:
     return " ".join(["python bench/multifidelity.py", *kept])
 
 
+def result_stem(args) -> str:
+    """Name of a study's saved results under bench/results/: ``multifidelity-<study>``, and for a
+    synthetic study with another full budget or first rung than the defaults (27 steps, step 1)
+    ``multifidelity-synthetic-R<r_max>-min<first rung>``, so that both can be committed."""
+    stem = f"multifidelity-{args.study}"
+    if args.study == "synthetic" and (args.r_max, args.fidelity_min) != (27, 1):
+        stem += f"-R{args.r_max}-min{args.fidelity_min}"
+    return stem
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--study", choices=("synthetic", "digits", "mnist1d", "correlation"), default="synthetic")
@@ -392,7 +409,12 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="full budget in epochs (default 16; mnist1d: 30)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--worker-seconds", type=float, default=200.0, help="digits/mnist1d: training seconds per run")
-    p.add_argument("--fidelity-min", type=int, default=1, help="digits/mnist1d: every method's first rung (epochs)")
+    p.add_argument(
+        "--fidelity-min",
+        type=int,
+        default=1,
+        help="every method's first rung (digits/mnist1d: epochs; synthetic: steps, but for the min3 methods)",
+    )
     p.add_argument(
         "--methods", nargs="+", default=None, help="digits/mnist1d: default all (bench/multifidelity_tasks.py)"
     )
@@ -425,12 +447,13 @@ def main(argv=None) -> int:
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     if args.save_results:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"multifidelity-{args.study}.json").write_text(json.dumps(rows, indent=1))
-        md = RESULTS / f"multifidelity-{args.study}.md"
+        stem = result_stem(args)
+        (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+        md = RESULTS / f"{stem}.md"
         md.write_text(f"`{args.command}`\n\n{table}\n\n{prov_mod.markdown(prov)}\n")
         prov_mod.write_sidecar(md, prov)
         if args.study == "synthetic":
-            synthetic_plot(rows, RESULTS / "multifidelity-synthetic.png")
+            synthetic_plot(rows, RESULTS / f"{stem}.png")
     return 0
 
 
