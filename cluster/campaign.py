@@ -69,6 +69,28 @@ _RERUN = {TrialStatus.PENDING.value, TrialStatus.RUNNING.value, TrialStatus.CANC
 _MAX_REASONS = 5  # distinct failure reasons named in an all-failed message
 
 
+def check_address(address: object) -> None:
+    """A Ray address given to :class:`Campaign` (``--address``): None, or a non-empty string
+    (``"auto"``, ``"host:port"``, ``"ray://host:port"``), as ``ray.address`` in a config.
+
+    Raises
+    ------
+    TypeError
+        Not a string or None.
+    ValueError
+        An empty (or all-blank) string: it would otherwise start a local instance silently.
+    """
+    if address is None:
+        return
+    if not isinstance(address, str):
+        raise TypeError(f"address must be a string or None, got {type(address).__name__}")
+    if not address.strip():
+        raise ValueError(
+            f"address {address!r} is empty: give 'auto', 'host:port' or 'ray://host:port' to join a cluster, "
+            "or leave it out to start a local Ray instance"
+        )
+
+
 @dataclass
 class CampaignResult:
     """Outcome of :meth:`Campaign.run`.
@@ -236,7 +258,9 @@ class Campaign:
     Raises
     ------
     TypeError
-        If ``config`` is not a ``CampaignConfig``.
+        If ``config`` is not a ``CampaignConfig``, or ``address`` not a string or None.
+    ValueError
+        If ``address`` is an empty string (leave it None to start a local instance).
     FileExistsError
         If the directory already holds a campaign journal.
     ConfigError
@@ -253,6 +277,7 @@ class Campaign:
     def __init__(self, config: CampaignConfig, directory: str | os.PathLike, *, address: str | None = None):
         if not isinstance(config, CampaignConfig):
             raise TypeError(f"config must be a CampaignConfig (see cluster.load_config), got {type(config).__name__}")
+        check_address(address)
         directory = Path(directory)
         if (directory / DB_NAME).exists():
             raise FileExistsError(
@@ -291,7 +316,10 @@ class Campaign:
             The stored config no longer validates here (e.g. the objective is not importable).
         CampaignLocked
             Another driver holds the directory.
+        TypeError, ValueError
+            A bad ``address`` (as for the constructor).
         """
+        check_address(address)
         directory = Path(directory)
         if not (directory / DB_NAME).exists():
             raise JournalError(f"no campaign journal in {directory} (expected {directory / DB_NAME})")

@@ -193,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--address",
         metavar="ADDR",
+        type=_address,
         default=None,
         help="Ray address, overrides ray.address: 'auto' or 'ray://host:port' joins a cluster",
     )
@@ -204,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Reopen DIR's journal and continue exactly where it stopped.",
     )
     r.add_argument("directory", metavar="DIR")
-    r.add_argument("--address", metavar="ADDR", default=None, help="Ray address (as for tune)")
+    r.add_argument("--address", metavar="ADDR", type=_address, default=None, help="Ray address (as for tune)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     s = sub.add_parser(
@@ -225,6 +226,17 @@ def _parser() -> argparse.ArgumentParser:
 
     add_simulate(sub)
     return p
+
+
+def _address(text: str) -> str:
+    """``--address``: a non-empty Ray address (argparse's usage error, exit 2, otherwise)."""
+    from .campaign import check_address
+
+    try:
+        check_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -115,10 +115,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DEFAULT_MAX_RESTARTS = 9  # StrategyConfig.max_restarts; stored in every journal's config, so not None
+
+
 class StrategyConfig(_Section):
     """``strategy:`` section. ``sigma0`` is a fraction of every hyperparameter's (scaled) range.
 
-    ``name`` and ``restarts`` are names of :data:`esopt.registry.STRATEGIES` / ``RESTARTS``.
+    ``name`` and ``restarts`` are names of :data:`esopt.registry.STRATEGIES` / ``RESTARTS``;
+    ``max_restarts`` other than its default 9 without ``restarts`` is refused (it would be ignored).
     ``name`` may be left out (or null) in a campaign config: :class:`CampaignModel` then sets
     :data:`MIXED_STRATEGY` (``"catcmawm"``) when the space holds an integer or a categorical, else
     ``"cmaes"``; a categorical needs a strategy of :func:`mixed_strategies`.  With the mixed
@@ -141,7 +145,9 @@ class StrategyConfig(_Section):
     sigma0: Number = Field(0.3, gt=0)  # initial step size, fraction of each range (unit cube), <= 1
     seed: Integer = Field(0, ge=0)  # seed of the strategy's numpy Generator
     restarts: str | None = None  # None, or a key of esopt.registry.RESTARTS ("ipop", "bipop")
-    max_restarts: Integer = Field(9, ge=0)  # with restarts only
+    max_restarts: Integer = Field(
+        _DEFAULT_MAX_RESTARTS, ge=0
+    )  # with restarts only (another value without restarts: error)
     options: dict[str, Any] = Field(default_factory=dict)  # strategy options / esopt.Tolerances names
     stop_on_convergence: StrictBool = False  # true: the strategy's criteria end the campaign (0.1.0)
     surrogate: str | None = None  # None, or a key of esopt.registry.SURROGATES ("lq"): pre-screening, sync only
@@ -178,6 +184,13 @@ class StrategyConfig(_Section):
     def _options_of_the_strategy(self) -> StrategyConfig:
         from esopt.registry import check_options
 
+        if self.restarts is None and self.max_restarts != _DEFAULT_MAX_RESTARTS:
+            raise KeyedError(
+                ("max_restarts",),
+                f"{_show(self.max_restarts)} applies only with a restart scheme: set restarts: ipop or bipop, or "
+                "remove max_restarts (stop_on_convergence: false already restarts a converged strategy until the "
+                "budget)",
+            )
         given = [k for k in _SPACE_OPTIONS if k in self.options]
         if given and self.name in mixed_strategies():
             raise KeyedError(
@@ -299,7 +312,7 @@ class RayConfig(_Section):
     @field_validator("address", mode="before")
     @classmethod
     def _address(cls, v: Any) -> Any:
-        if v is not None and (not isinstance(v, str) or not v):
+        if v is not None and (not isinstance(v, str) or not v.strip()):
             raise ValueError(f"must be null, 'auto', 'host:port' or 'ray://host:port', got {_show(v)}")
         return v
 

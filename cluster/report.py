@@ -450,6 +450,13 @@ def _iso_utc(ts: Any) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _csv_param(params: Mapping[str, Any], name: str) -> Any:
+    """A trial's value of ``name`` for trials.csv: ``"null"`` for a ``None`` choice, empty if absent."""
+    if name in params and params[name] is None:
+        return "null"
+    return params.get(name)
+
+
 def write_trials_csv(trials: Sequence[TrialRow], names: Sequence[str], path: str | Path) -> Path:
     """One row per trial in ``(generation, idx)`` order; ``names`` are the hyperparameter columns.
 
@@ -457,7 +464,8 @@ def write_trials_csv(trials: Sequence[TrialRow], names: Sequence[str], path: str
 
     - ``id``, ``generation``, ``idx``, ``status``, ``objective``, ``test_error`` (from the trial's
       result, when the objective reported one), one column per hyperparameter (own units),
-      ``attempts``, ``node_id``, ``worker_id``;
+      ``attempts``, ``node_id``, ``worker_id``; a categorical's choice is written as itself (a
+      ``null`` choice as ``null``, as the config spells it, so that it differs from a missing value);
     - ``started_at``, ``finished_at``: ISO-8601 UTC timestamps.  ``started_at`` is when the trial's
       last attempt started on a worker (as the driver received the worker's start message; the
       submission to Ray if it never reported one), ``finished_at`` when the driver journaled its
@@ -508,7 +516,7 @@ def write_trials_csv(trials: Sequence[TrialRow], names: Sequence[str], path: str
                     t.status.value,
                     t.objective,
                     result.get("test_error"),
-                    *(params.get(n) for n in names),
+                    *(_csv_param(params, n) for n in names),
                     t.attempts,
                     t.node_id,
                     t.worker_id,

@@ -84,7 +84,7 @@ class DurationTable:
         X, f, d = [], [], []
         for r in rows:
             try:
-                params = {n: _value(r[n]) for n in names}
+                params = {p.name: _cell(p, r[p.name]) for p in space.params}
                 obj, sec = float(r["objective"]), float(r[dur])
             except (TypeError, ValueError):
                 continue
@@ -103,6 +103,18 @@ class DurationTable:
         diff = (self.X - np.asarray(x, dtype=float)) / self._scale
         i = int(np.argmin(np.einsum("ij,ij->i", diff, diff)))
         return float(self.objective[i]), float(self.duration[i])
+
+
+def _cell(param, text: str) -> Any:
+    """A hyperparameter's trials.csv cell -> its value: a categorical's choice is the one written
+    as ``text`` (``null`` for a None choice, :func:`cluster.report.write_trials_csv`), else a
+    number.  ValueError (the row is skipped) for text that is neither."""
+    if not param.is_categorical:
+        return _value(text)
+    for c in param.choices:
+        if text == ("null" if c is None else str(c)):
+            return c
+    raise ValueError(f"{text!r} is not one of {param.name}'s choices")
 
 
 def _value(text: str) -> Any:
@@ -574,13 +586,15 @@ def cmd_simulate(args) -> int:
     import sys
 
     from .cli import JOURNAL_FILE, check_folder, default_directory
-    from .config import load_config
+    from .config import load_config, require_stop
 
     workers = check_workers(args.workers)
     cfg = load_config(args.config)
     table = None if args.durations is None else read_durations(args.durations, cfg.space)
     directory = check_folder(Path(args.dir), "--dir") if args.dir else default_directory(f"{cfg.name}-sim")
     resume = (directory / JOURNAL_FILE).exists()
+    if not resume:
+        require_stop(cfg)  # refused before the first line is printed, as by esopt tune
     what = "continuing" if resume else "running"
     print(f"{what} simulated campaign {cfg.name} in {directory} on {workers} workers", file=sys.stderr)
     result = simulate(cfg, directory, workers=workers, durations=table, resume=resume)

@@ -61,7 +61,7 @@ def minimize(
     options: dict[str, Any] | None = None,
     callback: Callable | None = None,
     restarts: str | None = None,
-    max_restarts: int = 9,
+    max_restarts: int | None = None,
     surrogate: str | None = None,
 ):
     """Minimize ``fun`` with an evolution strategy until a termination criterion fires.
@@ -96,9 +96,10 @@ def minimize(
         ``callback(strategy)`` after each ``tell``; returning ``True`` stops the run.
     restarts : {"ipop", "bipop"} or None
         Wrap the strategy in a restart scheme (:mod:`esopt.restarts`).
-    max_restarts : int
-        Passed to the restart wrapper unless ``options`` holds it (ignored when ``restarts`` is
-        None).
+    max_restarts : int or None
+        Restarts after the first run, passed to the restart wrapper unless ``options`` holds it
+        (None: the wrapper's default, 9).  Only with ``restarts``: given without it, a
+        ``ValueError``.
     surrogate : {"lq"} or None
         Pre-screen each generation with a global linear-quadratic surrogate
         (:class:`esopt.surrogate.LQSurrogate`, lq-CMA-ES, Hansen, GECCO 2019): only the
@@ -126,7 +127,8 @@ def minimize(
         If ``fun``/``callback`` are not callable, ``args`` is not a tuple, ``options`` is not a dict, or ``fun`` returns
         a non-scalar in non-vectorized mode.
     ValueError
-        For unknown ``method``/``restarts``/option names, a wrong output shape in vectorized
+        For unknown ``method``/``restarts``/option names, ``max_restarts`` without ``restarts``,
+        a wrong output shape in vectorized
         mode, and every invalid strategy argument (raised by the strategy's constructor).
     """
     if not callable(fun):
@@ -135,8 +137,13 @@ def minimize(
         raise TypeError(f"args must be a tuple of extra arguments for fun, got {type(args).__name__}; e.g. args=(a,)")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if max_restarts is not None and restarts is None:
+        raise ValueError(
+            f"max_restarts={max_restarts!r} needs a restart scheme: pass restarts='ipop' or 'bipop' "
+            "(esopt.registry.RESTARTS), or leave max_restarts out"
+        )
     opts = dict(options) if isinstance(options, dict) else options
-    if restarts is not None and isinstance(opts, dict):
+    if max_restarts is not None and isinstance(opts, dict):
         opts.setdefault("max_restarts", max_restarts)
     es = build(
         method,

@@ -414,3 +414,16 @@ def test_restart_after_convergence_keeps_the_popsize_from_the_ninth_restart():
     assert restart_after_convergence(es, build, seed=1, n_told=6, n_restarts=9, max_popsize=4).popsize == 4
     with pytest.raises(ValueError, match="n_restarts"):
         restart_after_convergence(es, build, seed=1, n_told=6, n_restarts=-1)
+
+
+@pytest.mark.parametrize("address, error", [("", ValueError), ("  ", ValueError), (5, TypeError)])
+def test_a_bad_address_is_refused_before_anything_is_written(tmp_path, address, error):
+    with pytest.raises(error, match="address"):
+        Campaign(_cfg(), tmp_path / "run", address=address)
+    assert not (tmp_path / "run").exists()
+    with Campaign(_cfg(), tmp_path / "kept"):
+        pass
+    before = (tmp_path / "kept" / "campaign.db").read_bytes()
+    with pytest.raises(error, match="address"):
+        Campaign.resume(tmp_path / "kept", address=address)
+    assert (tmp_path / "kept" / "campaign.db").read_bytes() == before

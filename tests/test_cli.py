@@ -126,6 +126,18 @@ def test_bad_config_exits_2_naming_the_key_before_anything_starts(tmp_path, caps
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("cmd", ["tune", "resume"])
+def test_an_empty_address_is_a_usage_error_not_a_local_instance(tmp_path, capsys, objectives, cmd):
+    """``--address ''`` is refused as ``ray.address: ''`` is (it used to start a local Ray instance)."""
+    target = str(_write(tmp_path, _config("quadratic"))) if cmd == "tune" else str(tmp_path)
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        main([cmd, target, "--address", " ", *(["--dir", str(run_dir)] if cmd == "tune" else [])])
+    assert e.value.code == 2
+    assert "--address: address ' ' is empty" in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
 def test_invalid_yaml_and_missing_file_exit_2(tmp_path, capsys):
     assert main(["tune", str(_write(tmp_path, "name: [unclosed\n"))]) == EXIT_CONFIG
     assert "not valid YAML" in capsys.readouterr().err

@@ -248,3 +248,13 @@ def test_simulate_with_an_unusable_durations_csv_exits_2_and_writes_nothing(tmp_
     _one_error_line(err, "--durations: ")
     assert str(csv_path) in err
     assert not run_dir.exists()
+
+
+def test_simulate_without_a_budget_is_one_error_line_and_writes_nothing(tmp_path, capsys):
+    """As ``esopt tune``: the budget is refused before "running simulated campaign ..." is printed."""
+    cfg_path = _write(tmp_path / "cfg", _config(budget={}))
+    run_dir = tmp_path / "run"
+    assert main(["simulate", str(cfg_path), "--workers", "2", "--dir", str(run_dir)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    _one_error_line(err, "budget: nothing would stop this campaign")
+    assert not run_dir.exists()

@@ -91,6 +91,8 @@ def _with(path: str, value):
         (_with("strategy.sigma0", 0), "strategy.sigma0"),
         (_with("strategy.sigma0", 2.0), "strategy.sigma0"),
         (_with("strategy.restarts", "lots"), "strategy.restarts"),
+        (_with("strategy.max_restarts", 3), "strategy.max_restarts"),  # without restarts it would be ignored
+        (_with("ray.address", ""), "ray.address"),
         (_with("resources.num_gpus", 1.5), "resources.num_gpus"),
         (_with("resources.num_cpus", -1), "resources.num_cpus"),
         (_with("resources.fresh_process", "yes"), "resources.fresh_process"),
@@ -425,3 +427,10 @@ def test_restart_wrappers_wrap_the_mixed_strategy_with_the_spaces_variables(rest
     assert p.stds.tolist() == cfg.space.stds.tolist() and p.stds[2] > 1  # sigma0 a fraction of the int's range
     X = es.ask()
     assert set(X[:, 1]) <= {0.0, 1.0, 2.0, 3.0} and np.array_equal(X[:, 2], np.round(X[:, 2]))
+
+
+def test_max_restarts_goes_with_a_restart_scheme_and_the_default_round_trips():
+    cfg = parse_config(_with("strategy", {"restarts": "ipop", "max_restarts": 3}))
+    assert cfg.strategy.max_restarts == 3
+    plain = parse_config(BASE)  # the default 9 is in every stored config, with restarts null
+    assert plain.raw["strategy"]["max_restarts"] == 9 and parse_config(plain.raw) == plain

@@ -156,3 +156,10 @@ def test_restarts_wrapper_is_used():
     assert r.stop.get("maxrestarts") == 2 or "ftarget" in r.stop
     assert r.success == is_success(r.stop)
     assert r.nfev == r.strategy.result.nfev and tf.rastrigin(r.x) == r.fun
+
+
+def test_max_restarts_without_restarts_is_refused():
+    calls = []
+    with pytest.raises(ValueError, match="max_restarts=2 needs a restart scheme"):
+        esopt.minimize(lambda x: calls.append(1) or float(x @ x), np.ones(2), 0.5, max_restarts=2)
+    assert calls == []  # refused before anything ran

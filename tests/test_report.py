@@ -106,6 +106,19 @@ def test_trials_csv_one_row_per_trial_in_own_units(tmp_path):
     assert rows[5]["status"] == "running"
 
 
+def test_trials_csv_writes_a_null_choice_as_null_and_a_missing_value_as_empty(tmp_path):
+    rows_in = [
+        _row(1, 0, "done", 0.2, params={"depth": None, "act": "relu"}),  # null is one of depth's choices
+        _row(1, 1, "done", 0.3, params={"depth": 3, "act": False}),
+        _row(1, 2, "failed", None, params={"act": "relu"}),  # no depth recorded
+    ]
+    path = report.write_trials_csv(rows_in, ["depth", "act"], tmp_path / "trials.csv")
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["depth"] for r in rows] == ["null", "3", ""]
+    assert [r["act"] for r in rows] == ["relu", "False", "relu"]
+
+
 def test_sampling_means_start_at_x0_then_follow_the_tells():
     means = report.sampling_means(GENERATIONS, SPACE)
     assert [g for g, _ in means] == [1, 2, 3]  # x0 for generation 1, then after each tell
@@ -380,3 +393,20 @@ def test_space_of_a_mixed_raw_config():
     raw = {"space": MIXED.to_dict(), "strategy": {"name": "catcmawm"}}
     assert report.space_of(raw) == MIXED and report.space_of({"space": MIXED.to_dict()}) == MIXED
     assert report.space_of({"space": SPACE.to_dict(), "strategy": {"name": "cmaes"}}) == SPACE
+
+
+def test_a_trials_csv_with_a_null_choice_replays_in_the_simulator(tmp_path):
+    """``esopt simulate --durations`` reads the null choice back as None (it skipped such rows)."""
+    from cluster.simulate import DurationTable
+
+    space = Space(
+        {"lr": {"lower": 1e-4, "upper": 0.1, "scale": "log10"}, "depth": {"choices": [None, 3, 5]}}, mixed=True
+    )
+    rows_in = [
+        _row(1, i, "done", 0.1 * (i + 1), params={"lr": 10.0 ** -(i + 1), "depth": d}, result={"wall_time_s": 2.0 + i})
+        for i, d in enumerate([None, 3, 5])
+    ]
+    path = report.write_trials_csv(rows_in, space.names, tmp_path / "trials.csv")
+    table = DurationTable(path, space)
+    assert table.X.tolist() == [space.encode(r.params).tolist() for r in rows_in]  # all three rows, None included
+    assert table.lookup(space.encode({"lr": 0.1, "depth": None})) == (0.1, 1.0)  # duration_s: finished - started
