@@ -145,9 +145,7 @@ class StrategyConfig(_Section):
     sigma0: Number = Field(0.3, gt=0)  # initial step size, fraction of each range (unit cube), <= 1
     seed: Integer = Field(0, ge=0)  # seed of the strategy's numpy Generator
     restarts: str | None = None  # None, or a key of esopt.registry.RESTARTS ("ipop", "bipop")
-    max_restarts: Integer = Field(
-        _DEFAULT_MAX_RESTARTS, ge=0
-    )  # with restarts only (another value without restarts: error)
+    max_restarts: Integer = Field(_DEFAULT_MAX_RESTARTS, ge=0)  # with restarts only (else only the default)
     options: dict[str, Any] = Field(default_factory=dict)  # strategy options / esopt.Tolerances names
     stop_on_convergence: StrictBool = False  # true: the strategy's criteria end the campaign (0.1.0)
     surrogate: str | None = None  # None, or a key of esopt.registry.SURROGATES ("lq"): pre-screening, sync only
