@@ -522,15 +522,48 @@ class ESSearcher(Searcher):
             if self._stop:
                 return Searcher.FINISHED
             self._ask()  # may tell at once a generation made of known results only
-        if self._next >= len(self._configs):
+        free = self._reissued_row()
+        if free is None and self._next >= len(self._configs):
             return None  # whole generation handed out; wait for its results
         if self._max_concurrent is not None and len(self._rows) - len(self._results) >= self._max_concurrent:
             return None
-        row = self._next
-        self._next += 1
+        if free is None:
+            row = self._next
+            self._next += 1
+        else:
+            row = free
         self._rows[trial_id] = row
         self._n_suggested += 1
         return self._tspace.to_config(self._configs[row])
+
+    def _reissued_row(self) -> int | None:
+        # sync: the first row handed out before and given back by reissue_pending (None: none)
+        taken = set(self._rows.values())
+        return next((r for r in range(self._next) if r not in taken), None)
+
+    def reissue_pending(self) -> tuple[str, ...]:
+        """Hand the candidates of the trials still outstanding (suggested, no result yet: see
+        :attr:`pending_trial_ids`) out again, to the next :meth:`suggest` calls; returns those
+        trial ids, whose results are ignored from now on.
+
+        For a searcher checkpoint continued in a *new* Tune experiment (``searcher.restore(path)``
+        then a new ``Tuner(..., search_alg=searcher).fit()``): the trials that were running when
+        the checkpoint was written belong to the old experiment and never report to this one, so a
+        sync searcher would wait for them forever and an async one would count them against
+        ``max_concurrent``.  ``Tuner.restore`` does not need it (Tune resumes those trials under
+        their own ids).  The same candidates are evaluated as in an uninterrupted run (sync: the
+        same rows of the generation; async: first, until the next tell, which replaces the
+        supply); ``max_trials`` counts each once.  Changes nothing when no trial is outstanding.
+        """
+        ids = self.pending_trial_ids
+        if self._scheduling == "async":
+            q = self._queue
+            q.supply = [q.out.pop(t) for t in ids] + q.supply
+        else:
+            for t in ids:
+                del self._rows[t]
+        self._n_suggested -= len(ids)
+        return ids
 
     def _suggest_async(self, trial_id: str) -> dict | str | None:
         if self._stop:
@@ -813,7 +846,10 @@ class ESSearcher(Searcher):
 
         A searcher without a space takes the checkpoint's (without constants); every searcher
         takes the checkpoint's ``seed`` and ``sigma0`` (they fix the restarts to come).
-        Checkpoints of esopt 0.1.0 (format version 1) load as well.
+        Checkpoints of esopt 0.1.0 (format version 1) load as well.  To continue the checkpoint
+        in a new Tune experiment rather than through ``Tuner.restore``, call
+        :meth:`reissue_pending` afterwards: the trials outstanding in the checkpoint never report
+        to a new experiment.
 
         Raises
         ------

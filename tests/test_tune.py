@@ -400,6 +400,34 @@ def test_add_evaluated_point_rejects_bad_input_before_any_change():
         make(stop_on_convergence="yes")
 
 
+@pytest.mark.parametrize("scheduling", ["sync", "async"])
+def test_reissue_pending_hands_the_outstanding_candidates_out_again(tmp_path, scheduling):
+    """A checkpoint continued in a new experiment: its running trials never report there."""
+    a = make(scheduling=scheduling, max_trials=16)
+    drive(a, ["a0", "a1", "a2", "a3"], [loss] * 4)
+    running = drive(a, ["b0", "b1", "b2"], [loss, None, None])  # b1, b2 were running
+    a.save(tmp_path / "ck")
+    b = make(scheduling=scheduling, max_trials=16)
+    b.restore(tmp_path / "ck")
+    assert b.reissue_pending() == ("b1", "b2") and b.pending_trial_ids == ()
+    assert b.reissue_pending() == ()  # nothing outstanding any more
+    b.on_trial_complete("b1", {"loss": 0.0})  # a late result of the old experiment changes nothing
+    again = [b.suggest("n1"), b.suggest("n2")]
+    assert again == running[1:]  # the same candidates, in the same order
+    # the rest of the run is the uninterrupted one's: same generation, same tells, same next suggestions
+    for s, ids in ((a, ("b1", "b2")), (b, ("n1", "n2"))):
+        for i, c in zip(ids, running[1:]):
+            s.on_trial_complete(i, {"loss": loss(c)})
+    seqs = []
+    for s in (a, b):
+        seq = drive(s, ["c0"], [loss])  # the last row of generation 2
+        for g in range(2):
+            seq += drive(s, [f"d{g}{i}" for i in range(4)], [loss] * 4)
+        seqs.append(seq + [s.suggest("e0")])
+    assert seqs[0] == seqs[1] and a.n_told == b.n_told == 16 and None not in seqs[1][:-1]
+    assert seqs[1][-1] is Searcher.FINISHED  # max_trials counted each reissued candidate once
+
+
 def test_known_results_survive_save_restore_and_deepcopy(tmp_path):
     rng = np.random.default_rng(1)
     known = [
@@ -635,6 +663,25 @@ def test_interrupted_experiment_resumes_the_es_exactly(reference, tmp_path):
     final = Tagged(metric="loss", mode="min")  # the restored Tagged's last checkpoint (newest session's file)
     final.restore(sorted((tmp_path / "interrupted").glob("searcher-state-*"))[-1])
     assert final.generation == GENERATIONS and final.completed_count == n_total  # counted before and after
+
+
+def test_a_checkpoint_with_running_trials_continues_in_a_new_experiment(reference, tmp_path):
+    """searcher.restore + reissue_pending in a new Tuner (not Tuner.restore): the trials that were
+    running at the checkpoint never report there, and their candidates are run again."""
+    first = ESSearcher(PARAM_SPACE, metric="loss", mode="min", popsize=POPSIZE, seed=SEED)
+    ids = [f"old{i}" for i in range(POPSIZE + 3)]  # generation 1 and three trials of generation 2
+    configs = drive(first, ids[:POPSIZE], [loss] * POPSIZE)
+    configs += drive(first, ids[POPSIZE:], [loss, None, None])  # the last two still running
+    first.save(tmp_path / "ck")
+    searcher = ESSearcher(metric="loss", mode="min")
+    searcher.restore(tmp_path / "ck")
+    assert searcher.reissue_pending() == tuple(ids[-2:])
+    n_total = POPSIZE * GENERATIONS
+    results = fit(objective, searcher, tmp_path, "new", n_total - (POPSIZE + 1))
+    assert len(results) == n_total - (POPSIZE + 1) and results.num_errors == 0
+    assert searcher.generation == GENERATIONS
+    ran = [key(c) for c in configs[: POPSIZE + 1]] + [key(r.config) for r in results]
+    assert sorted(ran) == sorted(key(r.config) for r in reference[1])  # the uninterrupted run's trials
 
 
 def flaky(config):
