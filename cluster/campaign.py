@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from .config import CampaignConfig, ConfigError, parse_config, require_stop, upgrade_stored
+from .configmodel import check_address
 from .lock import LOCK_NAME, PID_NAME, CampaignLock, CampaignLocked
 from .objective import Objective, make_objective
 from .penalty import penalize
@@ -67,28 +68,6 @@ log = logging.getLogger(__name__)
 _DONE, _FAILED, _STOPPED = TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.STOPPED.value
 _RERUN = {TrialStatus.PENDING.value, TrialStatus.RUNNING.value, TrialStatus.CANCELLED.value}
 _MAX_REASONS = 5  # distinct failure reasons named in an all-failed message
-
-
-def check_address(address: object) -> None:
-    """A Ray address given to :class:`Campaign` (``--address``): None, or a non-empty string
-    (``"auto"``, ``"host:port"``, ``"ray://host:port"``), as ``ray.address`` in a config.
-
-    Raises
-    ------
-    TypeError
-        Not a string or None.
-    ValueError
-        An empty (or all-blank) string: it would otherwise start a local instance silently.
-    """
-    if address is None:
-        return
-    if not isinstance(address, str):
-        raise TypeError(f"address must be a string or None, got {type(address).__name__}")
-    if not address.strip():
-        raise ValueError(
-            f"address {address!r} is empty: give 'auto', 'host:port' or 'ray://host:port' to join a cluster, "
-            "or leave it out to start a local Ray instance"
-        )
 
 
 @dataclass

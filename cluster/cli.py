@@ -230,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _address(text: str) -> str:
     """``--address``: a non-empty Ray address (argparse's usage error, exit 2, otherwise)."""
-    from .campaign import check_address
+    from .configmodel import check_address
 
     try:
         check_address(text)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from .space import Param, _show
 
 __all__ = [
+    "check_address",
     "BudgetConfig",
     "CampaignModel",
     "FailuresConfig",
@@ -300,6 +301,28 @@ class SchedulerConfig(_Section):
     max_concurrent: Integer | None = Field(None, ge=1)  # trials running at once; None = all the cluster fits
 
 
+def check_address(address: object) -> None:
+    """A Ray address given to :class:`cluster.Campaign` (``--address``, ``ray.address``): None, or a non-empty string
+    (``"auto"``, ``"host:port"``, ``"ray://host:port"``), as ``ray.address`` in a config.
+
+    Raises
+    ------
+    TypeError
+        Not a string or None.
+    ValueError
+        An empty (or all-blank) string: it would otherwise start a local instance silently.
+    """
+    if address is None:
+        return
+    if not isinstance(address, str):
+        raise TypeError(f"address must be a string or None, got {type(address).__name__}")
+    if not address.strip():
+        raise ValueError(
+            f"address {address!r} is empty: give 'auto', 'host:port' or 'ray://host:port' to join a cluster, "
+            "or leave it out to start a local Ray instance"
+        )
+
+
 class RayConfig(_Section):
     """``ray:`` section."""
 
@@ -310,8 +333,10 @@ class RayConfig(_Section):
     @field_validator("address", mode="before")
     @classmethod
     def _address(cls, v: Any) -> Any:
-        if v is not None and (not isinstance(v, str) or not v.strip()):
-            raise ValueError(f"must be null, 'auto', 'host:port' or 'ray://host:port', got {_show(v)}")
+        try:
+            check_address(v)  # the rule of Campaign(address=...) and --address
+        except (TypeError, ValueError):
+            raise ValueError(f"must be null, 'auto', 'host:port' or 'ray://host:port', got {_show(v)}") from None
         return v
 
 

@@ -38,7 +38,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator, PercentFormatter
 
-from .space import Space
+from .space import NULL_TEXT, Space
 from .status import TrialStatus
 from .store import finite_or_none
 from .trialrow import TrialRow
@@ -451,9 +451,9 @@ def _iso_utc(ts: Any) -> str | None:
 
 
 def _csv_param(params: Mapping[str, Any], name: str) -> Any:
-    """A trial's value of ``name`` for trials.csv: ``"null"`` for a ``None`` choice, empty if absent."""
+    """A trial's value of ``name`` for trials.csv: ``NULL_TEXT`` for a ``None`` choice, empty if absent."""
     if name in params and params[name] is None:
-        return "null"
+        return NULL_TEXT
     return params.get(name)
 
 

@@ -41,6 +41,7 @@ import numpy as np
 
 from .config import CampaignConfig, ConfigError, FailuresConfig
 from .executor import ExecutorBase, ExecutorListener, RayExecutor, TrialOutcome, TrialTask, _run_objective
+from .space import NULL_TEXT
 from .status import TrialStatus
 
 __all__ = ["SimulatedExecutor", "SimulationResult", "DurationTable", "simulate", "MAX_WORKERS"]
@@ -112,7 +113,7 @@ def _cell(param, text: str) -> Any:
     if not param.is_categorical:
         return _value(text)
     for c in param.choices:
-        if text == ("null" if c is None else str(c)):
+        if text == (NULL_TEXT if c is None else str(c)):
             return c
     raise ValueError(f"{text!r} is not one of {param.name}'s choices")
 

@@ -49,6 +49,7 @@ __all__ = ["Param", "ParamError", "Space"]
 _SCALES = ("linear", "log10")
 _SCALE_ALIASES = {"log": "log10"}  # the unit-cube map does not depend on the log's base
 _TYPES = ("float", "int")
+NULL_TEXT = "null"  # how a None choice is written as text (YAML's spelling): trials.csv, read back by simulate
 _FIELDS = ("lower", "upper", "scale", "type", "init", "choices")
 _NUMERIC_FIELDS = ("lower", "upper", "scale", "type")  # not with choices
 

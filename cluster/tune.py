@@ -537,7 +537,10 @@ class ESSearcher(Searcher):
         return self._tspace.to_config(self._configs[row])
 
     def _reissued_row(self) -> int | None:
-        # sync: the first row handed out before and given back by reissue_pending (None: none)
+        # sync: the first row handed out before and given back by reissue_pending (None: none);
+        # rows below _next are all taken unless reissue_pending freed some (the usual case, O(1))
+        if len(self._rows) >= self._next:
+            return None
         taken = set(self._rows.values())
         return next((r for r in range(self._next) if r not in taken), None)
 

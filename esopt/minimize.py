@@ -142,8 +142,8 @@ def minimize(
             f"max_restarts={max_restarts!r} needs a restart scheme: pass restarts='ipop' or 'bipop' "
             "(esopt.registry.RESTARTS), or leave max_restarts out"
         )
-    opts = dict(options) if isinstance(options, dict) else options
-    if max_restarts is not None and isinstance(opts, dict):
+    opts = dict(options) if isinstance(options, dict) else ({} if options is None else options)
+    if max_restarts is not None and isinstance(opts, dict):  # also without options (it was dropped then)
         opts.setdefault("max_restarts", max_restarts)
     es = build(
         method,

@@ -163,3 +163,8 @@ def test_max_restarts_without_restarts_is_refused():
     with pytest.raises(ValueError, match="max_restarts=2 needs a restart scheme"):
         esopt.minimize(lambda x: calls.append(1) or float(x @ x), np.ones(2), 0.5, max_restarts=2)
     assert calls == []  # refused before anything ran
+
+
+def test_max_restarts_is_passed_on_without_options():
+    r = esopt.minimize(lambda x: float(x @ x) + 1.0, np.ones(2), 0.5, restarts="ipop", max_restarts=1, seed=0)
+    assert r.stop.get("maxrestarts") == 1  # was the wrapper's default 9 when options was left out
