@@ -204,6 +204,10 @@ class ESSearcher(Searcher):
     **strategy_options
         Strategy options, termination thresholds and restart-wrapper options as one flat mapping
         (``esopt.check_options``), e.g. ``tolfun=1e-6`` or ``tolerances={"tolfun": 1e-6}``.
+        ``ftarget`` is in the metric's own sign: with ``mode="max"`` the search ends once a
+        trial's metric is at or above it (the strategy is told ``-ftarget``).  A ``mode`` that
+        Tune passes later (``set_search_properties``) rebuilds the strategy with it before the
+        first suggestion; after that, a change of sign with ``ftarget`` set raises ``ValueError``.
 
     Raises
     ------
@@ -347,6 +351,8 @@ class ESSearcher(Searcher):
         # as the campaigns do
         space, options = tspace.space, dict(self._strategy_options)
         options.update(space.strategy_options())
+        if options.get("ftarget") is not None and self._mode == "max":  # given in the metric's own sign
+            options["ftarget"] = -float(options["ftarget"])
         return esopt.build(
             self._strategy_name if name is None else name,
             space.x0 if x0 is None else np.clip(np.asarray(x0, dtype=float), *space.bounds),
@@ -375,23 +381,39 @@ class ESSearcher(Searcher):
         ValueError
             ``mode`` not in {min, max}, unsupported domains or bad choices in ``config``, a
             categorical with a strategy that cannot search one, ``points_to_evaluate`` outside
-            the space.  Nothing is set up then.
+            the space; a ``mode`` of the other sign once suggestions were made, when
+            ``ftarget`` is set.  Nothing is set up then.
         """
         _check_metric_mode(metric, mode)
         _, domain_vars, grid_vars = parse_spec_vars(dict(config or {}))
-        if domain_vars or grid_vars:
-            tspace = convert_search_space(config)
-            if self._tspace is None:
-                self._setup(tspace)
-            elif _same_space(self._tspace, tspace):
-                self._tspace = tspace.with_mixed(self._tspace.space.mixed)  # adopt the constants of the template
-            else:
-                return False
+        tspace = convert_search_space(config) if domain_vars or grid_vars else None
+        if tspace is not None and self._tspace is not None and not _same_space(self._tspace, tspace):
+            return False
+        flips = bool(mode) and (mode == "max") != (self._mode == "max")
+        if flips and self._strategy is not None and self._strategy_options.get("ftarget") is not None:
+            if self._n_suggested or self._n_told or self._restart_log:
+                raise ValueError(
+                    f"mode={mode!r} arrives after the search started with mode={self._mode!r}, and ftarget "
+                    "is in the metric's sign: pass mode= to ESSearcher"
+                )
+            tspace, rebuild = tspace or self._tspace, True  # ftarget in the new sign (nothing asked yet)
+        else:
+            rebuild = False
+        before = (self._metric, self._mode)
         if metric:
             self._metric = metric
         if mode:
             self._mode = mode
         self._default_metric()
+        if tspace is not None:
+            if self._tspace is None or rebuild:
+                try:
+                    self._setup(tspace)
+                except Exception:
+                    self._metric, self._mode = before
+                    raise
+            else:
+                self._tspace = tspace.with_mixed(self._tspace.space.mixed)  # adopt the constants of the template
         num_samples = spec.get("num_samples")
         if _is_int(num_samples, 1) and num_samples < sys.maxsize:  # num_samples=-1 arrives as sys.maxsize
             self._num_samples = int(num_samples)
@@ -569,12 +591,13 @@ class ESSearcher(Searcher):
         return ids
 
     def _suggest_async(self, trial_id: str) -> dict | str | None:
+        self._flush_known()
+        self._tell_async()  # a population of known results (evaluated_rewards) is told before any suggestion
         if self._stop:
             return Searcher.FINISHED
         q = self._queue
         if self._max_concurrent is not None and len(q.out) >= self._max_concurrent:
             return None
-        self._flush_known()
         if self._pending_points:
             point = self._pending_points.pop(0)  # handed out exactly as given, told as injected
             cand = Candidate(self._encode(point), point, self._generation)

@@ -193,6 +193,9 @@ class TuneSpace:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise ValueError(f"{where} = {v!r} is not a number in [{lo}, {up}]")
         v = v.item() if isinstance(v, np.generic) else v
+        if p.name in self.q:  # the grid's ends (k * q, as Tune and decode make them) may lie just outside
+            g = self.q[p.name]
+            lo, up = min(lo, _grid_index(p.lower, g, math.ceil) * g), max(up, _grid_index(p.upper, g, math.floor) * g)
         if not lo <= v <= up:
             raise ValueError(f"{where} = {v!r} is not a number in [{lo}, {up}]")
         if p.type == "int" and (v != round(v) or round(v) % q):
@@ -393,9 +396,11 @@ def _categorical(where: str, name: str, domain: Categorical) -> Param:
         )
     if any(_is_placeholder(c, _REF_TOKEN) for c in choices):
         raise ValueError(
-            f"{where}: tune.choice of objects (classes, functions, arrays...; Tune hands them to the "
-            "searcher as placeholders): ESSearcher's choices must be strings, numbers, booleans or "
-            "None. Choose among names, e.g. tune.choice(['adam', 'sgd']), and look the object up "
+            f"{where}: tune.choice of objects (classes, functions, arrays, and numpy scalars such as "
+            "np.int64(16) or the items of a numpy array: Tune hands all of them to the searcher as "
+            "placeholders): ESSearcher's choices must be Python strings, numbers, booleans or None. "
+            "Pass numbers as Python values, e.g. tune.choice(np.array([16, 32]).tolist()); for "
+            "objects choose among names, e.g. tune.choice(['adam', 'sgd']), and look the object up "
             "inside the trainable."
         )
     try:

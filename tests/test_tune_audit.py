@@ -142,3 +142,103 @@ def test_sigma0_may_be_a_numpy_float32():
     for bad in (np.float32(0.0), np.float32("inf"), np.bool_(True), True, "0.3"):
         with pytest.raises(ValueError, match="sigma0 must be a positive finite float"):
             ESSearcher(SPACE, sigma0=bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# a second audit: ftarget with mode="max", the ends of a quantized grid, known results in async
+# mode, numpy choices through the Tuner
+# ------------------------------------------------------------------------------------------------
+UNIT = {"x": tune.uniform(0.0, 1.0), "y": tune.uniform(0.0, 1.0)}
+
+
+def run_generations(s, metric, n_generations, popsize=4):
+    """Suggest and complete ``n_generations`` of ``popsize`` trials (metric = x / 2 + y / 2);
+    returns what suggest gave, FINISHED included."""
+    out = []
+    for i in range(n_generations * popsize):
+        c = s.suggest(f"t{i}")
+        out.append(c)
+        if c == ESSearcher.FINISHED:
+            break
+        s.on_trial_complete(f"t{i}", {metric: 0.5 * c["x"] + 0.5 * c["y"]})
+    return out
+
+
+@pytest.mark.parametrize("mode_at", ["constructor", "tuner"])
+def test_ftarget_with_mode_max_is_read_in_the_metrics_own_sign(mode_at):
+    """ftarget was passed to the strategy as given while the searcher minimizes -metric, so with
+    mode="max" every accuracy 'reached' ftarget=0.9 and the search ended after one generation."""
+    kw = {"metric": "acc", "mode": "max"} if mode_at == "constructor" else {}
+    s = ESSearcher(UNIT, popsize=4, seed=0, ftarget=0.9, **kw)
+    if mode_at == "tuner":  # Tune passes metric and mode after the searcher was built with its space
+        assert s.set_search_properties("acc", "max", {})
+    got = run_generations(s, "acc", 3)
+    assert ESSearcher.FINISHED not in got and s.generation == 3 and s.stop_reason == {}
+    # a target that the metric does reach ends the search
+    easy = ESSearcher(UNIT, popsize=4, seed=0, ftarget=0.05, **kw)
+    if mode_at == "tuner":
+        easy.set_search_properties("acc", "max", {})
+    got = run_generations(easy, "acc", 3)
+    assert got[-1] == ESSearcher.FINISHED and "ftarget" in easy.stop_reason and easy.generation == 1
+    assert easy.best_result["metric"] >= 0.05
+
+
+def test_a_mode_that_flips_ftarget_after_the_search_started_is_refused_and_changes_nothing():
+    s = ESSearcher(UNIT, metric="acc", mode="min", popsize=4, seed=0, ftarget=0.1)
+    s.suggest("t0")
+    with pytest.raises(ValueError, match="mode='max' arrives after the search started .* pass mode= to ESSearcher"):
+        s.set_search_properties("acc", "max", {})
+    assert s._mode == "min" and s.strategy.tolerances.ftarget == 0.1
+    assert s.set_search_properties("acc", "min", {})  # the same mode is fine
+
+
+def test_the_ends_of_a_quantized_grid_are_accepted_as_points():
+    """decode hands out k * q, which can lie just above upper (0.30000000000000004 for
+    quniform(0, 0.3, 0.1)), and so do Tune's own samples; both were refused as points."""
+    sp = {"x": tune.quniform(0.0, 0.3, 0.1)}
+    s = ESSearcher(sp, metric="loss", mode="min", popsize=4, seed=0, points_to_evaluate=[{"x": 0.1 * 3}])
+    assert s.suggest("t0") == {"x": 0.1 * 3}
+    sp7 = {"x": tune.quniform(0.0, 0.7, 0.1)}
+    samples = sorted(set(sp7["x"].sample(size=2000, random_state=np.random.default_rng(0))))
+    assert samples[-1] > 0.7  # Tune's grid end, 7 * 0.1
+    s7 = ESSearcher(sp7, metric="loss", mode="min", popsize=4, seed=0)
+    for v in samples:
+        s7.add_evaluated_point({"x": v}, (v - 0.2) ** 2)
+    s7.suggest("t0")  # the known results fill the first generations
+    assert len(samples) == 8 and s7.n_told == 8
+    for bad in (0.71, -0.01):
+        with pytest.raises(ValueError, match=r"is not a number in"):
+            s7.add_evaluated_point({"x": bad}, 1.0)
+
+
+def test_async_tells_a_population_of_evaluated_rewards_before_the_first_suggestion():
+    """the async path moved known results to the finished ones but told them only once a trial
+    completed, so its first suggestions were those of a searcher without the warm start."""
+    pts = [{"x": 0.9 + 0.01 * i, "y": 0.9} for i in range(4)]
+    kw = {"metric": "loss", "mode": "min", "popsize": 4, "seed": 0, "scheduling": "async"}
+    warm = ESSearcher(UNIT, points_to_evaluate=pts, evaluated_rewards=[0.0, 1.0, 2.0, 3.0], **kw)
+    cold = ESSearcher(UNIT, **kw)
+    first = warm.suggest("t0")
+    assert warm.n_told == 4 and warm.generation == 1
+    assert first != cold.suggest("t0")
+    # the same as the synchronous searcher, which told them before its first suggestion
+    sync = ESSearcher(
+        UNIT, points_to_evaluate=pts, evaluated_rewards=[0.0, 1.0, 2.0, 3.0], **{**kw, "scheduling": "sync"}
+    )
+    assert sync.suggest("t0") == first and sync.n_told == 4
+
+
+def test_numpy_choices_in_the_tuners_param_space_get_a_message_that_says_how_to_pass_them(ray_tune_local, tmp_path):
+    """Tune hands numpy scalars in a tune.choice to the searcher as placeholders; the message
+    spoke of 'objects (classes, functions, arrays...)' only."""
+    space = {**SPACE, "bs": tune.choice(np.array([16, 32, 64]))}
+    with pytest.raises(ValueError) as e:
+        tuner(ESSearcher(popsize=4, seed=0), tmp_path, "numpy", 4, space).fit()
+    message = str(e.value)
+    assert message.startswith("param_space['bs']: tune.choice of objects") and "numpy scalars" in message
+    assert "tune.choice(np.array([16, 32]).tolist())" in message
+    # passed as Python numbers, the same choice runs
+    results = tuner(
+        ESSearcher(popsize=4, seed=0), tmp_path, "python", 4, {**SPACE, "bs": tune.choice([16, 32, 64])}
+    ).fit()
+    assert results.num_errors == 0 and {r.config["bs"] for r in results} <= {16, 32, 64}
