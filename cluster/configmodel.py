@@ -22,6 +22,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from .space import Param, _show
 
+
+def _number_text(x: Any) -> Any:
+    """``"1e-3"`` -> ``0.001`` (a string that Python reads as a float); anything else unchanged."""
+    if not isinstance(x, str):
+        return x
+    try:
+        return float(x)
+    except ValueError:
+        return x
+
+
 __all__ = [
     "check_address",
     "BudgetConfig",
@@ -150,6 +161,16 @@ class StrategyConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)  # strategy options / esopt.Tolerances names
     stop_on_convergence: StrictBool = False  # true: the strategy's criteria end the campaign (0.1.0)
     surrogate: str | None = None  # None, or a key of esopt.registry.SURROGATES ("lq"): pre-screening, sync only
+
+    @field_validator("options")
+    @classmethod
+    def _yaml_exponent_floats(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """A threshold written ``1e-3`` (no dot) is a string to PyYAML (YAML 1.1) and esopt takes
+        only numbers: such a string becomes the float it spells (journals of earlier versions
+        hold it so, too); any other string stays and is refused by ``check_options``."""
+        from esopt.registry import TOLERANCE_NAMES
+
+        return {k: _number_text(x) if k in TOLERANCE_NAMES else x for k, x in v.items()}
 
     @field_validator("sigma0")
     @classmethod

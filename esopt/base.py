@@ -70,11 +70,12 @@ def default_popsize(n: int) -> int:
 def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     """A ``numpy.random.Generator`` from an int seed, an existing Generator (used as is) or None.
 
-    Raises ``TypeError`` for anything else (e.g. a float or a legacy ``RandomState``).
+    Raises ``TypeError`` for anything else (e.g. a float, a bool or a legacy ``RandomState``),
+    ``ValueError`` for a negative int.
     """
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or isinstance(seed, (int, np.integer)):
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
         if seed is not None and seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed}")
         return np.random.default_rng(seed)
@@ -311,6 +312,7 @@ class EvolutionStrategy(Strategy):
         n = x.size
         self.n = n
         self.popsize = _check_popsize(popsize, n, self._min_popsize)
+        self._popsize_default = popsize is None  # the default tolerances depend on it (below)
         self.bounds: BoxBounds | None = None
         if bounds is not None:
             self.bounds = as_box_bounds(bounds, n)
@@ -502,6 +504,8 @@ class EvolutionStrategy(Strategy):
                 self.x0, self.sigma0, self.popsize, self.bounds, self.tolerances_given, self._init_options()
             )
         )
+        if self._popsize_default:  # rebuilt with popsize=None, so that maxiter and tolstagnation resolve alike
+            d["init.popsize_default"] = True
         d["rng"] = sd.rng_entry(self._rng)
         d.update(sd.flatten(self.progress, "base."))
         d.update(sd.flatten(self._export_state(), "state."))
@@ -539,7 +543,7 @@ class EvolutionStrategy(Strategy):
                 tolerances=init["tolerances"],
                 **init["options"],
             )
-            sd.load_rng(obj._rng, d)
+            obj._rng = sd.load_rng(d)
             obj.progress = sd.unflatten(obj.progress, "base.", d)
             obj.state = sd.unflatten(obj.state, "state.", d)
         except KeyError as e:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -142,7 +142,8 @@ def minimize(
             f"max_restarts={max_restarts!r} needs a restart scheme: pass restarts='ipop' or 'bipop' "
             "(esopt.registry.RESTARTS), or leave max_restarts out"
         )
-    opts = dict(options) if isinstance(options, dict) else ({} if options is None else options)
+    # any Mapping (a MappingProxyType too) is copied; anything else goes to build, which refuses it
+    opts = dict(options) if isinstance(options, Mapping) else ({} if options is None else options)
     if max_restarts is not None and isinstance(opts, dict):  # also without options (it was dropped then)
         opts.setdefault("max_restarts", max_restarts)
     es = build(

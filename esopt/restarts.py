@@ -233,22 +233,27 @@ class IPOP(Strategy):
         self.tolerances_given = tolerances
         self._bounds_arg = bounds
         self._rng = make_rng(seed)
-        # the first run validates x0, sigma0, popsize, bounds and the options
-        self.inner: EvolutionStrategy = self._cls(
-            x0,
-            sigma0,
-            popsize=popsize,
-            seed=self._draw_seed(),
-            bounds=bounds,
-            tolerances=self._run_tolerances(None, 0),
-            **self.options,
-        )
+        rng_state = self._rng.bit_generator.state  # a Generator passed in is left as it was if we raise
+        try:
+            # the first run validates x0, sigma0, popsize, bounds and the options
+            self.inner: EvolutionStrategy = self._cls(
+                x0,
+                sigma0,
+                popsize=popsize,
+                seed=self._draw_seed(),
+                bounds=bounds,
+                tolerances=self._run_tolerances(None, 0),
+                **self.options,
+            )
+            self.tolerances = tolerances.resolve(self.inner.n, self.inner.popsize)  # raises for bad thresholds
+        except Exception:
+            self._rng.bit_generator.state = rng_state
+            raise
         self.n = self.inner.n
         self.x0 = self.inner.x0.copy()
         self.sigma0 = self.inner.sigma0
         self.bounds = self.inner.bounds
         self.popsize0 = self.inner.popsize
-        self.tolerances = tolerances.resolve(self.n, self.popsize0)  # raises for bad thresholds
         self.progress = self._progress_class(
             run={"run": 0, "regime": "first", "popsize": self.popsize0, "sigma0": self.sigma0}
         )
@@ -431,7 +436,7 @@ class IPOP(Strategy):
                 incpopsize=float(d["init.incpopsize"]),
                 **init["options"],
             )
-            sd.load_rng(obj._rng, d)
+            obj._rng = sd.load_rng(d)
             obj.progress = sd.unflatten(obj.progress, "restarts.", d)
             obj.inner = obj._cls.from_state_dict(sd.unnest(d, "inner."))
         except KeyError as e:

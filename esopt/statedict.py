@@ -168,26 +168,48 @@ def unnest(d: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def read_init(d: Mapping[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`init_entries`: ``x0``, ``sigma0``, ``popsize``, ``bounds`` (a pair or
-    None), ``tolerances`` (:class:`Tolerances`) and ``options`` (dict).  ``KeyError`` if missing."""
+    """Inverse of :func:`init_entries`: ``x0``, ``sigma0``, ``popsize`` (None when the entry
+    ``init.popsize_default`` is true: the constructor's default), ``bounds`` (a pair or None),
+    ``tolerances`` (:class:`Tolerances`) and ``options`` (dict).  ``KeyError`` if missing."""
     bounds = None
     if "init.bounds.lower" in d:
         bounds = (np.asarray(d["init.bounds.lower"]), np.asarray(d["init.bounds.upper"]))
     return {
         "x0": np.asarray(d["init.x0"]),
         "sigma0": float(d["init.sigma0"]),
-        "popsize": int(d["init.popsize"]),
+        # None: the strategy's default (format 2 since esopt 0.2 says so with init.popsize_default)
+        "popsize": None if bool(d.get("init.popsize_default", False)) else int(d["init.popsize"]),
         "bounds": bounds,
         "tolerances": Tolerances(**_with_prefix(d, "init.tolerances.")),
         "options": _with_prefix(d, "init.options."),
     }
 
 
+#: numpy's bit generators whose state a checkpoint can hold (their states are ints and arrays of ints)
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+
+
 def rng_entry(rng: np.random.Generator) -> str:
-    """The bit generator's state as JSON (the ``rng`` entry)."""
-    return json.dumps(rng.bit_generator.state)
+    """The bit generator's state as JSON (the ``rng`` entry; arrays as lists of ints).
+
+    Raises ``ValueError`` for a bit generator other than numpy's :data:`BIT_GENERATORS`.
+    """
+    state = rng.bit_generator.state
+    if state.get("bit_generator") not in BIT_GENERATORS or type(rng.bit_generator).__name__ not in BIT_GENERATORS:
+        raise ValueError(
+            f"cannot checkpoint a generator on bit generator {type(rng.bit_generator).__name__}: "
+            f"use one of numpy's {list(BIT_GENERATORS)} (np.random.default_rng(seed) is PCG64)"
+        )
+    return dumps(state)
 
 
-def load_rng(rng: np.random.Generator, d: Mapping[str, Any]) -> None:
-    """Set ``rng``'s bit generator to the ``rng`` entry of ``d`` (``KeyError`` if missing)."""
-    rng.bit_generator.state = json.loads(str(d["rng"]))
+def load_rng(d: Mapping[str, Any]) -> np.random.Generator:
+    """A new generator in the state of ``d``'s ``rng`` entry, on the bit generator named there
+    (``KeyError`` if missing, ``ValueError`` if it names none of :data:`BIT_GENERATORS`)."""
+    state = json.loads(str(d["rng"]))
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in BIT_GENERATORS:
+        raise ValueError(f"rng entry names bit generator {name!r}; readable: {list(BIT_GENERATORS)}")
+    bit_generator = getattr(np.random, name)()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)

@@ -21,6 +21,9 @@ from .jsonutil import plain
 __all__ = ["Tolerances", "SearchView", "FitnessHistory", "check"]
 
 
+_FLAGS = ("noeffectaxis", "noeffectcoord")  # the criteria switched on or off, not thresholds
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """Thresholds of the termination criteria (pycma's option names and defaults).
@@ -49,15 +52,25 @@ class Tolerances:
     tolflatfitness: float = 1  # iterations tolerated with flat fitness
 
     def resolve(self, n: int, popsize: int) -> Tolerances:
-        """Return a copy with every ``None`` replaced by pycma's default for ``n``, ``popsize``."""
+        """Return a copy with every ``None`` replaced by pycma's default for ``n``, ``popsize``.
+
+        Raises ``TypeError`` for a threshold that is not a number (a string or a bool included)
+        or a flag (``noeffectaxis``, ``noeffectcoord``) that is not a bool, ``ValueError`` for a
+        NaN or negative threshold.
+        """
         values = dataclasses.asdict(self)
         if values["maxiter"] is None:
             values["maxiter"] = float(100 + 150 * (n + 3) ** 2 // popsize**0.5)
         if values["tolstagnation"] is None:
             values["tolstagnation"] = float(int(100 + 100 * n**1.5 / popsize))
         for k, v in values.items():
-            if isinstance(v, bool):
+            if k in _FLAGS:
+                if not isinstance(v, (bool, np.bool_)):
+                    raise TypeError(f"tolerances.{k} must be True or False, got {plain(v)!r}")
+                values[k] = bool(v)
                 continue
+            if isinstance(v, (bool, np.bool_, str, bytes)):  # float("1e-3") and float(True) would pass
+                raise TypeError(f"tolerances.{k} must be a number, got {plain(v)!r}")
             try:
                 fv = float(v)
             except (TypeError, ValueError) as e:
