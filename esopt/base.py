@@ -232,9 +232,12 @@ class Strategy(abc.ABC):
 
 def _check_x0_sigma0(x0, sigma0) -> tuple[np.ndarray, float]:
     try:
-        x = np.array(x0, dtype=float, copy=True)
-    except (TypeError, ValueError) as e:
+        a = np.asarray(x0)
+    except (TypeError, ValueError) as e:  # e.g. a ragged list
         raise TypeError(f"x0 must be an array of floats, got {x0!r}") from e
+    if a.dtype.kind not in "iuf":  # strings, complex numbers, bools, objects: never cast silently
+        raise TypeError(f"x0 must be an array of real numbers (ints or floats), got dtype {a.dtype}: {x0!r}")
+    x = np.array(a, dtype=float, copy=True)
     if x.ndim == 0:
         x = x.reshape(1)
     if x.ndim != 1 or x.size == 0:

@@ -6,7 +6,8 @@ so a restored run stopped later than the uninterrupted one; a generator on anoth
 generator than PCG64 could not be checkpointed (TypeError) or loaded (ValueError); thresholds given
 as strings or bools were taken (``maxiter=True`` stopped after one iteration); ``seed=True`` was
 taken as seed 1; a failed ``IPOP(...)`` had already advanced the Generator passed in; and
-``minimize`` dropped ``max_restarts`` when ``options`` was a read-only mapping.
+``minimize`` dropped ``max_restarts`` when ``options`` was a read-only mapping; a complex or string
+``x0`` was cast to floats (the imaginary part dropped with a warning).
 """
 
 from __future__ import annotations
@@ -138,3 +139,13 @@ def test_minimize_passes_max_restarts_on_with_read_only_options():
     )
     assert r.strategy.max_restarts == 0 and len(r.strategy.restart_history) == 1
     assert r.stop.get("maxrestarts") == 0
+
+
+@pytest.mark.parametrize("x0", [np.ones(2) + 1j, ["1", "2"], "12", [True, False], np.array([1.0, None])])
+def test_an_x0_that_is_not_real_numbers_is_refused_not_cast(x0):
+    """complex x0 lost its imaginary part (a ComplexWarning), strings were parsed as numbers."""
+    with pytest.raises(TypeError, match="x0 must be an array of real numbers"):
+        esopt.CMAES(x0, 0.5)
+    with pytest.raises(TypeError, match="x0 must be an array of real numbers"):
+        esopt.minimize(lambda x: float(x @ x), x0, 0.5)
+    assert np.array_equal(esopt.CMAES(np.array([1, 2], dtype=np.int8), 0.5).x0, [1.0, 2.0])
