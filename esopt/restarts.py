@@ -296,6 +296,7 @@ class IPOP(Strategy):
         self.iters_done += self.inner.countiter
         regime, popsize, sigma0, maxiter = self._next_run()
         tolerances = self._run_tolerances(maxiter, self.evals_done)
+        warned = self.inner.progress.warned_nonfinite
         self.inner = self._cls(
             self.x0,
             sigma0,
@@ -305,6 +306,7 @@ class IPOP(Strategy):
             tolerances=tolerances,
             **self.options,
         )
+        self.inner.progress.warned_nonfinite = warned  # one warning about NaN/inf values per search
         self.run = {"run": len(self.history), "regime": regime, "popsize": popsize, "sigma0": sigma0}
 
     # ----- Strategy API --------------------------------------------------------------------------
@@ -369,6 +371,8 @@ class IPOP(Strategy):
         self._end_run(stop)
         if any(k in stop for k in _GLOBAL):
             self.final_stop = dict(stop)
+            if "maxfevals" in stop:  # the run had the budget left; report the threshold the user set
+                self.final_stop["maxfevals"] = float(self.tolerances_given.maxfevals)
         elif self._restarts_exhausted():
             self.final_stop = dict(stop, maxrestarts=self.max_restarts)
         else:

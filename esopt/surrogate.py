@@ -139,9 +139,13 @@ class LQSurrogate(Strategy):
             raise TypeError(
                 f"strategy must be an esopt Strategy (e.g. esopt.CMAES(...)), got {type(strategy).__name__}"
             )
-        if not is_real(tau_threshold) or not -1 < float(tau_threshold) <= 1:
+        if not is_real(tau_threshold):
+            raise TypeError(f"tau_threshold must be a number in (-1, 1], got {tau_threshold!r}")
+        if not -1 < float(tau_threshold) <= 1:
             raise ValueError(f"tau_threshold must be a number in (-1, 1], got {tau_threshold!r}")
-        if maxfevals is not None and (not is_real(maxfevals) or not float(maxfevals) >= 1):
+        if maxfevals is not None and not is_real(maxfevals):
+            raise TypeError(f"maxfevals must be a number >= 1 or None, got {maxfevals!r}")
+        if maxfevals is not None and not float(maxfevals) >= 1:
             raise ValueError(f"maxfevals must be a number >= 1 or None, got {maxfevals!r}")
         self.inner = strategy
         self.n = int(strategy.n)

@@ -149,3 +149,32 @@ def test_an_x0_that_is_not_real_numbers_is_refused_not_cast(x0):
     with pytest.raises(TypeError, match="x0 must be an array of real numbers"):
         esopt.minimize(lambda x: float(x @ x), x0, 0.5)
     assert np.array_equal(esopt.CMAES(np.array([1, 2], dtype=np.int8), 0.5).x0, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("wrapper", ["ipop", "bipop"])
+def test_a_restart_wrapper_reports_the_maxfevals_the_user_set(wrapper):
+    """each run after the first gets the budget left; its stop (529.0) was reported as the search's."""
+    r = esopt.minimize(
+        rastrigin, np.full(3, 3.0), 1.0, restarts=wrapper, seed=2, vectorized=True, options={"maxfevals": 3000}
+    )
+    assert len(r.strategy.restart_history) > 1 and r.stop == {"maxfevals": 3000.0} and r.nfev >= 3000
+
+
+def test_a_restart_wrapper_warns_once_about_non_finite_values():
+    es = esopt.IPOP("cmaes", np.ones(2), 0.5, seed=1, tolerances={"tolfun": 1e-2})
+    with pytest.warns(RuntimeWarning) as record:
+        for _ in range(300):
+            X = es.ask()
+            f = sphere(X)
+            f[0] = np.nan
+            es.tell(X, f)
+    assert len(es.restart_history) > 2
+    assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
+
+
+@pytest.mark.parametrize("kw", [{"tau_threshold": "x"}, {"tau_threshold": True}, {"maxfevals": True}])
+def test_the_surrogate_refuses_a_threshold_that_is_not_a_number_with_type_error(kw):
+    with pytest.raises(TypeError, match="must be a number"):
+        esopt.LQSurrogate(esopt.CMAES(np.ones(3), 0.5, seed=1), **kw)
+    with pytest.raises(ValueError, match="tau_threshold must be a number in"):
+        esopt.LQSurrogate(esopt.CMAES(np.ones(3), 0.5, seed=1), tau_threshold=1.5)
