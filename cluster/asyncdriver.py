@@ -216,7 +216,7 @@ class AsyncLoop:
                 return self.c._finish(self.stop or {"max_trials": self.config.budget.max_trials}, self.clock())
             abort = self.executor.wait(self.listener)
             if abort is not None:
-                return self.c._failed(abort, self.clock())
+                return self.c._failed(abort, self.clock(), self.executor)
             self._collect()
 
     def _collect(self) -> None:
@@ -259,7 +259,7 @@ class AsyncLoop:
 
             _call(self.progress, "on_generation_end", s.generation, s.best)
             if failed.all():
-                return self.c._failed(self._all_failed(ids), self.clock())
+                return self.c._failed(self._all_failed(ids), self.clock(), self.executor)
             if not self._decide():
                 self._start_generation()
         return None

@@ -679,13 +679,13 @@ class Campaign:
             )
             abort = executor.run(batch.tasks, listener)
             if abort is not None:
-                return self._failed(abort, clock())
+                return self._failed(abort, clock(), executor)
             rows = self._tell(search, batch, clock())
             _call(progress, "on_generation_end", batch.generation, search.best)
             if batch.generation == first and session is not None:
                 session.refresh_record()
             if self._all_failed(search, rows):
-                return self._failed(self._all_failed_message(batch.generation, rows), clock())
+                return self._failed(self._all_failed_message(batch.generation, rows), clock(), executor)
             stop = self._decide(search, clock(), progress)
             if stop:
                 return self._finish(stop, clock())
@@ -779,7 +779,11 @@ class Campaign:
         self.journal.set_campaign(status=done, message=message, elapsed_s=elapsed, stop=stop)
         return self._result(done, message, stop)
 
-    def _failed(self, message: str, elapsed: float) -> CampaignResult:
+    def _failed(self, message: str, elapsed: float, executor=None) -> CampaignResult:
+        # trials still out (async: a failed population with others running) are cancelled, as on Ctrl-C
+        if executor is not None:
+            executor.cancel_all()
+        self.journal.cancel_running(reason="cancelled: campaign failed")
         failed = CampaignStatus.FAILED.value
         self.journal.set_campaign(status=failed, message=message, elapsed_s=elapsed)
         return self._result(failed, message, {})

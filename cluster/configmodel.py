@@ -89,6 +89,8 @@ def _number(v: Any) -> float:
         raise ValueError(f"must be a number, got {_show(v)}")
     if isinstance(v, float) and math.isnan(v):
         raise ValueError("must not be NaN")
+    if isinstance(v, float) and math.isinf(v):  # the journal holds strict JSON; "no limit" is null
+        raise ValueError(f"must be finite, got {_show(v)} (leave the key out or write null for no limit)")
     return float(v)
 
 

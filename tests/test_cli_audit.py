@@ -258,3 +258,36 @@ def test_simulate_without_a_budget_is_one_error_line_and_writes_nothing(tmp_path
     err = capsys.readouterr().err
     _one_error_line(err, "budget: nothing would stop this campaign")
     assert not run_dir.exists()
+
+
+# -- a third audit: infinite numbers in a config, trials left running by a failed campaign -------
+@pytest.mark.parametrize(
+    "over, key",
+    [
+        ({"resources": {"timeout_s": float("inf")}}, "resources.timeout_s"),
+        ({"budget": {"max_time_s": float("inf")}}, "budget.max_time_s"),
+        ({"budget": {"max_trials": 4, "ftarget": float("-inf")}}, "budget.ftarget"),
+    ],
+)
+def test_an_infinite_number_in_a_config_is_a_config_error_and_writes_nothing(tmp_path, capsys, over, key):
+    """inf passed validation; the journal (strict JSON) then raised a traceback, exit 1, after the
+    campaign directory and its lock files were written."""
+    cfg_path = _write(tmp_path / "cfg", _config(**over))
+    run_dir = tmp_path / "run"
+    assert main(["simulate", str(cfg_path), "--workers", "2", "--dir", str(run_dir)]) == EXIT_CONFIG
+    _one_error_line(capsys.readouterr().err, key)
+    assert not run_dir.exists()
+
+
+def test_an_async_campaign_failed_by_a_whole_population_leaves_no_trial_running(tmp_path):
+    """the async driver ended 'failed' with the next population's trials still journaled running
+    (esopt status listed them 'for 499078:36:54')."""
+    cfg = _config("audit_objectives:broken", scheduler={"mode": "async"}, budget={"max_trials": 12})
+    cfg_path = _write(tmp_path / "cfg", cfg)
+    run_dir = tmp_path / "run"
+    assert main(["simulate", str(cfg_path), "--workers", "3", "--dir", str(run_dir)]) == EXIT_FAILED
+    with sqlite3.connect(f"file:{run_dir / 'campaign.db'}?mode=ro", uri=True) as db:
+        statuses = dict(db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall())
+        cancelled = db.execute("SELECT DISTINCT error FROM trials WHERE status = 'cancelled'").fetchall()
+    assert statuses.get("failed", 0) >= 4 and "running" not in statuses and "pending" not in statuses
+    assert statuses.get("cancelled", 0) >= 1 and cancelled == [("cancelled: campaign failed",)]
