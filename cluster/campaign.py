@@ -783,7 +783,8 @@ class Campaign:
         # trials still out (async: a failed population with others running) are cancelled, as on Ctrl-C
         if executor is not None:
             executor.cancel_all()
-        self.journal.cancel_running(reason="cancelled: campaign failed")
+        at = None if executor is None else executor.now()  # a simulation's clock is virtual
+        self.journal.cancel_running(reason="cancelled: campaign failed", at=at)
         failed = CampaignStatus.FAILED.value
         self.journal.set_campaign(status=failed, message=message, elapsed_s=elapsed)
         return self._result(failed, message, {})
@@ -792,7 +793,8 @@ class Campaign:
         if executor is not None:
             executor.cancel_all()
         message = "interrupted by Ctrl-C (KeyboardInterrupt)"
-        self.journal.cancel_running(reason="cancelled: interrupted (Ctrl-C)")
+        at = None if executor is None else executor.now()  # a simulation's clock is virtual
+        self.journal.cancel_running(reason="cancelled: interrupted (Ctrl-C)", at=at)
         self.journal.set_campaign(status=CampaignStatus.INTERRUPTED.value, message=message, elapsed_s=elapsed)
         return self._result(CampaignStatus.INTERRUPTED.value, message, {})
 

@@ -95,6 +95,8 @@ def _number(v: Any) -> float:
 
 
 def _integer(v: Any) -> int:
+    if isinstance(v, float) and not math.isfinite(v):  # int(inf) raises OverflowError, not a config error
+        raise ValueError(f"must be an integer, got {_show(v)}")
     if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
         raise ValueError(f"must be an integer, got {_show(v)}")
     return int(v)

@@ -328,10 +328,13 @@ class JournalWrites:
             ]
         )
 
-    def cancel_running(self, generation: int | None = None, *, reason: str = "cancelled") -> list[int]:
+    def cancel_running(
+        self, generation: int | None = None, *, reason: str = "cancelled", at: float | None = None
+    ) -> list[int]:
         """Mark every ``running`` trial (of one generation, or all) ``cancelled``; one commit.
 
-        Returns the ids changed.
+        ``at``: the ``finished_at`` to record (the executor's clock, virtual in a simulation);
+        None = now (Unix seconds).  Returns the ids changed.
         """
         q = "SELECT id FROM trials WHERE status='running'"
         args: tuple = ()
@@ -339,7 +342,7 @@ class JournalWrites:
             q += " AND generation=?"
             args = (int(generation),)
         ids = [r[0] for r in self.conn.execute(q, args)]
-        now = time.time()
+        now = time.time() if at is None else float(at)
         if ids:
             self._write(
                 [

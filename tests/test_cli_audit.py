@@ -267,6 +267,8 @@ def test_simulate_without_a_budget_is_one_error_line_and_writes_nothing(tmp_path
         ({"resources": {"timeout_s": float("inf")}}, "resources.timeout_s"),
         ({"budget": {"max_time_s": float("inf")}}, "budget.max_time_s"),
         ({"budget": {"max_trials": 4, "ftarget": float("-inf")}}, "budget.ftarget"),
+        ({"budget": {"max_trials": float("inf")}}, "budget.max_trials"),
+        ({"strategy": {"popsize": float("inf")}}, "strategy.popsize"),
     ],
 )
 def test_an_infinite_number_in_a_config_is_a_config_error_and_writes_nothing(tmp_path, capsys, over, key):
@@ -289,5 +291,7 @@ def test_an_async_campaign_failed_by_a_whole_population_leaves_no_trial_running(
     with sqlite3.connect(f"file:{run_dir / 'campaign.db'}?mode=ro", uri=True) as db:
         statuses = dict(db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall())
         cancelled = db.execute("SELECT DISTINCT error FROM trials WHERE status = 'cancelled'").fetchall()
+        last_end = db.execute("SELECT MAX(finished_at) FROM trials").fetchone()[0]
     assert statuses.get("failed", 0) >= 4 and "running" not in statuses and "pending" not in statuses
     assert statuses.get("cancelled", 0) >= 1 and cancelled == [("cancelled: campaign failed",)]
+    assert last_end < 1e5  # stamped on the simulation's virtual clock, not in Unix seconds
