@@ -560,6 +560,7 @@ class Campaign:
                 return self._finish(stop, clock())
             if self.executor_factory is None:
                 session = self._connect()
+                _reclaim_sigterm()  # ray.init installed its own handler over ours
             self.journal.set_campaign(status=CampaignStatus.RUNNING.value, message=None, driver_pid=os.getpid())
             executor = self.executor = self._executor()
             clock.use(executor.now)
@@ -670,7 +671,7 @@ class Campaign:
         first = search.generation + 1
         while True:
             if search.open_gen is None:
-                batch = self._ask_generation(search)
+                batch = self._ask_generation(search, executor.now())
             else:
                 batch = self._reopen_generation(search, rerun_failed)
             _call(progress, "on_generation_start", batch.generation, len(batch.X))
@@ -680,7 +681,7 @@ class Campaign:
             abort = executor.run(batch.tasks, listener)
             if abort is not None:
                 return self._failed(abort, clock(), executor)
-            rows = self._tell(search, batch, clock())
+            rows = self._tell(search, batch, clock(), executor.now())
             _call(progress, "on_generation_end", batch.generation, search.best)
             if batch.generation == first and session is not None:
                 session.refresh_record()
@@ -690,14 +691,15 @@ class Campaign:
             if stop:
                 return self._finish(stop, clock())
 
-    def _ask_generation(self, search: _Search) -> _Batch:
-        """Ask the next generation and journal it (with its trials ``pending``) in one commit."""
+    def _ask_generation(self, search: _Search, now: float) -> _Batch:
+        """Ask the next generation and journal it (with its trials ``pending``) in one commit,
+        stamped ``now`` on the executor's clock (virtual in a simulation)."""
         from .executor import TrialTask
 
         g = search.generation + 1
         X = search.strategy.ask()
         params = self.config.space.decode_many(X)
-        ids = self.journal.add_generation(g, X, params)
+        ids = self.journal.add_generation(g, X, params, asked_at=now)
         tasks = [TrialTask(i, g, k, p) for k, (i, p) in enumerate(zip(ids, params))]
         self._created_dirs = None  # a campaign that asked is never discarded
         return _Batch(g, X, tasks, {"done": 0, "running": 0, "failed": 0, "pending": len(tasks)})
@@ -726,8 +728,9 @@ class Campaign:
         }
         return _Batch(g, X, tasks, counts)
 
-    def _tell(self, search: _Search, batch: _Batch, elapsed: float) -> list:
-        """Tell the generation's objectives (failed ones penalized) and journal it; its rows."""
+    def _tell(self, search: _Search, batch: _Batch, elapsed: float, now: float) -> list:
+        """Tell the generation's objectives (failed ones penalized) and journal it, stamped
+        ``now`` on the executor's clock; its rows."""
         rows = self.journal.trials(batch.generation)
         f = np.array(
             [r["objective"] if r["status"] == _DONE and r["objective"] is not None else np.nan for r in rows],
@@ -753,6 +756,7 @@ class Campaign:
             best_objective=search.best,
             state=_state_bytes(search.strategy),
             elapsed_s=elapsed,
+            told_at=now,
         )
         return rows
 
@@ -877,6 +881,16 @@ def _ray_initialized() -> bool:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _reclaim_sigterm() -> None:
+    """Put :func:`_raise_interrupt` back as the SIGTERM handler (main thread only).
+
+    ``ray.init`` (Ray 2.60) installs a handler that exits with status 1 over the one
+    :func:`_sigterm_as_interrupt` installed, so without this a SIGTERM (``ray job stop``, a
+    Kubernetes pod shutdown) ended a campaign ``failed`` instead of ``interrupted``."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 @contextmanager

@@ -485,8 +485,38 @@ def _fill_defaults(config: dict[str, Any]) -> None:
                 sec[key] = f.default
 
 
+class _DuplicateKey(Exception):
+    """A mapping of the config names a key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently: a second ``scheduler:`` dropped the first one's ``mode``).  Keys brought in by a
+    merge (``<<: *defaults``) may still be overridden."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    line0 = first.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: SafeLoader's own error follows
+                    continue
+                again = key_node.start_mark.line + 1
+                if line0 != again:
+                    raise _DuplicateKey(
+                        f"gives the key {key!r} twice in one mapping (lines {line0} and {again}); "
+                        "YAML keeps only the last, so merge the two into one"
+                    )
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path, *, check_objective: bool = True, check_data: bool = True) -> CampaignConfig:
-    """Read a YAML file with ``yaml.safe_load`` and validate it (see :func:`parse_config`).
+    """Read a YAML file (``yaml.safe_load``, refusing duplicate keys) and validate it (see
+    :func:`parse_config`).
 
     ``name`` defaults to the file's stem (``runs/cifar10.yaml`` -> ``cifar10``); ``base_dir`` is
     the file's folder, from which the objective's module is imported first.
@@ -494,7 +524,8 @@ def load_config(path: str | Path, *, check_objective: bool = True, check_data: b
     Raises
     ------
     ConfigError
-        If the file is missing, is not valid YAML, or fails validation.
+        If the file is missing, is not valid YAML, names a key twice in one mapping, or fails
+        validation.
     """
     p = Path(path)
     try:
@@ -502,7 +533,9 @@ def load_config(path: str | Path, *, check_objective: bool = True, check_data: b
     except OSError as e:
         raise ConfigError("", f"cannot read config {str(p)!r}: {e.strerror or e}") from e
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as e:
+        raise ConfigError("", f"{str(p)!r} {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError("", f"{str(p)!r} is not valid YAML: {e}") from e
     return parse_config(

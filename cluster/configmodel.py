@@ -33,6 +33,20 @@ def _number_text(x: Any) -> Any:
         return x
 
 
+def _non_finite(x: Any) -> float | None:
+    """The first infinite or NaN float in ``x`` (a number, or lists/dicts of them), else None."""
+    if isinstance(x, float):
+        return None if math.isfinite(x) else x
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, (list, tuple)):
+        for v in x:
+            bad = _non_finite(v)
+            if bad is not None:
+                return bad
+    return None
+
+
 __all__ = [
     "check_address",
     "BudgetConfig",
@@ -215,6 +229,12 @@ class StrategyConfig(_Section):
                 "remove max_restarts (stop_on_convergence: false already restarts a converged strategy until the "
                 "budget)",
             )
+        for k, x in self.options.items():
+            bad = _non_finite(x)
+            if bad is not None:  # the journal stores the config as strict JSON
+                raise KeyedError(
+                    ("options", k), f"must be finite, got {_show(bad)} (leave the key out for the strategy's default)"
+                )
         given = [k for k in _SPACE_OPTIONS if k in self.options]
         if given and self.name in mixed_strategies():
             raise KeyedError(

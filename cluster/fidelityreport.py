@@ -148,8 +148,9 @@ def resource_summary(trials: Sequence[TrialRow], rungs: Sequence[int]) -> dict[s
         ``n_stopped``; ``stopped_at`` ({rung step: trials stopped there}, increasing);
         ``n_full`` (trials that reached ``max``: done); ``used`` (steps consumed by finished trials:
         done, stopped, failed); ``full`` (what the same trials cost at ``max`` each); ``saved``
-        (``full - used``, the steps stopping spared); ``saved_fraction`` (``saved / full``, 0 when
-        nothing finished); ``running_used`` (steps of unfinished trials so far).
+        (the steps stopping spared: ``max`` minus the steps used, summed over the stopped trials;
+        a failed trial's unused steps are not a saving); ``saved_fraction`` (``saved / full``, 0
+        when nothing finished); ``running_used`` (steps of unfinished trials so far).
 
     Raises
     ------
@@ -165,14 +166,15 @@ def resource_summary(trials: Sequence[TrialRow], rungs: Sequence[int]) -> dict[s
     at = Counter(int(rungs[min(t.rung or 0, len(rungs) - 1)]) for t in stopped)
     used = sum(_used(t, r_max) for t in done)
     full = float(r_max * len(done))
+    saved = float(sum(r_max - _used(t, r_max) for t in stopped))  # a failed trial's rest is no saving
     return {
         "n_stopped": len(stopped),
         "stopped_at": dict(sorted(at.items())),
         "n_full": sum(t.status is TrialStatus.DONE for t in done),
         "used": used,
         "full": full,
-        "saved": full - used,
-        "saved_fraction": (full - used) / full if full else 0.0,
+        "saved": saved,
+        "saved_fraction": saved / full if full else 0.0,
         "running_used": sum(float(t.resource or 0.0) for t in trials if t.status not in final),
     }
 

@@ -30,6 +30,7 @@ import csv
 import heapq
 import math
 import os
+import shlex
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +43,7 @@ import numpy as np
 from .config import CampaignConfig, ConfigError, FailuresConfig
 from .executor import ExecutorBase, ExecutorListener, RayExecutor, TrialOutcome, TrialTask, _run_objective
 from .space import NULL_TEXT
-from .status import TrialStatus
+from .status import FailureKind, TrialStatus
 
 __all__ = ["SimulatedExecutor", "SimulationResult", "DurationTable", "simulate", "MAX_WORKERS"]
 
@@ -177,11 +178,19 @@ class SimulatedExecutor(ExecutorBase):
         the reports are then replayed at virtual times in proportion to their steps, each one
         decided by the driver (``listener.reported``); a stopped trial ends, and frees its worker,
         at the report that stopped it, with that report's value.
+    timeout_s : float, optional
+        ``resources.timeout_s``: a trial whose duration exceeds it ends ``timeout_s`` seconds
+        after its start as a ``timeout`` failure (its later reports never arrive), handled by
+        ``failures`` as the Ray executor handles one.
+    max_concurrent : int, optional
+        At most this many trials at once (``resources.max_concurrent`` and
+        ``scheduler.max_concurrent``, the smaller), as the Ray executor caps them; None: ``workers``.
 
     Raises
     ------
     ValueError
-        If ``workers`` is not an int in 1..MAX_WORKERS.
+        If ``workers`` is not an int in 1..MAX_WORKERS, ``timeout_s`` is not > 0 or
+        ``max_concurrent`` not >= 1.
     """
 
     def __init__(
@@ -195,9 +204,17 @@ class SimulatedExecutor(ExecutorBase):
         start: float = 0.0,
         space: Any = None,
         reporting: bool = False,
+        timeout_s: float | None = None,
+        max_concurrent: int | None = None,
     ):
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
             raise ValueError(f"workers must be an int in 1..{MAX_WORKERS}, got {workers!r}")
+        if timeout_s is not None and not float(timeout_s) > 0:
+            raise ValueError(f"timeout_s must be > 0 or None, got {timeout_s!r}")
+        if max_concurrent is not None and not int(max_concurrent) >= 1:
+            raise ValueError(f"max_concurrent must be >= 1 or None, got {max_concurrent!r}")
+        self.timeout_s = None if timeout_s is None else float(timeout_s)
+        self.limit = workers if max_concurrent is None else min(workers, int(max_concurrent))
         self.objective, self.workers, self.failures = objective, workers, failures
         if table is not None and space is None:
             raise ValueError("a replay table needs the campaign's space (space=config.space)")
@@ -220,8 +237,8 @@ class SimulatedExecutor(ExecutorBase):
         return self.clock
 
     def capacity(self) -> int:
-        """The number of workers."""
-        return self.workers
+        """Trials that can run at once: the workers, capped by ``max_concurrent``."""
+        return self.limit
 
     @property
     def busy(self) -> bool:
@@ -298,7 +315,8 @@ class SimulatedExecutor(ExecutorBase):
 
     def _dispatch(self, listener: ExecutorListener) -> None:
         batch: list[TrialTask] = []
-        while self._queue and len(batch) < len(self._free):
+        room = min(len(self._free), self.limit - len(self._live))
+        while self._queue and len(batch) < room:
             batch.append(self._queue.popleft())
         if not batch:
             return
@@ -314,7 +332,17 @@ class SimulatedExecutor(ExecutorBase):
             cpu0 = time.process_time()
             outcome, seconds, curve = self._evaluate(task, worker)
             self.objective_cpu_s += time.process_time() - cpu0
-            self._schedule(_Run(self._next_seq(), worker, outcome, curve, t0 + seconds), t0, seconds)
+            end = t0 + seconds
+            if self.timeout_s is not None and seconds > self.timeout_s:  # as RayExecutor._expire
+                end = t0 + self.timeout_s
+                outcome = TrialOutcome.failure(
+                    task,
+                    FailureKind.TIMEOUT,
+                    result={"timeout_s": self.timeout_s, "ran_s": self.timeout_s},
+                    node_id=outcome.node_id,
+                    worker_id=outcome.worker_id,
+                )
+            self._schedule(_Run(self._next_seq(), worker, outcome, curve, end), t0, seconds)
         many = getattr(listener, "started_many", None)
         if many is not None:
             many(starts)
@@ -328,16 +356,20 @@ class SimulatedExecutor(ExecutorBase):
         return self._seq
 
     def _schedule(self, run: _Run, t0: float, seconds: float) -> None:
+        """Put ``run`` on the heap: its reports at ``t0 + seconds * step / last step`` up to its
+        end (``t0 + seconds``, earlier for a trial that times out), then its end."""
         run.outcome.finished_at = run.end
-        self.busy_s += seconds
+        self.busy_s += seconds if run.end == t0 + seconds else run.end - t0
         self.n_started += 1
         self._live.add(run.seq)
         last = max((step for step, _ in run.curve), default=0)
         for k, (step, _) in enumerate(run.curve):  # reports spread over the trial in proportion to their step
             # never after the trial's end: t0 + seconds * last / last can round one ulp past run.end,
             # and the end would then arrive before the last report (a full trial left at a lower rung)
-            at = min(t0 + seconds * step / last, run.end)
-            heapq.heappush(self._heap, (at, self._next_seq(), run, k))
+            at = t0 + seconds * step / last
+            if at > run.end and run.end < t0 + seconds:
+                break  # timed out before this report
+            heapq.heappush(self._heap, (min(at, run.end), self._next_seq(), run, k))
         heapq.heappush(self._heap, (run.end, self._next_seq(), run, -1))
 
     def _evaluate(self, task: TrialTask, worker: int) -> tuple[TrialOutcome, float, list]:
@@ -430,13 +462,15 @@ def simulate(
     duration: Callable[[Mapping[str, Any], Mapping[str, Any]], float] | None = None,
     resume: bool = False,
     progress: Any = None,
+    announce: Callable[[], None] | None = None,
 ) -> SimulationResult:
     """Run (or, with ``resume``, continue) the campaign of ``config`` in ``directory`` on
     ``workers`` simulated workers; see the module docstring.
 
     ``durations`` replays a recorded table (a CSV path, or a :class:`DurationTable` already read
     from one, :func:`read_durations`); ``duration`` computes each trial's seconds from
-    ``(params, result)``.  The journal's times are virtual seconds.
+    ``(params, result)``.  The journal's times are virtual seconds.  ``announce()`` is called
+    once the campaign is built (its config and strategy accepted), before the first trial.
 
     Raises
     ------
@@ -471,11 +505,15 @@ def simulate(
             start=start,
             space=c.config.space,
             reporting=getattr(c.config, "fidelity", None) is not None,
+            timeout_s=c.config.resources.timeout_s,
+            max_concurrent=_max_concurrent(c.config),
         )
         made.append(ex)
         return ex
 
     campaign.executor_factory = factory
+    if announce is not None:
+        announce()
     cpu0 = time.process_time()
     try:
         result = campaign.run(progress)
@@ -515,6 +553,12 @@ def _steady_utilization(directory: str | os.PathLike, workers: int, start: float
         return 0.0
     busy = sum(max(0.0, min(e, t_end) - max(s, t0)) for s, e in spans)
     return min(1.0, busy / (workers * (t_end - t0)))
+
+
+def _max_concurrent(config: CampaignConfig) -> int | None:
+    """The smaller of ``resources.max_concurrent`` and ``scheduler.max_concurrent`` (None: neither)."""
+    caps = [c for c in (config.resources.max_concurrent, config.scheduler.max_concurrent) if c is not None]
+    return min(caps) if caps else None
 
 
 def _last_time(journal) -> float:
@@ -583,10 +627,11 @@ def add_parser(sub) -> None:
 
 
 def cmd_simulate(args) -> int:
-    """``esopt simulate``: exit 0 done, 1 failed (see :func:`cluster.cli.main` for the others)."""
+    """``esopt simulate``: exit 0 done, 1 failed, 130 interrupted (with the command that continues it;
+    see :func:`cluster.cli.main` for the others)."""
     import sys
 
-    from .cli import JOURNAL_FILE, check_folder, default_directory
+    from .cli import _STATUS_EXIT, EXIT_FAILED, JOURNAL_FILE, check_folder, default_directory
     from .config import load_config, require_stop
 
     workers = check_workers(args.workers)
@@ -597,7 +642,16 @@ def cmd_simulate(args) -> int:
     if not resume:
         require_stop(cfg)  # refused before the first line is printed, as by esopt tune
     what = "continuing" if resume else "running"
-    print(f"{what} simulated campaign {cfg.name} in {directory} on {workers} workers", file=sys.stderr)
-    result = simulate(cfg, directory, workers=workers, durations=table, resume=resume)
+
+    def announce() -> None:  # once the campaign is built: a strategy error is the only line
+        print(f"{what} simulated campaign {cfg.name} in {directory} on {workers} workers", file=sys.stderr)
+
+    result = simulate(cfg, directory, workers=workers, durations=table, resume=resume, announce=announce)
     print(result.summary())
-    return 0 if result.campaign.status == "done" else 1
+    status = str(result.campaign.status)
+    if status == "interrupted":
+        again = ["esopt", "simulate", str(args.config), "--workers", str(workers), "--dir", str(directory)]
+        if args.durations is not None:
+            again += ["--durations", str(args.durations)]
+        print(f"interrupted; continue with: {shlex.join(again)}", file=sys.stderr)
+    return _STATUS_EXIT.get(status, EXIT_FAILED)

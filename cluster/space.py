@@ -31,8 +31,9 @@ above, and a categorical is refused (only the mixed strategy handles one).
 Choices must be JSON scalars of one kind (all strings, all booleans, or all finite numbers: ints
 and floats may mix), at least two, no duplicates (``1`` and ``1.0`` are the same number), so that
 the journal stores them exactly.  ``None`` (YAML ``null``) may be one of them beside any kind, as
-in ``tune.choice([None, 3, 5])`` for "no limit"; since ``init: null`` means "not given", ``None``
-is the starting choice only when it is listed first.
+in ``tune.choice([None, 3, 5])`` for "no limit", but not beside the string ``"null"`` (how
+trials.csv spells ``None``); since ``init: null`` means "not given", ``None`` is the starting
+choice only when it is listed first.
 """
 
 from __future__ import annotations
@@ -56,6 +57,22 @@ _NUMERIC_FIELDS = ("lower", "upper", "scale", "type")  # not with choices
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _exponent_hint(v: Any) -> str:
+    """For a string such as ``"1e-4"`` (PyYAML reads an exponent without a dot as text, YAML
+    1.1): the spelling YAML reads as a number; else ``""``."""
+    if not isinstance(v, str):
+        return ""
+    try:
+        x = float(v)
+    except ValueError:
+        return ""
+    m, sep, e = v.strip().lower().partition("e")
+    if not sep or not math.isfinite(x):
+        return ""
+    spelled = f"{m if '.' in m else m + '.0'}e{e}"
+    return f" (YAML reads {v} as text: write {spelled})"
 
 
 def _choice_kind(v: Any) -> str | None:
@@ -182,6 +199,11 @@ class Param:
         dup = [v for i, v in enumerate(c) if any(_same_choice(v, w) for w in c[:i])]
         if dup:
             self._fail("choices", f"has duplicates {dup} in {list(c)}; list each choice once")
+        if None in c and NULL_TEXT in c:  # trials.csv (and simulate --durations) spell both so
+            self._fail(
+                "choices",
+                f"holds both null and the string {NULL_TEXT!r}, which trials.csv cannot tell apart; rename the string",
+            )
         for key, default in zip(_NUMERIC_FIELDS, (None, None, "linear", "float")):
             if getattr(self, key) != default:
                 self._fail(key, "cannot be given together with choices (a categorical has no range, scale or type)")
@@ -205,7 +227,7 @@ class Param:
         for key in ("lower", "upper"):
             v = getattr(self, key)
             if not _is_number(v) or not math.isfinite(v):
-                self._fail(key, f"must be a finite number, got {_show(v)}")
+                self._fail(key, f"must be a finite number, got {_show(v)}{_exponent_hint(v)}")
         if not self.lower < self.upper:
             self._fail("lower", f"must be < upper, got lower={_show(self.lower)} >= upper={_show(self.upper)}")
         if self.scale == "log10" and self.lower <= 0:
@@ -226,6 +248,8 @@ class Param:
             path, bounds = f"space.{self.name}.init", f"[{_show(self.lower)}, {_show(self.upper)}]"
             text = f"{path}={_show(self.init)} lies outside {bounds}"
             raise ParamError(path, f"{_show(self.init)} lies outside {bounds}; give a value within the bounds", text)
+        if self.type == "int" and self.init != int(self.init):  # (a float init would be rounded unseen)
+            self._fail("init", f"must be an integer for a type: int parameter, got {_show(self.init)}")
 
     @classmethod
     def from_mapping(cls, name: str, spec: Any) -> Param:

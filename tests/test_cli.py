@@ -310,6 +310,35 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
     assert status == "interrupted" and left == 0
 
 
+def test_sigterm_after_ray_started_exits_130_like_ctrl_c(tmp_path, objectives):
+    """SIGTERM (what `ray job stop` and a pod shutdown send) to a driver that started Ray itself:
+    ray.init installs its own SIGTERM handler (exit 1), which used to end the campaign 'failed'."""
+    run_dir = tmp_path / "run"
+    cfg_path = _write(tmp_path, _config("slow", budget={"max_generations": 1}, scheduler={"mode": "sync"}))
+    env = {**os.environ, "CLI_TEST_SLEEP": "120"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli", "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _started(run_dir) == 2, 90, "two trials started on a node")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_INTERRUPTED, err
+        assert f"esopt resume {run_dir}" in out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with _db(run_dir) as db:
+        (status,) = db.execute("SELECT status FROM campaign").fetchone()
+        cancelled = db.execute("SELECT count(*) FROM trials WHERE status = 'cancelled'").fetchone()[0]
+    assert (status, cancelled) == ("interrupted", 4)
+
+
 # -- journals as campaigns leave them, written through the Journal API (no Ray needed) -----------
 TRIALS_CONFIG = {
     "name": "pct",

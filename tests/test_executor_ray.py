@@ -52,6 +52,7 @@ def test_node_removed_mid_generation(tmp_path):
     (system failure, ``max_retries``) and the campaign completes with every trial accounted for."""
     import threading
     import time
+    from collections import Counter
 
     import ray
     from ray.cluster_utils import Cluster
@@ -68,17 +69,23 @@ def test_node_removed_mid_generation(tmp_path):
 
     def remove_a_busy_node():
         """Watch the journal (read-only, as `esopt status` does); once a trial has run 0.2 s on
-        a node, remove that node while the trial is still running."""
+        a node and its objective has logged its start there (on a loaded machine the objective may
+        begin well after the task told the driver where it runs), remove that node while the
+        trial is still running."""
         while not done.is_set():
             try:
                 with Journal(directory, readonly=True) as j:
-                    busy = [
+                    running = [
                         r["node_id"]
                         for r in j.trials(1)
                         if r["status"] == "running" and r["node_id"] and time.time() - r["started_at"] > 0.2
                     ]
             except JournalError:  # not created yet
-                busy = []
+                running = []
+            events = ho.read_log(log)
+            begun = Counter(e["node"] for e in events if e["event"] == "start")
+            ended = Counter(e["node"] for e in events if e["event"] == "end")
+            busy = [n for n in running if begun[n] > ended[n]]
             if busy:
                 removed.append(busy[0])
                 cluster.remove_node(workers[busy[0]])

@@ -161,3 +161,15 @@ def test_spearman_and_the_rung_correlations_of_full_budget_trials(tmp_path):
         lines[2] == "rank correlation with 9 epochs (Spearman, trials that reached it): at 1: -1.00 (6), at 3: 1.00 (6)"
     )
     assert len(fidelity_status_lines(trials[:4], cfg.fidelity, reports=reports)) == 2  # fewer than 5: no line
+
+
+def test_a_failed_trial_unused_steps_are_not_counted_as_saved(campaign):
+    """A trial that crashed at step 2 used 2 of 9 epochs; its other 7 were not saved by stopping
+    (a campaign whose every trial crashed showed "32 saved (89%)")."""
+    directory, ids, asha = campaign
+    with Journal(directory) as j:
+        j.finish_trial(ids[6], status="failed", error="RuntimeError: boom")
+        trials, cfg = j.trials(), j.campaign_config()
+    s = resource_summary(trials, cfg.fidelity.rungs)
+    assert s["used"] == 22 + 2 and s["full"] == 9 * 7 and s["running_used"] == 0
+    assert s["saved"] == 32 == asha.resource_saved and s["saved_fraction"] == pytest.approx(32 / 63)
