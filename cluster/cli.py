@@ -148,16 +148,18 @@ def _config_name(path: Path) -> str:
 
 
 def _runs_of(name: str, roots: Sequence[Path]) -> list[Path]:
-    """Campaign directories ``<root>/<name>-<YYYYmmdd-HHMMSS>[-k]`` (:func:`default_directory`)
-    holding a journal, oldest first; a directory reached through two roots is listed once."""
-    pattern = re.compile(re.escape(name) + r"-\d{8}-\d{6}(-\d+)?")
-    found: dict[Path, Path] = {}
+    """Campaign directories ``<root>/<name>[-sim]-<YYYYmmdd-HHMMSS>[-k]`` (:func:`default_directory`
+    of ``esopt tune`` and ``esopt simulate``) holding a journal, oldest first; a directory reached
+    through two roots is listed once."""
+    pattern = re.compile(re.escape(name) + r"(?:-sim)?-(\d{8}-\d{6})(?:-(\d+))?")
+    found: dict[Path, tuple] = {}
     for root in roots:
         if root.is_dir():
             for p in sorted(root.iterdir()):
-                if pattern.fullmatch(p.name) and (p / JOURNAL_FILE).is_file():
-                    found.setdefault(p.resolve(), p)
-    return sorted(found.values(), key=lambda p: p.name)
+                m = pattern.fullmatch(p.name)
+                if m and (p / JOURNAL_FILE).is_file():
+                    found.setdefault(p.resolve(), (m.group(1), int(m.group(2) or 0), p.name, p))
+    return [v[-1] for v in sorted(found.values())]
 
 
 def _config_not_directory(path: Path) -> str:
@@ -473,7 +475,7 @@ def _ago(ts: float | None, now: float | None = None) -> str:
     return format_duration((now or time.time()) - float(ts))
 
 
-def _driver_line(info: Mapping[str, Any], directory: Path) -> str:
+def _driver_line(info: Mapping[str, Any], directory: Path, simulated: bool = False) -> str:
     from .progress import format_duration
     from .status import CampaignStatus
 
@@ -483,23 +485,28 @@ def _driver_line(info: Mapping[str, Any], directory: Path) -> str:
     if state == CampaignStatus.RUNNING and pid:
         from .lock import pid_alive
 
-        dead = f", not alive: killed? continue with esopt resume {shlex.quote(str(directory))}"
+        q = shlex.quote(str(directory))
+        again = f"esopt simulate CONFIG --workers P --dir {q}" if simulated else f"esopt resume {q}"
+        dead = f", not alive: killed? continue with {again}"
         line += f" (driver pid {pid}" + ("" if pid_alive(pid) is not False else dead) + ")"
     if info.get("elapsed_s") is not None:
         line += f", elapsed {format_duration(float(info['elapsed_s']))}"
     return line
 
 
-def _running_lines(trials) -> list[str]:
+def _running_lines(trials, simulated: bool = False) -> list[str]:
+    """The running trials, where and for how long (in a simulation: since which virtual second)."""
     from .status import TrialStatus
 
     running = [t for t in trials if t.status is TrialStatus.RUNNING]
     if not running:
         return []
-    out = ["running (submitted to Ray):"]
+    out = ["running (on the simulated cluster, virtual seconds):" if simulated else "running (submitted to Ray):"]
     for t in running:
         where = f"on node {t.node_id} worker {t.worker_id or '?'}" if t.node_id else "waiting for resources"
-        since = _ago(t.started_at)
+        if simulated and t.started_at is not None:  # (the submission time until it starts)
+            where += f", {'started' if t.node_id else 'submitted'} at {_fmt(float(t.started_at))} s"
+        since = "" if simulated else _ago(t.started_at)
         out.append(
             f"  trial {t.id} (generation {t.generation}, index {t.idx}) {where}" + (f", for {since}" if since else "")
         )
@@ -536,7 +543,10 @@ def _cmd_status(args) -> int:
             reports = j.reports() if cfg.fidelity is not None else None
     finally:
         j.close()
-    out = [_driver_line({"name": cfg.name, **info}, directory)]
+    from .simulate import SIM_NODE
+
+    simulated = any(t.node_id == SIM_NODE for t in trials)
+    out = [_driver_line({"name": cfg.name, **info}, directory, simulated)]
     if info.get("message"):
         out.append(f"  {info['message']}")
     s = cfg.strategy
@@ -574,7 +584,7 @@ def _cmd_status(args) -> int:
         )
     else:
         out.append("best so far: none")
-    out += _running_lines(trials)
+    out += _running_lines(trials, simulated)
     print("\n".join(out))
     return EXIT_DONE
 

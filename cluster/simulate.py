@@ -119,6 +119,11 @@ def _cell(param, text: str) -> Any:
     raise ValueError(f"{text!r} is not one of {param.name}'s choices")
 
 
+#: the node id of every simulated trial (a Ray node id is 56 hex digits, so it names no real node):
+#: how ``esopt status`` tells a simulated journal
+SIM_NODE = "sim-node"
+
+
 def _value(text: str) -> Any:
     try:
         v = float(text)
@@ -328,7 +333,7 @@ class SimulatedExecutor(ExecutorBase):
             worker = self._free.pop()
             t0 = self.clock if task.started_at is None else min(self.clock, task.started_at)
             task.started_at = None  # a trial running when the driver was killed runs on from its start
-            starts.append((task, "sim-node", f"sim-worker-{worker}", t0))
+            starts.append((task, SIM_NODE, f"sim-worker-{worker}", t0))
             cpu0 = time.process_time()
             outcome, seconds, curve = self._evaluate(task, worker)
             self.objective_cpu_s += time.process_time() - cpu0
@@ -379,9 +384,9 @@ class SimulatedExecutor(ExecutorBase):
             msg = {"kind": "result", "objective": f, "status": "ok", "result": {"objective": f}}
         else:
             record = (lambda step, value: curve.append((step, value)) or True) if self.reporting else None
-            msg = _run_objective(self.objective, task.params, "sim-node", f"sim-worker-{worker}", report=record)
+            msg = _run_objective(self.objective, task.params, SIM_NODE, f"sim-worker-{worker}", report=record)
             seconds = self._seconds(task.params, msg)
-        msg.update(node_id="sim-node", worker_id=f"sim-worker-{worker}")
+        msg.update(node_id=SIM_NODE, worker_id=f"sim-worker-{worker}")
         return RayExecutor._outcome(task, msg), seconds, _valid_prefix(curve)
 
     def _seconds(self, params: Mapping[str, Any], msg: Mapping[str, Any]) -> float:

@@ -432,10 +432,15 @@ def test_status_of_a_config_file_names_its_campaign_directories(tmp_path, capsys
     for stamp in ("20261201-101010", "20261202-090000"):
         Journal.create(Path("runs") / f"cli-test-{stamp}", name="cli-test", config={"name": "cli-test"}).close()
     Journal.create(Path("runs") / "cli-test-other-20261201-101010", name="cli-test-other", config={}).close()
+    # esopt simulate's default directory, runs/<name>-sim-<stamp>, is listed in time order
+    Journal.create(Path("runs") / "cli-test-sim-20261201-120000", name="cli-test", config={}).close()
     for cmd in ("status", "report", "resume"):
         assert main([cmd, str(cfg_path)]) == EXIT_CONFIG
         err = capsys.readouterr().err
-        assert "campaigns of 'cli-test': runs/cli-test-20261201-101010, runs/cli-test-20261202-090000\n" in err
+        assert (
+            "campaigns of 'cli-test': runs/cli-test-20261201-101010, runs/cli-test-sim-20261201-120000, "
+            "runs/cli-test-20261202-090000\n"
+        ) in err
         assert "Traceback" not in err
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import shlex
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,12 @@ def timed(params):
 def long_when_positive(params):
     x = float(params["x"])
     return {"objective": (x - 0.3) ** 2, "duration_s": 100.0 if x > 0 else 10.0}
+
+def sigkill_at_the_fifth(params):
+    CALLS.append(params)
+    if len(CALLS) == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return timed(params)
 
 def ctrl_c_at_the_fifth(params):
     CALLS.append(params)
@@ -142,6 +150,23 @@ def test_simulate_says_it_continues_only_once_the_journal_accepted_the_config(tm
     assert main(["simulate", str(cfg_path), "--workers", "2", "--dir", str(run_dir)]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the config does not match the one stored" in err, err  # no "continuing ..."
+
+
+def test_status_of_a_killed_simulation_speaks_of_the_simulation(tmp_path, capsys):
+    """Its running trials started at virtual seconds (not "for 499078:36:54" of real time since a
+    virtual start) and the hint reruns esopt simulate (esopt resume would need Ray)."""
+    run_dir = tmp_path / "run"
+    cfg_path = _write(tmp_path, _config(objective="audit2_objectives:sigkill_at_the_fifth"))
+    cmd = [sys.executable, "-m", "cluster.cli", "simulate", str(cfg_path), "--workers", "2", "--dir", str(run_dir)]
+    assert subprocess.run(cmd, capture_output=True, timeout=120).returncode == -9
+    assert main(["status", str(run_dir)]) == EXIT_DONE
+    out = capsys.readouterr().out
+    assert "not alive: killed? continue with esopt simulate CONFIG --workers P --dir " in out
+    assert "running (on the simulated cluster, virtual seconds):" in out and "esopt resume" not in out
+    running = [ln for ln in out.splitlines() if ln.startswith("  trial ")]
+    assert running and all(", for " not in ln for ln in running)
+    assert all(", started at " in ln for ln in running if "on node sim-node" in ln)
+    assert all(", submitted at " in ln for ln in running if "waiting for resources" in ln)
 
 
 # -- config errors before anything is written -----------------------------------------------------------
