@@ -44,7 +44,7 @@ import numpy as np
 from . import statedict as sd
 from .bounds import BoxBounds, as_box_bounds
 from .jsonutil import plain
-from .numtypes import is_int, is_real
+from .numtypes import is_int, is_real, refuse_complex
 from .statedict import STATE_FORMAT_VERSION
 from .termination import FitnessHistory, SearchView, Tolerances, check
 
@@ -376,14 +376,18 @@ class EvolutionStrategy(Strategy):
             raise ValueError("tell() without a pending ask(): call ask() first (each ask takes one tell)")
         try:
             X = np.asarray(X)
-            if X.dtype not in (np.float64, np.float32):  # float32 populations stay float32
+            if X.dtype.kind != "c" and X.dtype not in (np.float64, np.float32):  # float32 stays float32
                 X = X.astype(float)
         except (TypeError, ValueError) as e:
             raise TypeError("X must be a (popsize, n) float array") from e
+        refuse_complex(X, "X")
         try:
-            f = np.asarray(f, dtype=float)
+            f = np.asarray(f)
+            if f.dtype.kind != "c":
+                f = f.astype(float, copy=False)
         except (TypeError, ValueError) as e:
             raise TypeError("f must be a (popsize,) array of floats") from e
+        refuse_complex(f, "f")
         if X.shape != (self.popsize, self.n):
             raise ValueError(f"X must have shape (popsize, n) = ({self.popsize}, {self.n}), got {X.shape}")
         if f.shape != (self.popsize,):
@@ -421,6 +425,8 @@ class EvolutionStrategy(Strategy):
         ValueError
             If no ``ask`` is pending (including a second ``tell`` for one ``ask``), on wrong
             shapes, non-finite ``X``, or ``X`` outside the bounds.  Nothing changes then.
+        TypeError
+            If ``X`` or ``f`` is not numeric, or complex.  Nothing changes then.
         """
         X, f, same = self._check_tell(X, f)
         # ---- no state has changed up to here ----

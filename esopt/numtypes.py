@@ -4,7 +4,7 @@
 ``popsize=True`` or ``sigma0=False`` is a mistake, not the number 1 or 0.  Every option check of
 the strategies uses these two predicates instead of spelling the exclusion out.
 
-Both take any object ``v`` and never raise.  They test scalars only: arrays, even 0-d ones, give
+``is_int`` and ``is_real`` take any object ``v`` and never raise.  They test scalars only: arrays, even 0-d ones, give
 ``False``.  Neither tests the range or finiteness (``nan`` and ``inf`` are real-typed); callers
 check that and raise their own ``ValueError`` naming the option.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["is_int", "is_real"]
+__all__ = ["is_int", "is_real", "refuse_complex"]
 
 _BOOLS = (bool, np.bool_)
 
@@ -26,3 +26,13 @@ def is_int(v: object) -> bool:
 def is_real(v: object) -> bool:
     """True for a Python or numpy ``int``/``float`` scalar, False for bools and everything else."""
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, _BOOLS)
+
+
+def refuse_complex(a: np.ndarray, what: str) -> None:
+    """Raise ``TypeError`` if the array ``a`` is complex (``what`` names it, e.g. ``"f"``).
+
+    ``np.asarray(z, dtype=float)`` drops the imaginary part of a complex array with only numpy's
+    ``ComplexWarning``, so a ``tell`` would have learned from half of each value.  O(1): a dtype test.
+    """
+    if a.dtype.kind == "c":
+        raise TypeError(f"{what} must be real, got a complex array (dtype {a.dtype}); pass its .real if that is meant")

@@ -40,7 +40,7 @@ import numpy as np
 from . import statedict as sd
 from .base import Result, Strategy
 from .lqmodel import LQArchive, LQModel, features, n_features
-from .numtypes import is_int, is_real
+from .numtypes import is_int, is_real, refuse_complex
 
 __all__ = ["LQSurrogate", "SurrogateProgress", "categories_of"]
 
@@ -223,10 +223,12 @@ class LQSurrogate(Strategy):
             raise ValueError("tell() without a pending ask(): call ask() first (each ask takes one tell)")
         asked = pr.P[pr.rows]
         try:
-            X = np.asarray(X, dtype=float)
-            f = np.asarray(f, dtype=float)
+            X, f = np.asarray(X), np.asarray(f)
+            X, f = (a if a.dtype.kind == "c" else a.astype(float, copy=False) for a in (X, f))
         except (TypeError, ValueError) as e:
             raise TypeError("X must be a (k, n) float array and f a (k,) float array, as returned by ask()") from e
+        refuse_complex(X, "X")
+        refuse_complex(f, "f")
         if X.shape != asked.shape:
             raise ValueError(f"X must have the asked shape {asked.shape} (this round's rows), got {X.shape}")
         if f.shape != (asked.shape[0],):

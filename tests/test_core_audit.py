@@ -7,7 +7,8 @@ generator than PCG64 could not be checkpointed (TypeError) or loaded (ValueError
 as strings or bools were taken (``maxiter=True`` stopped after one iteration); ``seed=True`` was
 taken as seed 1; a failed ``IPOP(...)`` had already advanced the Generator passed in; and
 ``minimize`` dropped ``max_restarts`` when ``options`` was a read-only mapping; a complex or string
-``x0`` was cast to floats (the imaginary part dropped with a warning).
+``x0`` was cast to floats (the imaginary part dropped with a warning), and so were a complex ``f``
+or ``X`` given to ``tell``.
 """
 
 from __future__ import annotations
@@ -178,3 +179,26 @@ def test_the_surrogate_refuses_a_threshold_that_is_not_a_number_with_type_error(
         esopt.LQSurrogate(esopt.CMAES(np.ones(3), 0.5, seed=1), **kw)
     with pytest.raises(ValueError, match="tau_threshold must be a number in"):
         esopt.LQSurrogate(esopt.CMAES(np.ones(3), 0.5, seed=1), tau_threshold=1.5)
+
+
+def _strategies_for_complex():
+    yield esopt.CMAES(np.ones(3), 0.5, seed=1)
+    yield esopt.CatCMAwM(np.array([0.5, 1.0, 0.0]), 0.5, integers=[1], categories={2: 3}, seed=1)
+    yield esopt.IPOP(esopt.CMAES, np.ones(3), 0.5, seed=1)
+    yield esopt.LQSurrogate(esopt.CMAES(np.ones(3), 0.5, seed=1))
+
+
+@pytest.mark.parametrize("which", ["X", "f"])
+@pytest.mark.parametrize("k", range(4))
+def test_tell_refuses_complex_values_before_any_change(which, k):
+    """A complex f (or X) was cast to floats with only numpy's ComplexWarning: the strategy
+    learned from the real parts and never said so."""
+    es = list(_strategies_for_complex())[k]
+    X = es.ask()
+    f = sphere(X)
+    before = json.dumps(es.state_dict(), default=str)
+    args = (X + 0j, f) if which == "X" else (X, f + 1j)
+    with pytest.raises(TypeError, match=f"{which} must be real, got a complex array"):
+        es.tell(*args)
+    assert json.dumps(es.state_dict(), default=str) == before
+    es.tell(X, f)  # the pending ask is still there
