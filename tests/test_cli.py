@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -263,16 +264,15 @@ def _started(run_dir):
         return None
 
 
-def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
-    """While a driver runs: status shows its running trials and nodes, a second driver is refused
-    with the holder's pid; SIGINT then stops it with exit code 130 and the journal says interrupted."""
+@contextlib.contextmanager
+def _slow_driver(tmp_path):
+    """``esopt tune`` in a subprocess on a sync generation of 4 slow trials (2 CPUs: two start, two
+    wait), yielded with its run directory once two trials run on a node; killed if still alive."""
     run_dir = tmp_path / "run"
-    # synchronous: the whole generation is submitted at once, two trials wait for a CPU
     cfg_path = _write(tmp_path, _config("slow", budget={"max_generations": 1}, scheduler={"mode": "sync"}))
     env = {**os.environ, "CLI_TEST_SLEEP": "120"}
-    esopt_cmd = [sys.executable, "-m", "cluster.cli"]
     proc = subprocess.Popen(
-        [*esopt_cmd, "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
+        [sys.executable, "-m", "cluster.cli", "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -280,6 +280,30 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
     )
     try:
         _wait_for(lambda: _started(run_dir) == 2, 90, "two trials started on a node")  # 2 CPUs, 1 each
+        yield proc, run_dir, env
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _stopped_by(proc, sig, run_dir) -> None:
+    """Send ``sig``: exit 130 with the resume hint, campaign interrupted, its 4 trials cancelled."""
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert f"esopt resume {run_dir}" in out + err
+    with _db(run_dir) as db:
+        (status,) = db.execute("SELECT status FROM campaign").fetchone()
+        counts = dict(db.execute("SELECT status, count(*) FROM trials GROUP BY status").fetchall())
+    assert (status, counts) == ("interrupted", {"cancelled": 4})
+
+
+def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
+    """While a driver runs: status shows its running trials and nodes, a second driver is refused
+    with the holder's pid; SIGINT then stops it with exit code 130 and the journal says interrupted."""
+    esopt_cmd = [sys.executable, "-m", "cluster.cli"]
+    with _slow_driver(tmp_path) as (proc, run_dir, env):
         st = subprocess.run([*esopt_cmd, "status", str(run_dir)], env=env, capture_output=True, text=True, timeout=60)
         assert st.returncode == 0, st.stderr
         assert f"driver pid {proc.pid})" in st.stdout and "trials: done 0, running 4," in st.stdout
@@ -295,48 +319,14 @@ def test_ctrl_c_exits_130_and_a_second_driver_is_refused(tmp_path, objectives):
         )
         assert second.returncode == EXIT_FAILED
         assert str(proc.pid) in second.stderr
-
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == EXIT_INTERRUPTED, err
-        assert f"esopt resume {run_dir}" in out + err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    with _db(run_dir) as db:
-        (status,) = db.execute("SELECT status FROM campaign").fetchone()
-        left = db.execute("SELECT count(*) FROM trials WHERE status = 'running'").fetchone()[0]
-    assert status == "interrupted" and left == 0
+        _stopped_by(proc, signal.SIGINT, run_dir)
 
 
 def test_sigterm_after_ray_started_exits_130_like_ctrl_c(tmp_path, objectives):
     """SIGTERM (what `ray job stop` and a pod shutdown send) to a driver that started Ray itself:
     ray.init installs its own SIGTERM handler (exit 1), which used to end the campaign 'failed'."""
-    run_dir = tmp_path / "run"
-    cfg_path = _write(tmp_path, _config("slow", budget={"max_generations": 1}, scheduler={"mode": "sync"}))
-    env = {**os.environ, "CLI_TEST_SLEEP": "120"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cluster.cli", "tune", str(cfg_path), "--dir", str(run_dir), "--no-progress"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_for(lambda: _started(run_dir) == 2, 90, "two trials started on a node")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == EXIT_INTERRUPTED, err
-        assert f"esopt resume {run_dir}" in out + err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    with _db(run_dir) as db:
-        (status,) = db.execute("SELECT status FROM campaign").fetchone()
-        cancelled = db.execute("SELECT count(*) FROM trials WHERE status = 'cancelled'").fetchone()[0]
-    assert (status, cancelled) == ("interrupted", 4)
+    with _slow_driver(tmp_path) as (proc, run_dir, _):
+        _stopped_by(proc, signal.SIGTERM, run_dir)
 
 
 # -- journals as campaigns leave them, written through the Journal API (no Ray needed) -----------
