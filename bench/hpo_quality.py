@@ -27,6 +27,10 @@ benchmark measures the shipped config.  Every method gets the same number of tri
 * ``catcmawm``: the mixed strategy (:class:`esopt.CatCMAwM`, CatCMA with margin) on the mixed
   ``Space`` (linear ints as integer coordinates, categoricals as category indices), as a
   campaign runs it; same generation semantics.
+* ``refcatcmawm``: the reference implementation, cmaes 0.13.1's ``CatCMAwM``, on the same mixed
+  space from the same start (``space.x0``, ``sigma0``, ``C^(0) = diag(stds^2)``, popsize, seed):
+  :func:`ref_catcmawm_loop`.  It differs from esopt's in its constants (the tutorial's ``cs``,
+  ``damps``) and its bound handling (clipping with an adaptive penalty, where esopt reflects).
 * ``random``: i.i.d. uniform points of the unit cube, decoded by :class:`IndexSpace` (every
   choice and every integer equally likely).
 * ``tpe``: Optuna's ``TPESampler(seed=...)`` with Optuna's defaults (multivariate in Optuna 5),
@@ -106,6 +110,7 @@ COLORS = {
     "sepcmaes": "tab:cyan",
     "random": "tab:gray",
     "tpe": "tab:orange",
+    "refcatcmawm": "tab:olive",
 }
 #: the evolution strategies among the methods (ask a generation, tell it: :func:`es_loop`)
 ES_METHODS = ("catcmawm", "cmaes", "sepcmaes")
@@ -146,6 +151,7 @@ def parse_method(spec: str) -> tuple[str, dict]:
         "sepcmaes": {"popsize", "sigma0", "surrogate"},
         "random": set(),
         "tpe": {"n_startup_trials"},
+        "refcatcmawm": {"popsize", "sigma0"},
     }
     if name not in allowed:
         raise ValueError(f"unknown method {name!r}; known: {sorted(allowed)}")
@@ -252,6 +258,53 @@ def make_es(cfg, name: str, kw: dict, seed: int):
     return esopt.LQSurrogate(es) if kw.get("surrogate") == "lq" else es
 
 
+def ref_catcmawm_loop(cfg, kw: dict, seed: int, n_trials: int, objective) -> None:
+    """The reference implementation, ``cmaes.CatCMAwM`` (cmaes 0.13, Hamano et al. 2025), on
+    the mixed space of ``catcmawm`` with the same start: unit coordinates as its ``x_space``
+    ``[0, 1]``, integer coordinates as its ``z_space`` (every integer of the range), each
+    categorical of ``K`` choices in its ``c_space``; ``mean`` = ``space.x0``, ``sigma`` =
+    ``sigma0``, ``cov`` = ``diag(stds^2)`` (as esopt's), popsize and seed
+    (``strategy.seed + seed``) as the ES methods; same generation semantics as :func:`es_loop`."""
+    from cmaes import CatCMAwM as Ref
+
+    space = method_space(cfg, "catcmawm")
+    opts = space.strategy_options()
+    ints = list(opts.get("integers", []))
+    cats = dict(opts.get("categories", {}))
+    cont = [i for i in range(space.dim) if i not in ints and i not in cats]
+    lo, up = space.bounds
+    stds = np.asarray(opts.get("stds", np.ones(space.dim)), dtype=float)
+    g = cont + ints
+    opt = Ref(
+        x_space=[[0.0, 1.0]] * len(cont) if cont else None,
+        z_space=[list(range(int(lo[i]), int(up[i]) + 1)) for i in ints] if ints else None,
+        c_space=[int(cats[i]) for i in sorted(cats)] if cats else None,
+        population_size=int(kw.get("popsize", cfg.strategy.popsize)),
+        mean=np.asarray(space.x0, dtype=float)[g],
+        sigma=float(kw.get("sigma0", cfg.strategy.sigma0)),
+        cov=np.diag(stds[g] ** 2),
+        seed=int(cfg.strategy.seed) + int(seed),
+    )
+    gen, done = 0, 0
+    while done < n_trials:
+        sols = [opt.ask() for _ in range(opt.population_size)]
+        k = min(len(sols), n_trials - done)
+        told = []
+        for sol in sols[:k]:
+            x = np.empty(space.dim)
+            if cont:
+                x[cont] = sol.x
+            if ints:
+                x[ints] = sol.z
+            if cats:
+                x[sorted(cats)] = np.argmax(sol.c, axis=1)
+            told.append((sol, objective(space.decode(x), gen, float(opt._sigma))))
+        done += k
+        if k == len(sols):
+            opt.tell(told)
+        gen += 1
+
+
 def es_loop(es, space, n_trials: int, objective) -> None:
     """Generations of ``es`` until ``n_trials`` candidates are evaluated: ask, decode each row with
     ``space.decode``, ``f = objective(hp, generation, sigma)`` (sigma: the step size the generation
@@ -337,6 +390,8 @@ def run_one(job: dict) -> dict:
 
     if name in ES_METHODS:
         es_loop(make_es(cfg, name, kw, seed), method_space(cfg, name), n_trials, record)
+    elif name == "refcatcmawm":
+        ref_catcmawm_loop(cfg, kw, seed, n_trials, record)
     elif name == "random":
         rng = np.random.default_rng([seed, 7])
         unit = method_space(cfg, name)  # every choice, every integer equally likely
@@ -654,7 +709,7 @@ def run_key(cfg, method: str, overrides: dict) -> str:
     name, kw = parse_method(method)
     raw = cfg.raw
     key = {"space": raw["space"], "trial": {**raw["trial"], **overrides}, "name": name, "options": kw}
-    if name in ES_METHODS:
+    if name in ES_METHODS or name == "refcatcmawm":
         key["options"] = {k: kw.get(k, raw["strategy"][k]) for k in ("popsize", "sigma0", "seed")}
         if "surrogate" in kw:
             key["options"]["surrogate"] = kw["surrogate"]
