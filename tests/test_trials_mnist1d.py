@@ -70,3 +70,17 @@ def test_default_trial_reaches_the_papers_cnn_accuracy():
     assert r.test_error <= 0.06 + 0.02, (r.test_error, r.objective)
     assert r.objective <= 0.10  # the validation error agrees (400 signals: +-1.3% standard error)
     assert time.perf_counter() - t0 < 90
+
+
+@pytest.mark.parametrize(
+    "dataset, model, fits",
+    [("digits", "cnn1d", ["cnn", "resnet20"]), ("mnist1d", "cnn", ["cnn1d"]), ("mnist1d", "resnet20", ["cnn1d"])],
+)
+def test_a_model_that_does_not_fit_the_dataset_is_refused_by_the_spec(dataset, model, fits):
+    """Every trial of such a campaign failed on a shape error ("mat1 and mat2 shapes cannot be
+    multiplied"); the spec, and so the config, now says which models fit."""
+    with pytest.raises(ValueError) as e:
+        trials.TrialSpec(dataset=dataset, model=model)
+    assert str(e.value).startswith(f"TrialSpec.model='{model}': does not fit dataset '{dataset}'")
+    assert str(e.value).endswith(f"use 'auto' or one of {fits}")
+    assert trials.TrialSpec(dataset=dataset, model="auto").resolved_model() in fits

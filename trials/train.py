@@ -35,6 +35,9 @@ from .schedules import make_sgdr
 __all__ = ["TrialSpec", "TrialResult", "ResultStatus", "train_and_evaluate", "random_shift"]
 
 _AUTO_MODEL = {"digits": "cnn", "mnist": "cnn", "cifar10": "resnet20", "imagenet32": "resnet20", "mnist1d": "cnn1d"}
+#: datasets of 1-D signals and the models that take them (every other pair would fail every trial
+#: on a shape error)
+_SIGNAL_DATASETS, _SIGNAL_MODELS = ("mnist1d",), ("cnn1d",)
 _EVAL_BATCH = 1024
 
 
@@ -46,8 +49,9 @@ def _int(v: Any) -> bool:
 class TrialSpec:
     """What to train and how; everything about a trial except the tuned hyperparameters.
 
-    Validated on construction (``ValueError`` naming the field).  ``TrialSpec.from_dict`` builds
-    one from a plain dict (the ``trial:`` section of a campaign YAML).
+    Validated on construction (``ValueError`` naming the field), including that ``model`` fits
+    ``dataset`` (``cnn1d`` takes the 1-D signals of ``mnist1d``, ``cnn`` and ``resnet20`` images).
+    ``TrialSpec.from_dict`` builds one from a plain dict (the ``trial:`` section of a campaign YAML).
     """
 
     dataset: str = "digits"  # one of trials.DATASETS: digits (bundled), mnist, cifar10, imagenet32
@@ -86,6 +90,10 @@ class TrialSpec:
                     bad("data_dir", "must be a path string or None")
         if self.model not in ("auto", *MODELS):
             bad("model", f"must be 'auto' or one of {list(MODELS)}")
+        if self.model != "auto" and (self.model in _SIGNAL_MODELS) != (self.dataset in _SIGNAL_DATASETS):
+            fits = [m for m in MODELS if (m in _SIGNAL_MODELS) == (self.dataset in _SIGNAL_DATASETS)]
+            kind = "1-D signals" if self.dataset in _SIGNAL_DATASETS else "images"
+            bad("model", f"does not fit dataset {self.dataset!r}, which holds {kind}: use 'auto' or one of {fits}")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"must be one of {list(OPTIMIZERS)}")
         if not isinstance(self.fixed, dict):
