@@ -783,33 +783,35 @@ class Campaign:
         self.journal.set_campaign(status=done, message=message, elapsed_s=elapsed, stop=stop)
         return self._result(done, message, stop)
 
-    def _failed(self, message: str, elapsed: float, executor=None) -> CampaignResult:
-        # trials still out (async: a failed population with others running) are cancelled, as on Ctrl-C
+    def _cancel_out(self, executor, reason: str) -> None:
+        """Cancel the trials still out on ``executor`` (if any) and journal every ``running`` trial
+        ``cancelled`` with ``reason``, stamped on the executor's clock (virtual in a simulation;
+        Unix seconds without an executor)."""
         if executor is not None:
             executor.cancel_all()
-        at = None if executor is None else executor.now()  # a simulation's clock is virtual
-        self.journal.cancel_running(reason="cancelled: campaign failed", at=at)
+        self.journal.cancel_running(reason=reason, at=None if executor is None else executor.now())
+
+    def _failed(self, message: str, elapsed: float, executor=None) -> CampaignResult:
+        # trials still out (async: a failed population with others running) are cancelled, as on Ctrl-C
+        self._cancel_out(executor, "cancelled: campaign failed")
         failed = CampaignStatus.FAILED.value
         self.journal.set_campaign(status=failed, message=message, elapsed_s=elapsed)
         return self._result(failed, message, {})
 
     def _interrupted(self, executor, elapsed: float) -> CampaignResult:
-        if executor is not None:
-            executor.cancel_all()
         message = "interrupted by Ctrl-C (KeyboardInterrupt)"
-        at = None if executor is None else executor.now()  # a simulation's clock is virtual
-        self.journal.cancel_running(reason="cancelled: interrupted (Ctrl-C)", at=at)
+        self._cancel_out(executor, "cancelled: interrupted (Ctrl-C)")
         self.journal.set_campaign(status=CampaignStatus.INTERRUPTED.value, message=message, elapsed_s=elapsed)
         return self._result(CampaignStatus.INTERRUPTED.value, message, {})
 
     def _record_error(self, executor, e: BaseException, elapsed: float) -> None:
         """Mark the campaign failed after a driver error (nothing, if it is being discarded)."""
-        if executor is not None:
-            executor.cancel_all()
         if self._refusing:
+            if executor is not None:
+                executor.cancel_all()
             return
         try:
-            self.journal.cancel_running(reason=f"cancelled: driver error {type(e).__name__}")
+            self._cancel_out(executor, f"cancelled: driver error {type(e).__name__}")
             self.journal.set_campaign(
                 status=CampaignStatus.FAILED.value, message=f"{type(e).__name__}: {e}", elapsed_s=elapsed
             )

@@ -71,7 +71,8 @@ def _exponent_hint(v: Any) -> str:
     m, sep, e = v.strip().lower().partition("e")
     if not sep or not math.isfinite(x):
         return ""
-    spelled = f"{m if '.' in m else m + '.0'}e{e}"
+    # YAML 1.1 floats need a dot in the mantissa and a sign in the exponent: 1e-4 -> 1.0e-4, 1e3 -> 1.0e+3
+    spelled = f"{m if '.' in m else m + '.0'}e{e if e[:1] in '+-' else '+' + e}"
     return f" (YAML reads {v} as text: write {spelled})"
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from . import statedict as sd
 from .bounds import BoxBounds, as_box_bounds
 from .jsonutil import plain
-from .numtypes import is_int, is_real, refuse_complex
+from .numtypes import is_int, is_real, real_array
 from .statedict import STATE_FORMAT_VERSION
 from .termination import FitnessHistory, SearchView, Tolerances, check
 
@@ -374,20 +374,8 @@ class EvolutionStrategy(Strategy):
         """Validated ``(X, f, same)``; ``same`` marks the rows equal to the asked ones (None: all)."""
         if self.progress.asked_Y is None:
             raise ValueError("tell() without a pending ask(): call ask() first (each ask takes one tell)")
-        try:
-            X = np.asarray(X)
-            if X.dtype.kind != "c" and X.dtype not in (np.float64, np.float32):  # float32 stays float32
-                X = X.astype(float)
-        except (TypeError, ValueError) as e:
-            raise TypeError("X must be a (popsize, n) float array") from e
-        refuse_complex(X, "X")
-        try:
-            f = np.asarray(f)
-            if f.dtype.kind != "c":
-                f = f.astype(float, copy=False)
-        except (TypeError, ValueError) as e:
-            raise TypeError("f must be a (popsize,) array of floats") from e
-        refuse_complex(f, "f")
+        X = real_array(X, "X", "X must be a (popsize, n) float array", keep=(np.float32,))  # float32 stays
+        f = real_array(f, "f", "f must be a (popsize,) array of floats")
         if X.shape != (self.popsize, self.n):
             raise ValueError(f"X must have shape (popsize, n) = ({self.popsize}, {self.n}), got {X.shape}")
         if f.shape != (self.popsize,):

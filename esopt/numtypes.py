@@ -6,14 +6,15 @@ the strategies uses these two predicates instead of spelling the exclusion out.
 
 ``is_int`` and ``is_real`` take any object ``v`` and never raise.  They test scalars only: arrays, even 0-d ones, give
 ``False``.  Neither tests the range or finiteness (``nan`` and ``inf`` are real-typed); callers
-check that and raise their own ``ValueError`` naming the option.
+check that and raise their own ``ValueError`` naming the option.  :func:`real_array` is the one
+conversion of ``tell``'s arrays (every strategy and :class:`esopt.LQSurrogate`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["is_int", "is_real", "refuse_complex"]
+__all__ = ["is_int", "is_real", "real_array"]
 
 _BOOLS = (bool, np.bool_)
 
@@ -28,11 +29,23 @@ def is_real(v: object) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, _BOOLS)
 
 
-def refuse_complex(a: np.ndarray, what: str) -> None:
-    """Raise ``TypeError`` if the array ``a`` is complex (``what`` names it, e.g. ``"f"``).
+def real_array(a: object, what: str, message: str, keep: tuple = ()) -> np.ndarray:
+    """``a`` as a float array (any shape; dtypes in ``keep``, e.g. ``(np.float32,)``, stay as they
+    are), for ``tell``'s ``X`` and ``f``.
 
-    ``np.asarray(z, dtype=float)`` drops the imaginary part of a complex array with only numpy's
-    ``ComplexWarning``, so a ``tell`` would have learned from half of each value.  O(1): a dtype test.
+    Raises ``TypeError``: ``message`` for anything numpy cannot read as numbers (strings, ragged
+    lists, objects), and one naming ``what`` for a complex array, which ``astype(float)`` would cut
+    to its real part with only numpy's ``ComplexWarning`` (a ``tell`` would have learned from half
+    of each value).  O(1) beyond numpy's own conversion: a dtype test.
     """
-    if a.dtype.kind == "c":
-        raise TypeError(f"{what} must be real, got a complex array (dtype {a.dtype}); pass its .real if that is meant")
+    try:
+        arr = np.asarray(a)
+        if arr.dtype.kind != "c" and arr.dtype != np.float64 and arr.dtype not in keep:
+            arr = arr.astype(float)
+    except (TypeError, ValueError) as e:
+        raise TypeError(message) from e
+    if arr.dtype.kind == "c":
+        raise TypeError(
+            f"{what} must be real, got a complex array (dtype {arr.dtype}); pass its .real if that is meant"
+        )
+    return arr

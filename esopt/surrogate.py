@@ -40,7 +40,7 @@ import numpy as np
 from . import statedict as sd
 from .base import Result, Strategy
 from .lqmodel import LQArchive, LQModel, features, n_features
-from .numtypes import is_int, is_real, refuse_complex
+from .numtypes import is_int, is_real, real_array
 
 __all__ = ["LQSurrogate", "SurrogateProgress", "categories_of"]
 
@@ -222,13 +222,8 @@ class LQSurrogate(Strategy):
         if pr.rows is None:
             raise ValueError("tell() without a pending ask(): call ask() first (each ask takes one tell)")
         asked = pr.P[pr.rows]
-        try:
-            X, f = np.asarray(X), np.asarray(f)
-            X, f = (a if a.dtype.kind == "c" else a.astype(float, copy=False) for a in (X, f))
-        except (TypeError, ValueError) as e:
-            raise TypeError("X must be a (k, n) float array and f a (k,) float array, as returned by ask()") from e
-        refuse_complex(X, "X")
-        refuse_complex(f, "f")
+        message = "X must be a (k, n) float array and f a (k,) float array, as returned by ask()"
+        X, f = real_array(X, "X", message), real_array(f, "f", message)
         if X.shape != asked.shape:
             raise ValueError(f"X must have the asked shape {asked.shape} (this round's rows), got {X.shape}")
         if f.shape != (asked.shape[0],):

@@ -253,6 +253,10 @@ def test_a_merge_key_may_still_be_overridden(tmp_path):
             {"space": {"x": {"lower": "1e-4", "upper": 1.0, "scale": "log10"}}},
             "space.x.lower: must be a finite number, got '1e-4' (YAML reads 1e-4 as text: write 1.0e-4)",
         ),
+        (
+            {"space": {"x": {"lower": 0.0, "upper": "1.0e3"}}},
+            "space.x.upper: must be a finite number, got '1.0e3' (YAML reads 1.0e3 as text: write 1.0e+3)",
+        ),
     ],
 )
 def test_config_values_that_cannot_work_are_refused_at_their_key(tmp_path, capsys, over, start):
